@@ -1,0 +1,150 @@
+//! Command-line interface: `refwarden <command>`.
+//!
+//! Exit codes are part of the interface and documented per command:
+//! 2 always means bad input (arguments, files).
+
+mod output;
+mod probe;
+mod registry_args;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use registry_args::RegistryArgs;
+
+/// Exit code for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// refwarden: OCI referrers (signatures, SBOMs, attestations) for what runs in Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "refwarden", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "REFWARDEN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `refwarden=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "REFWARDEN_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Probe a registry's capabilities (referrers API, uploads, mount, delete) and print the matrix.
+    ///
+    /// Exit codes: 0 the probe ran (whatever the score), 1 the registry could not be reached, 2 bad arguments.
+    Probe(probe::ProbeArgs),
+    /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --output-dir).
+    Crds {
+        /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        output_dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// Output format of commands that print a report.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// A table for terminals.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+}
+
+fn init_tracing(format: LogFormat, filter: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("--log {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // A second init (e.g. in tests) is not an error worth failing for.
+    let _ = result;
+    Ok(())
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_tracing(cli.log_format, &cli.log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    crate::registry::ensure_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+/// Runs one command and returns its exit code.
+pub async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Probe(args) => probe::run(args).await,
+        Command::Crds { output_dir } => crds(output_dir),
+    }
+}
+
+fn crds(output_dir: Option<std::path::PathBuf>) -> ExitCode {
+    match output_dir {
+        None => match crate::crdgen::render_all() {
+            Ok(yaml) => {
+                let mut out = std::io::stdout().lock();
+                if out.write_all(yaml.as_bytes()).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(dir) => {
+            let docs = match crate::crdgen::generate() {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: cannot render CRDs: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("error: --output-dir {}: {e}", dir.display());
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+            for d in docs {
+                let path = dir.join(&d.file_name);
+                if let Err(e) = std::fs::write(&path, d.yaml) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

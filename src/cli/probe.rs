@@ -1,0 +1,123 @@
+//! `refwarden probe`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::output;
+use super::{EXIT_BAD_INPUT, OutputFormat, RegistryArgs};
+use crate::crd::{DiscoveryMode, default_test_repository, default_test_tag};
+use crate::probe::{self, ProbeOptions, status::StatusContext};
+use crate::registry::RegistryClient;
+
+/// Arguments of `refwarden probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Registry base URL, e.g. `https://registry.example.com` or `http://127.0.0.1:5000` (with --plain-http).
+    pub registry_url: String,
+    /// Repository of the test image.
+    #[arg(long, short = 'r', default_value_t = default_test_repository())]
+    pub repository: String,
+    /// Tag of the test image.
+    #[arg(long, short = 't', default_value_t = default_test_tag())]
+    pub tag: String,
+    /// Repository where write probes act (default `<repository>-refwarden-probe`).
+    #[arg(long)]
+    pub scratch_repository: Option<String>,
+    /// Skip the probes that write (upload session, cross-repo mount); they are reported Unknown.
+    #[arg(long)]
+    pub no_write_probes: bool,
+    /// Discovery mode to report as requested (`Auto` picks from the probe).
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    pub mode: ModeArg,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `--mode` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Decide from the referrers API verdict.
+    Auto,
+    /// Referrers API.
+    Native,
+    /// OCI tag schema and cosign tags.
+    TagFallback,
+}
+
+impl From<ModeArg> for DiscoveryMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Auto => DiscoveryMode::Auto,
+            ModeArg::Native => DiscoveryMode::Native,
+            ModeArg::TagFallback => DiscoveryMode::TagFallback,
+        }
+    }
+}
+
+/// Runs `refwarden probe`.
+pub async fn run(args: ProbeArgs) -> ExitCode {
+    if let Err(e) = crate::registry::ImageReference::parse(&format!(
+        "example.com/{}:{}",
+        args.repository, args.tag
+    )) {
+        eprintln!("error: --repository/--tag: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let config = match args.registry.client_config(&args.registry_url) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let client = match RegistryClient::new(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut opts = ProbeOptions::new(&args.repository, &args.tag, !args.no_write_probes);
+    if let Some(s) = &args.scratch_repository {
+        opts.scratch_repository = s.clone();
+    }
+    let report = probe::run(&client, &opts).await;
+    let ctx = StatusContext {
+        generation: None,
+        requested_mode: args.mode.into(),
+        insecure_skip_tls_verify: args.registry.insecure_skip_tls_verify,
+        previous: None,
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+    };
+    let status = probe::status::from_report(&report, &ctx);
+    match args.output {
+        OutputFormat::Json => match serde_json::to_string_pretty(&status) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: cannot render JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        OutputFormat::Table => {
+            print!(
+                "{}",
+                output::probe_table(&args.registry_url, &opts, &report, &status)
+            );
+        }
+    }
+    if report.is_reachable() {
+        ExitCode::SUCCESS
+    } else {
+        if args.output == OutputFormat::Json
+            && let Err((reason, message)) = &report.reachable
+        {
+            eprintln!("error: {reason}: {message}");
+        }
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,13 @@
+//! refwarden: probe OCI registries and check that running images carry their
+//! referrers (signatures, SBOMs, attestations, VEX).
+//!
+//! The library holds all logic; `src/main.rs` is a thin command-line entry point.
+
+pub mod cli;
+pub mod conditions;
+pub mod crd;
+pub mod crdgen;
+pub mod oci;
+pub mod probe;
+pub mod registry;
+pub mod validation;

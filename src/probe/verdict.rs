@@ -1,0 +1,791 @@
+//! Pure capability verdicts: what an HTTP answer (or its absence) means.
+//!
+//! No I/O here; `probe::run` gathers [`Observation`]s and hands them over.
+//! The rules follow the OCI Distribution 1.1 text and the quirks real registries
+//! show (see `../shared/reference/oci-referrers.md` §1 and §3).
+
+use bytes::Bytes;
+
+use crate::crd::{Capability, CapabilityState};
+use crate::oci;
+
+/// What one probe request produced.
+#[derive(Clone, Debug)]
+pub enum Observation {
+    /// The registry answered with an HTTP status.
+    Answered(Answer),
+    /// No HTTP answer: connection refused, timeout, TLS failure, token endpoint failure.
+    Failed {
+        /// Machine-readable cause, e.g. `Unreachable`, `Timeout`, `TlsError`, `AuthFailed`.
+        reason: String,
+        /// Human-readable detail (never contains credentials).
+        message: String,
+    },
+    /// The request was not made.
+    Skipped {
+        /// Why, e.g. `WriteProbesDisabled`, `TestImageNotFound`.
+        reason: String,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+impl Observation {
+    /// A skipped probe.
+    pub fn skipped(reason: &str, message: impl Into<String>) -> Self {
+        Self::Skipped {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An HTTP answer, reduced to what verdicts need.
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    /// HTTP status code.
+    pub status: u16,
+    /// Media type of the body (no parameters, lowercase).
+    pub content_type: Option<String>,
+    /// Response headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for HEAD).
+    pub body: Bytes,
+    /// Error codes of an OCI error body (`{"errors":[{"code":…}]}`).
+    pub error_codes: Vec<String>,
+}
+
+impl Answer {
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has_code(&self, code: &str) -> bool {
+        self.error_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+    }
+
+    fn codes_text(&self) -> String {
+        if self.error_codes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.error_codes.join(", "))
+        }
+    }
+}
+
+/// Whether a body parses as an OCI image index.
+pub fn body_is_oci_index(body: &[u8]) -> bool {
+    match serde_json::from_slice::<oci::ImageIndex>(body) {
+        Ok(index) => {
+            index.schema_version() == 2
+                && index
+                    .media_type()
+                    .as_ref()
+                    .is_none_or(|mt| mt.to_string() == oci::MEDIA_TYPE_OCI_INDEX)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Verdict shared by every probe for answers that do not say anything about the capability.
+fn common(answer: &Answer, what: &str) -> Option<Capability> {
+    let status = Some(answer.status);
+    match answer.status {
+        401 | 403 => Some(Capability::unknown(
+            "InsufficientPermissions",
+            status,
+            format!(
+                "{what}: the credentials may not do this (HTTP {}){}",
+                answer.status,
+                answer.codes_text()
+            ),
+        )),
+        429 => Some(Capability::unknown(
+            "RateLimited",
+            status,
+            format!("{what}: the registry is rate limiting (HTTP 429)"),
+        )),
+        500..=599 => Some(Capability::unknown(
+            "RegistryError",
+            status,
+            format!("{what}: the registry failed (HTTP {})", answer.status),
+        )),
+        _ => None,
+    }
+}
+
+fn not_answered(obs: &Observation) -> Option<Capability> {
+    match obs {
+        Observation::Answered(_) => None,
+        Observation::Failed { reason, message } | Observation::Skipped { reason, message } => {
+            Some(Capability::unknown(reason, None, message.clone()))
+        }
+    }
+}
+
+/// Distribution API version from `GET /v2/`. Returns the header value and the verdict
+/// that counts towards the score.
+pub fn api_version(obs: &Observation) -> (Option<String>, Capability) {
+    if let Some(c) = not_answered(obs) {
+        return (None, c);
+    }
+    let Observation::Answered(a) = obs else {
+        return (None, Capability::unknown("NotProbed", None, ""));
+    };
+    let header = a
+        .header("oci-distribution-api-version")
+        .or_else(|| a.header("docker-distribution-api-version"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    if let Some(v) = header {
+        return (
+            Some(v.clone()),
+            Capability::supported(
+                "VersionHeader",
+                Some(a.status),
+                format!("GET /v2/ answered HTTP {} with API version {v}", a.status),
+            ),
+        );
+    }
+    let verdict = match a.status {
+        200 => Capability::unsupported(
+            "VersionHeaderMissing",
+            Some(200),
+            "GET /v2/ answered 200 without an API version header",
+        ),
+        404 => Capability::unsupported(
+            "NotARegistry",
+            Some(404),
+            "GET /v2/ answered 404: this URL does not serve the registry API",
+        ),
+        _ => common(a, "GET /v2/").unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                Some(a.status),
+                format!("GET /v2/ answered HTTP {}", a.status),
+            )
+        }),
+    };
+    (None, verdict)
+}
+
+/// Referrers API verdict from `GET /v2/<repo>/referrers/<digest>`.
+pub fn referrers_api(obs: &Observation) -> Capability {
+    if let Some(c) = not_answered(obs) {
+        return c;
+    }
+    let Observation::Answered(a) = obs else {
+        return Capability::unknown("NotProbed", None, "");
+    };
+    let status = Some(a.status);
+    let ct = a.content_type.as_deref().unwrap_or("<none>");
+    match a.status {
+        200 => {
+            if ct != oci::MEDIA_TYPE_OCI_INDEX {
+                let reason = if ct == "text/html" {
+                    "HtmlInsteadOfIndex"
+                } else {
+                    "WrongContentType"
+                };
+                Capability::unsupported(
+                    reason,
+                    status,
+                    format!("200 with Content-Type {ct}, not an OCI image index: treated as no referrers API"),
+                )
+            } else if !body_is_oci_index(&a.body) {
+                Capability::unsupported(
+                    "InvalidIndex",
+                    status,
+                    "200 with the OCI index Content-Type, but the body is not an image index",
+                )
+            } else {
+                Capability::supported(
+                    "IndexReturned",
+                    status,
+                    "200 with an OCI image index",
+                )
+            }
+        }
+        404 => {
+            if body_is_oci_index(&a.body) {
+                Capability::supported(
+                    "EmptyIndexOn404",
+                    status,
+                    "404 with an OCI image index body (pre-1.1 draft behaviour)",
+                )
+            } else if a.has_code("NAME_UNKNOWN") {
+                Capability::unknown(
+                    "RepositoryNotFound",
+                    status,
+                    "404 NAME_UNKNOWN: the test repository does not exist, cannot verify",
+                )
+            } else {
+                Capability::unsupported(
+                    "NotFound",
+                    status,
+                    format!(
+                        "404 without an index{}: no referrers API, tag fallback required",
+                        a.codes_text()
+                    ),
+                )
+            }
+        }
+        400 => Capability::unsupported(
+            "BadRequest",
+            status,
+            format!("400{}: the endpoint is not served as the spec requires", a.codes_text()),
+        ),
+        405 => Capability::unsupported("MethodNotAllowed", status, "405 Method Not Allowed"),
+        406 => Capability::unsupported(
+            "NotAcceptable",
+            status,
+            "406 Not Acceptable (older Artifactory)",
+        ),
+        _ => common(a, "referrers").unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                status,
+                format!("referrers answered HTTP {}{}", a.status, a.codes_text()),
+            )
+        }),
+    }
+}
+
+/// Whether the registry applies `?artifactType=`, from the filtered request.
+pub fn artifact_type_filter(referrers: &Capability, obs: &Observation) -> Capability {
+    match referrers.state {
+        CapabilityState::Unsupported => {
+            return Capability::unsupported(
+                "ReferrersApiUnsupported",
+                None,
+                "no referrers API, so no server-side filter",
+            );
+        }
+        CapabilityState::Unknown => {
+            return Capability::unknown(
+                "ReferrersApiUnknown",
+                None,
+                "the referrers API verdict is Unknown",
+            );
+        }
+        CapabilityState::Supported => {}
+    }
+    if let Some(c) = not_answered(obs) {
+        return c;
+    }
+    let Observation::Answered(a) = obs else {
+        return Capability::unknown("NotProbed", None, "");
+    };
+    let status = Some(a.status);
+    if a.status == 200 || (a.status == 404 && body_is_oci_index(&a.body)) {
+        let header_lists = a.header("oci-filters-applied").is_some_and(|v| {
+            v.split(',')
+                .any(|f| f.trim().eq_ignore_ascii_case("artifactType"))
+        });
+        if header_lists {
+            return Capability::supported(
+                "FiltersApplied",
+                status,
+                "OCI-Filters-Applied: artifactType",
+            );
+        }
+        let annotation_lists = serde_json::from_slice::<serde_json::Value>(&a.body)
+            .ok()
+            .and_then(|v| {
+                v.get("annotations")?
+                    .get("org.opencontainers.referrers.filtersApplied")?
+                    .as_str()
+                    .map(|s| s.split(',').any(|f| f.trim() == "artifactType"))
+            })
+            .unwrap_or(false);
+        if annotation_lists {
+            return Capability::supported(
+                "FiltersAppliedAnnotation",
+                status,
+                "filter reported through the pre-1.1 index annotation",
+            );
+        }
+        return Capability::unsupported(
+            "FiltersNotApplied",
+            status,
+            "the registry ignored ?artifactType= (no OCI-Filters-Applied header): refwarden filters client-side",
+        );
+    }
+    match a.status {
+        400 | 404 | 405 | 406 => Capability::unsupported(
+            "FilterRejected",
+            status,
+            format!("the filtered request answered HTTP {}{}", a.status, a.codes_text()),
+        ),
+        _ => common(a, "filtered referrers").unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                status,
+                format!("filtered referrers answered HTTP {}", a.status),
+            )
+        }),
+    }
+}
+
+/// Chunked upload verdict from `POST …/blobs/uploads/` and, when it opened a session,
+/// a `PATCH` of one chunk to the session's `Location`.
+pub fn chunked_upload(post: &Observation, patch: Option<&Observation>) -> Capability {
+    if let Some(c) = not_answered(post) {
+        return c;
+    }
+    let Observation::Answered(a) = post else {
+        return Capability::unknown("NotProbed", None, "");
+    };
+    let status = Some(a.status);
+    match a.status {
+        202 => {
+            if a.header("location").is_none() {
+                return Capability::unsupported(
+                    "NoUploadLocation",
+                    status,
+                    "POST answered 202 without a Location header",
+                );
+            }
+            match patch {
+                None => Capability::supported(
+                    "UploadSessionOpened",
+                    status,
+                    "POST opened an upload session",
+                ),
+                Some(p) => {
+                    if let Some(c) = not_answered(p) {
+                        return c;
+                    }
+                    let Observation::Answered(pa) = p else {
+                        return Capability::unknown("NotProbed", None, "");
+                    };
+                    match pa.status {
+                        202 | 204 => Capability::supported(
+                            "ChunkAccepted",
+                            Some(pa.status),
+                            "POST opened a session and PATCH of a chunk was accepted",
+                        ),
+                        400 | 404 | 405 | 416 => Capability::unsupported(
+                            "ChunkRejected",
+                            Some(pa.status),
+                            format!(
+                                "PATCH of a chunk answered HTTP {}{}",
+                                pa.status,
+                                pa.codes_text()
+                            ),
+                        ),
+                        _ => common(pa, "PATCH chunk").unwrap_or_else(|| {
+                            Capability::unknown(
+                                "UnexpectedStatus",
+                                Some(pa.status),
+                                format!("PATCH of a chunk answered HTTP {}", pa.status),
+                            )
+                        }),
+                    }
+                }
+            }
+        }
+        404 | 405 => Capability::unsupported(
+            "UploadsRefused",
+            status,
+            format!("POST answered HTTP {}{}", a.status, a.codes_text()),
+        ),
+        _ => common(a, "POST upload").unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                status,
+                format!("POST upload answered HTTP {}{}", a.status, a.codes_text()),
+            )
+        }),
+    }
+}
+
+/// Cross-repository mount verdict from `POST …/blobs/uploads/?mount=<digest>&from=<repo>`.
+pub fn cross_repo_mount(obs: &Observation) -> Capability {
+    if let Some(c) = not_answered(obs) {
+        return c;
+    }
+    let Observation::Answered(a) = obs else {
+        return Capability::unknown("NotProbed", None, "");
+    };
+    let status = Some(a.status);
+    match a.status {
+        201 => Capability::supported("Mounted", status, "201 Created: the blob was mounted"),
+        202 => Capability::unsupported(
+            "MountRefused",
+            status,
+            "202 Accepted: the registry refused the mount and opened an upload session instead",
+        ),
+        404 | 405 => Capability::unsupported(
+            "UploadsRefused",
+            status,
+            format!("mount answered HTTP {}{}", a.status, a.codes_text()),
+        ),
+        _ => common(a, "mount").unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                status,
+                format!("mount answered HTTP {}{}", a.status, a.codes_text()),
+            )
+        }),
+    }
+}
+
+/// Which delete endpoint a verdict is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteTarget {
+    /// `DELETE /v2/<repo>/manifests/<digest>`
+    Manifest,
+    /// `DELETE /v2/<repo>/blobs/<digest>`
+    Blob,
+}
+
+/// Delete verdict from a `DELETE` of a digest that cannot exist, with the `Allow`
+/// header of an `OPTIONS` request for context. The `Allow` header alone proves
+/// nothing: distribution 2.8 advertises DELETE even when delete is disabled.
+pub fn delete(target: DeleteTarget, obs: &Observation, allow: Option<&str>) -> Capability {
+    if let Some(c) = not_answered(obs) {
+        return c;
+    }
+    let Observation::Answered(a) = obs else {
+        return Capability::unknown("NotProbed", None, "");
+    };
+    let status = Some(a.status);
+    let what = match target {
+        DeleteTarget::Manifest => "manifest",
+        DeleteTarget::Blob => "blob",
+    };
+    let allow_note = allow
+        .map(|v| format!("; OPTIONS Allow: {v}"))
+        .unwrap_or_default();
+    if a.has_code("UNSUPPORTED") || a.status == 405 {
+        return Capability::unsupported(
+            "DeleteDisabled",
+            status,
+            format!(
+                "DELETE of a {what} answered HTTP {}{}{allow_note}",
+                a.status,
+                a.codes_text()
+            ),
+        );
+    }
+    match a.status {
+        202 | 204 => Capability::supported(
+            "DeleteAccepted",
+            status,
+            format!("DELETE of a {what} answered HTTP {}{allow_note}", a.status),
+        ),
+        404 if a.has_code("NAME_UNKNOWN") => Capability::unknown(
+            "RepositoryNotFound",
+            status,
+            format!("DELETE of a {what}: the repository does not exist{allow_note}"),
+        ),
+        404 => Capability::supported(
+            "UnknownDigestNotFound",
+            status,
+            format!(
+                "DELETE of a {what} digest that cannot exist answered 404{}: delete is enabled{allow_note}",
+                a.codes_text()
+            ),
+        ),
+        _ => common(a, &format!("DELETE {what}")).unwrap_or_else(|| {
+            Capability::unknown(
+                "UnexpectedStatus",
+                status,
+                format!(
+                    "DELETE of a {what} answered HTTP {}{}{allow_note}",
+                    a.status,
+                    a.codes_text()
+                ),
+            )
+        }),
+    }
+}
+
+/// Score: supported among distribution version, referrers API, chunked upload,
+/// cross-repo mount, and delete (manifests and blobs both).
+pub fn score(
+    version: &Capability,
+    referrers: &Capability,
+    chunked: &Capability,
+    mount: &Capability,
+    delete_manifests: &Capability,
+    delete_blobs: &Capability,
+) -> u32 {
+    [
+        version.is_supported(),
+        referrers.is_supported(),
+        chunked.is_supported(),
+        mount.is_supported(),
+        delete_manifests.is_supported() && delete_blobs.is_supported(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, ct: Option<&str>, body: &str) -> Observation {
+        let error_codes = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("errors")?.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.get("code")?.as_str().map(String::from))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        Observation::Answered(Answer {
+            status,
+            content_type: ct.map(String::from),
+            headers: vec![],
+            body: Bytes::from(body.to_string()),
+            error_codes,
+        })
+    }
+
+    fn with_header(mut obs: Observation, k: &str, v: &str) -> Observation {
+        if let Observation::Answered(a) = &mut obs {
+            a.headers.push((k.to_ascii_lowercase(), v.to_string()));
+        }
+        obs
+    }
+
+    const EMPTY_INDEX: &str =
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    const INDEX_CT: Option<&str> = Some("application/vnd.oci.image.index.v1+json");
+
+    #[test]
+    fn referrers_200_index_is_supported() {
+        let c = referrers_api(&answer(200, INDEX_CT, EMPTY_INDEX));
+        assert_eq!(c.state, CapabilityState::Supported);
+        assert_eq!(c.reason, "IndexReturned");
+        assert_eq!(c.http_status, Some(200));
+    }
+
+    #[test]
+    fn referrers_200_index_type_but_garbage_body_is_unsupported() {
+        let c = referrers_api(&answer(200, INDEX_CT, "<html>"));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "InvalidIndex");
+    }
+
+    #[test]
+    fn referrers_200_html_login_page_is_unsupported() {
+        let c = referrers_api(&answer(200, Some("text/html"), "<html>login</html>"));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "HtmlInsteadOfIndex");
+    }
+
+    #[test]
+    fn referrers_200_application_json_harbor_is_unsupported() {
+        let c = referrers_api(&answer(200, Some("application/json"), EMPTY_INDEX));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "WrongContentType");
+    }
+
+    #[test]
+    fn referrers_404_with_index_is_supported() {
+        let c = referrers_api(&answer(404, INDEX_CT, EMPTY_INDEX));
+        assert_eq!(c.state, CapabilityState::Supported);
+        assert_eq!(c.reason, "EmptyIndexOn404");
+    }
+
+    #[test]
+    fn referrers_404_plain_is_unsupported() {
+        let c = referrers_api(&answer(
+            404,
+            Some("application/json"),
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#,
+        ));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "NotFound");
+        let c = referrers_api(&answer(404, Some("text/html"), "<html>404</html>"));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        let c = referrers_api(&answer(404, None, ""));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+    }
+
+    #[test]
+    fn referrers_404_name_unknown_is_unknown() {
+        let c = referrers_api(&answer(
+            404,
+            Some("application/json"),
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+        ));
+        assert_eq!(c.state, CapabilityState::Unknown);
+        assert_eq!(c.reason, "RepositoryNotFound");
+    }
+
+    #[test]
+    fn referrers_400_405_406_are_unsupported() {
+        for s in [400, 405, 406] {
+            let c = referrers_api(&answer(s, None, ""));
+            assert_eq!(c.state, CapabilityState::Unsupported, "status {s}");
+        }
+    }
+
+    #[test]
+    fn auth_failures_are_unknown_never_unsupported() {
+        for s in [401, 403] {
+            for c in [
+                referrers_api(&answer(s, None, "")),
+                cross_repo_mount(&answer(s, None, "")),
+                chunked_upload(&answer(s, None, ""), None),
+                delete(DeleteTarget::Manifest, &answer(s, None, ""), None),
+                delete(DeleteTarget::Blob, &answer(s, None, ""), None),
+            ] {
+                assert_eq!(c.state, CapabilityState::Unknown, "status {s}: {c:?}");
+                assert_eq!(c.reason, "InsufficientPermissions");
+            }
+        }
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_are_unknown() {
+        assert_eq!(
+            referrers_api(&answer(503, None, "")).state,
+            CapabilityState::Unknown
+        );
+        assert_eq!(referrers_api(&answer(429, None, "")).reason, "RateLimited");
+    }
+
+    #[test]
+    fn transport_failure_is_unknown_with_its_reason() {
+        let obs = Observation::Failed {
+            reason: "Unreachable".into(),
+            message: "connection refused".into(),
+        };
+        let c = referrers_api(&obs);
+        assert_eq!(c.state, CapabilityState::Unknown);
+        assert_eq!(c.reason, "Unreachable");
+        assert_eq!(c.http_status, None);
+    }
+
+    #[test]
+    fn mount_201_supported_202_unsupported() {
+        assert_eq!(
+            cross_repo_mount(&answer(201, None, "")).state,
+            CapabilityState::Supported
+        );
+        let c = cross_repo_mount(&answer(202, None, ""));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "MountRefused");
+    }
+
+    #[test]
+    fn chunked_upload_needs_location_and_accepted_chunk() {
+        let post = with_header(answer(202, None, ""), "Location", "/v2/x/blobs/uploads/1");
+        assert_eq!(
+            chunked_upload(&post, Some(&answer(202, None, ""))).state,
+            CapabilityState::Supported
+        );
+        assert_eq!(
+            chunked_upload(&post, Some(&answer(416, None, ""))).state,
+            CapabilityState::Unsupported
+        );
+        assert_eq!(
+            chunked_upload(&answer(202, None, ""), None).reason,
+            "NoUploadLocation"
+        );
+        let skipped = Observation::skipped("WriteProbesDisabled", "probe.writeProbes is false");
+        let c = chunked_upload(&skipped, None);
+        assert_eq!(c.state, CapabilityState::Unknown);
+        assert_eq!(c.reason, "WriteProbesDisabled");
+    }
+
+    #[test]
+    fn delete_verdicts() {
+        let c = delete(
+            DeleteTarget::Manifest,
+            &answer(404, None, r#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#),
+            Some("GET, HEAD, PUT, DELETE"),
+        );
+        assert_eq!(c.state, CapabilityState::Supported);
+        assert!(c.message.as_deref().unwrap_or("").contains("Allow"));
+        let c = delete(
+            DeleteTarget::Blob,
+            &answer(405, None, r#"{"errors":[{"code":"UNSUPPORTED"}]}"#),
+            Some("GET, HEAD, DELETE"),
+        );
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "DeleteDisabled");
+        let c = delete(
+            DeleteTarget::Blob,
+            &answer(404, None, r#"{"errors":[{"code":"NAME_UNKNOWN"}]}"#),
+            None,
+        );
+        assert_eq!(c.state, CapabilityState::Unknown);
+    }
+
+    #[test]
+    fn filter_verdicts() {
+        let supported = Capability::supported("IndexReturned", Some(200), "");
+        let with = with_header(
+            answer(200, INDEX_CT, EMPTY_INDEX),
+            "OCI-Filters-Applied",
+            "artifactType",
+        );
+        assert_eq!(
+            artifact_type_filter(&supported, &with).state,
+            CapabilityState::Supported
+        );
+        let without = answer(200, INDEX_CT, EMPTY_INDEX);
+        assert_eq!(
+            artifact_type_filter(&supported, &without).reason,
+            "FiltersNotApplied"
+        );
+        let unsupported = Capability::unsupported("NotFound", Some(404), "");
+        assert_eq!(
+            artifact_type_filter(&unsupported, &with).state,
+            CapabilityState::Unsupported
+        );
+        let unknown = Capability::unknown("InsufficientPermissions", Some(401), "");
+        assert_eq!(
+            artifact_type_filter(&unknown, &with).state,
+            CapabilityState::Unknown
+        );
+    }
+
+    #[test]
+    fn version_header_either_name() {
+        let (v, c) = api_version(&with_header(
+            answer(401, None, ""),
+            "Docker-Distribution-API-Version",
+            "registry/2.0",
+        ));
+        assert_eq!(v.as_deref(), Some("registry/2.0"));
+        assert!(c.is_supported());
+        let (v, c) = api_version(&with_header(
+            answer(200, None, ""),
+            "OCI-Distribution-API-Version",
+            "oci/1.1",
+        ));
+        assert_eq!(v.as_deref(), Some("oci/1.1"));
+        assert!(c.is_supported());
+        let (v, c) = api_version(&answer(200, None, ""));
+        assert!(v.is_none());
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        let (_, c) = api_version(&answer(401, None, ""));
+        assert_eq!(c.state, CapabilityState::Unknown);
+    }
+
+    #[test]
+    fn score_counts_delete_once_and_only_when_both() {
+        let s = Capability::supported("x", None, "");
+        let u = Capability::unsupported("x", None, "");
+        assert_eq!(score(&s, &s, &s, &s, &s, &s), 5);
+        assert_eq!(score(&s, &s, &s, &s, &s, &u), 4);
+        assert_eq!(score(&u, &u, &u, &u, &u, &u), 0);
+        assert_eq!(score(&s, &u, &s, &u, &s, &s), 3);
+    }
+}

@@ -1,0 +1,21 @@
+//! Registry client: image references, auth (Basic / Docker token flow),
+//! dockerconfigjson, TLS, retries, bounded bodies, request counters.
+
+pub mod auth;
+pub mod client;
+pub mod docker_config;
+pub mod error;
+pub mod metrics;
+pub mod reference;
+pub mod tls;
+
+pub use auth::{Challenge, Credentials, WwwAuthenticate};
+pub use client::{
+    RateLimit, RegistryClient, RegistryClientConfig, RegistryRequest, RegistryResponse,
+    RetryPolicy, Scope,
+};
+pub use docker_config::{DockerConfig, DockerConfigError};
+pub use error::RegistryError;
+pub use metrics::{Endpoint, RequestCounters};
+pub use reference::{ImageReference, ReferenceError};
+pub use tls::ensure_crypto_provider;
