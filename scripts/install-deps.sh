@@ -25,6 +25,20 @@ if command -v pgrep >/dev/null 2>&1 && pgrep -f '/etc/docker/registry/config.yml
   $SUDO pkill -f '/etc/docker/registry/config.yml' || true
 fi
 
+# Independent peers used by the tests: the ORAS Python SDK (pushes artifacts with a
+# subject) and moto (serves the ECR API on 127.0.0.1).
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+if command -v python3 >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  python3 -c 'import oras' 2>/dev/null || pip_install oras
+  python3 -c 'import moto.server' 2>/dev/null || pip_install 'moto[server]'
+fi
+
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

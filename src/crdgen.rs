@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::crd::RegistryProfile;
+use crate::crd::{ReferrerPolicy, RegistryProfile};
 
 /// One generated CRD: the file name under `crds/` and its YAML.
 pub struct GeneratedCrd {
@@ -14,7 +14,7 @@ pub struct GeneratedCrd {
 
 /// All CRDs of refwarden, rendered as YAML documents.
 pub fn generate() -> Result<Vec<GeneratedCrd>, serde_norway::Error> {
-    let crds = vec![RegistryProfile::crd()];
+    let crds = vec![RegistryProfile::crd(), ReferrerPolicy::crd()];
     crds.into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();

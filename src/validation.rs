@@ -32,6 +32,10 @@ fn schema_of(crd: &CustomResourceDefinition) -> Option<Value> {
 /// Converts an OpenAPI v3 structural schema into a JSON Schema a validator understands:
 /// `nullable: true` becomes a type union with `null`; Kubernetes extensions are dropped.
 fn to_json_schema(v: &Value) -> Value {
+    convert(v, 0)
+}
+
+fn convert(v: &Value, depth: usize) -> Value {
     match v {
         Value::Object(map) => {
             let mut out = serde_json::Map::new();
@@ -44,20 +48,33 @@ fn to_json_schema(v: &Value) -> Value {
                     if let Value::Object(props) = val {
                         let converted = props
                             .iter()
-                            .map(|(pk, pv)| (pk.clone(), to_json_schema(pv)))
+                            .map(|(pk, pv)| (pk.clone(), convert(pv, depth + 1)))
                             .collect();
                         out.insert(k.clone(), Value::Object(converted));
                     }
                     continue;
                 }
-                out.insert(k.clone(), to_json_schema(val));
+                out.insert(k.clone(), convert(val, depth + 1));
+            }
+            // Like `kubectl apply --validate=strict`: unknown fields are errors (below the
+            // root, where apiVersion/kind/metadata live outside the schema's properties).
+            let preserves = map
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if depth > 0
+                && !preserves
+                && map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+            {
+                out.insert("additionalProperties".into(), Value::Bool(false));
             }
             if nullable && let Some(Value::String(t)) = out.get("type").cloned() {
                 out.insert("type".into(), serde_json::json!([t, "null"]));
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|i| convert(i, depth + 1)).collect()),
         other => other.clone(),
     }
 }
@@ -83,6 +100,16 @@ pub fn validate(crd: &CustomResourceDefinition, object: &Value) -> Result<(), Ve
                 let mut field = pointer_to_path(e.instance_path().as_str());
                 let message = e.to_string();
                 // A missing required property is reported on its parent: name it.
+                if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                    e.kind()
+                    && let Some(first) = unexpected.first()
+                {
+                    field = if field == "<root>" {
+                        first.clone()
+                    } else {
+                        format!("{field}.{first}")
+                    };
+                }
                 if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
                     let prop = property.as_str().unwrap_or_default();
                     field = if field == "<root>" {

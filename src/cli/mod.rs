@@ -3,6 +3,9 @@
 //! Exit codes are part of the interface and documented per command:
 //! 2 always means bad input (arguments, files).
 
+mod discover;
+pub mod evaluate;
+mod lifecycle;
 mod output;
 mod probe;
 mod registry_args;
@@ -47,6 +50,17 @@ pub enum Command {
     ///
     /// Exit codes: 0 the probe ran (whatever the score), 1 the registry could not be reached, 2 bad arguments.
     Probe(probe::ProbeArgs),
+    /// List the referrers (signatures, SBOMs, attestations) of an image, like `oras discover`.
+    ///
+    /// Exit codes: 0 the registry answered (even with no referrers), 1 registry error, 2 bad input.
+    Discover(discover::DiscoverArgs),
+    /// Evaluate ReferrerPolicies against workloads in files, as the controller would (CI gate).
+    ///
+    /// Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and no violations, 2 bad input.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Lifecycle / GC risk analysis: rules that delete, orphan, count or hide referrers.
+    #[command(subcommand)]
+    Lifecycle(lifecycle::LifecycleCommand),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --output-dir).
     Crds {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
@@ -105,6 +119,9 @@ pub fn main() -> ExitCode {
 pub async fn run(command: Command) -> ExitCode {
     match command {
         Command::Probe(args) => probe::run(args).await,
+        Command::Evaluate(args) => evaluate::run(args).await,
+        Command::Discover(args) => discover::run(args).await,
+        Command::Lifecycle(cmd) => lifecycle::run(cmd).await,
         Command::Crds { output_dir } => crds(output_dir),
     }
 }

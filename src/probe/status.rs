@@ -153,6 +153,11 @@ pub fn from_report(report: &ProbeReport, ctx: &StatusContext<'_>) -> RegistryPro
         score_out_of: SCORE_OUT_OF,
         discovery_mode: mode,
         last_probe_time: Some(now.clone()),
+        // Lifecycle analysis is not part of the probe: keep what it last wrote.
+        lifecycle_findings: ctx
+            .previous
+            .map(|p| p.lifecycle_findings.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -215,6 +215,8 @@ pub struct RegistryRequest {
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
     pub scope: Option<Scope>,
+    /// More scopes the token must cover (e.g. `pull` on the source of a cross-repository mount).
+    pub extra_scopes: Vec<Scope>,
     pub endpoint: Endpoint,
     /// Read (and bound) the response body. `false` for HEAD.
     pub read_body: bool,
@@ -230,6 +232,7 @@ impl RegistryRequest {
             headers: HeaderMap::new(),
             body: None,
             scope: None,
+            extra_scopes: Vec::new(),
             endpoint,
             read_body,
         }
@@ -286,9 +289,13 @@ impl RegistryRequest {
         s
     }
 
-    /// Token scope this request needs.
+    /// Token scope this request needs. Called again, adds a scope (the token must cover all).
     pub fn scope(mut self, s: Scope) -> Self {
-        self.scope = Some(s);
+        if self.scope.is_none() {
+            self.scope = Some(s);
+        } else {
+            self.extra_scopes.push(s);
+        }
         self
     }
 }
@@ -537,7 +544,13 @@ impl RegistryClient {
     /// no usable answer (transport, TLS, timeout, token endpoint, body limit, …).
     pub async fn send(&self, req: RegistryRequest) -> Result<RegistryResponse, RegistryError> {
         let url = self.build_url(&req)?;
-        let scope = req.scope.as_ref().map(Scope::to_scope_string);
+        let scope = req.scope.as_ref().map(|first| {
+            std::iter::once(first)
+                .chain(req.extra_scopes.iter())
+                .map(Scope::to_scope_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let retry = &self.inner.config.retry;
         let mut auth_retried = false;
         let mut forced_auth: Option<AuthHeader> = None;

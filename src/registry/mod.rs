@@ -7,6 +7,7 @@ pub mod docker_config;
 pub mod error;
 pub mod metrics;
 pub mod reference;
+pub mod resolve;
 pub mod tls;
 
 pub use auth::{Challenge, Credentials, WwwAuthenticate};
@@ -18,4 +19,5 @@ pub use docker_config::{DockerConfig, DockerConfigError};
 pub use error::RegistryError;
 pub use metrics::{Endpoint, RequestCounters};
 pub use reference::{ImageReference, ReferenceError};
+pub use resolve::{ResolveError, resolve_digest};
 pub use tls::ensure_crypto_provider;

@@ -1,4 +1,4 @@
-//! Custom resource types: `RegistryProfile` (and, later, `ReferrerPolicy`).
+//! The `RegistryProfile` custom resource.
 //!
 //! The CRD YAML in `crds/` is generated from these types (`refwarden crds`);
 //! `tests/crds_drift.rs` fails when the committed files are stale.
@@ -57,13 +57,13 @@ pub const SCORE_OUT_OF: u32 = 5;
 )]
 #[x_kube(validation = Rule::new(
     "!self.registryUrl.startsWith('http://') || (has(self.plainHttp) && self.plainHttp)"
-).message("spec.registryUrl: http:// is only allowed together with plainHttp: true").field_path(".registryUrl"))]
+).message("http:// is only allowed together with plainHttp: true").field_path(".registryUrl"))]
 #[x_kube(validation = Rule::new(
     "!(has(self.plainHttp) && self.plainHttp) || self.registryUrl.startsWith('http://')"
-).message("spec.plainHttp: true requires an http:// registryUrl").field_path(".plainHttp"))]
+).message("plainHttp: true requires an http:// registryUrl").field_path(".plainHttp"))]
 #[x_kube(validation = Rule::new(
     "!(has(self.plainHttp) && self.plainHttp && has(self.caBundle))"
-).message("spec.caBundle makes no sense with plainHttp: true").field_path(".caBundle"))]
+).message("caBundle makes no sense with plainHttp: true").field_path(".caBundle"))]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryProfileSpec {
     /// Base URL of the registry: `https://host[:port]`, or `http://host[:port]` together with `plainHttp: true`.
@@ -114,6 +114,11 @@ pub struct RegistryProfileSpec {
     /// Client-side rate limit for requests to this registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+
+    /// The registry's retention, cleanup and garbage-collection configuration, checked for rules
+    /// that delete, orphan, count or hide referrers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<super::LifecycleSpec>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -149,7 +154,7 @@ pub struct SecretReference {
 /// A key of a ConfigMap or Secret holding PEM certificates. Exactly one of the two refs.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[x_kube(validation = Rule::new("has(self.configMapRef) != has(self.secretRef)")
-    .message("spec.caBundle: set exactly one of configMapRef or secretRef"))]
+    .message("set exactly one of configMapRef or secretRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct CaBundleRef {
     /// A ConfigMap key holding the PEM bundle.
@@ -283,6 +288,9 @@ pub struct RegistryProfileStatus {
     /// When the registry was last probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<Time>,
+    /// Lifecycle rules that delete, orphan, count or hide referrers (from `spec.lifecycle`).
+    #[serde(default)]
+    pub lifecycle_findings: Vec<super::LifecycleFinding>,
 }
 
 /// Capability verdicts of one probe.

@@ -1,0 +1,362 @@
+//! `refwarden evaluate`: the controller's judgement on files, without a cluster.
+//!
+//! Reads ReferrerPolicies, RegistryProfiles and workloads (or a `kubectl get
+//! pods -A -o json` snapshot), probes the profiles (or takes their status from
+//! the files), and runs `policy::evaluate_policy` — the very function the
+//! controller's reconciler runs.
+//!
+//! Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and
+//! no violations, 2 bad input.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::Serialize;
+
+use super::output::table;
+use super::{EXIT_BAD_INPUT, RegistryArgs};
+use crate::crd::{ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus};
+use crate::discovery::{Discoverer, DiscovererConfig};
+use crate::manifests;
+use crate::policy::{self, PolicyInput, RegistryDirectory, RegistryEntry};
+use crate::probe::{self, ProbeOptions, status::StatusContext};
+use crate::registry::{RateLimit, RegistryClient};
+
+/// Exit code: some images Unknown, no violations.
+pub const EXIT_UNKNOWN: u8 = 3;
+
+/// Arguments of `refwarden evaluate`.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Files or folders (YAML/JSON, multi-document; folders are read recursively).
+    #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Where RegistryProfile status comes from: probe the registries now, or the status in the files.
+    #[arg(long, value_enum, default_value_t = StatusFrom::Probe)]
+    pub registry_profile_status_from: StatusFrom,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = EvalOutput::Table)]
+    pub output: EvalOutput,
+}
+
+/// `--registry-profile-status-from` values.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum StatusFrom {
+    /// Probe each RegistryProfile's registry.
+    Probe,
+    /// Use `status` from the files (no probe).
+    File,
+}
+
+/// `-o` values.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum EvalOutput {
+    /// Tables for terminals.
+    Table,
+    /// JSON.
+    Json,
+    /// YAML: the status objects themselves.
+    Yaml,
+}
+
+/// One evaluated object in the report.
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluated<S> {
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// The status the controller would write.
+    pub status: S,
+}
+
+/// What `evaluate` prints with `-o json|yaml`.
+#[derive(Serialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationReport {
+    /// RegistryProfile statuses.
+    pub registry_profiles: Vec<Evaluated<RegistryProfileStatus>>,
+    /// ReferrerPolicy statuses.
+    pub referrer_policies: Vec<Evaluated<ReferrerPolicyStatus>>,
+    /// Documents that were skipped (kind not read by refwarden).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+fn entry_for_profile(
+    rp: &RegistryProfile,
+    flags: &RegistryArgs,
+) -> Result<(String, RegistryClient), String> {
+    let mut flags = flags.clone();
+    flags.plain_http = flags.plain_http || rp.spec.plain_http;
+    flags.insecure_skip_tls_verify =
+        flags.insecure_skip_tls_verify || rp.spec.insecure_skip_tls_verify;
+    flags.timeout_seconds = u64::from(rp.spec.timeout_seconds);
+    let mut cfg = flags.client_config(&rp.spec.registry_url)?;
+    if let Some(rl) = &rp.spec.rate_limit {
+        cfg.rate_limit = Some(RateLimit {
+            requests_per_second: rl.requests_per_second,
+            burst: rl.burst,
+        });
+    }
+    let host = match cfg.registry_url.port() {
+        Some(p) => format!("{}:{p}", cfg.registry_url.host_str().unwrap_or_default()),
+        None => cfg.registry_url.host_str().unwrap_or_default().to_string(),
+    };
+    let client = RegistryClient::new(cfg).map_err(|e| e.to_string())?;
+    Ok((host, client))
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Runs the evaluation and returns the report, or a bad-input message.
+pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
+    let inputs = manifests::load(&args.paths).map_err(|e| e.to_string())?;
+    let mut report = EvaluationReport {
+        skipped: inputs
+            .skipped
+            .iter()
+            .map(|(o, k)| format!("{o}: {k}"))
+            .collect(),
+        ..Default::default()
+    };
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some((inputs.profiles.len() + inputs.policies.len()) as u64),
+        if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    );
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(Duration::from_millis(120));
+
+    let mut directory = RegistryDirectory::new();
+    for (origin, rp) in &inputs.profiles {
+        let name = rp.metadata.name.clone().unwrap_or_default();
+        progress.set_message(format!("RegistryProfile {name}"));
+        let (host, client) = entry_for_profile(rp, &args.registry)
+            .map_err(|e| format!("{origin}: RegistryProfile {name}: {e}"))?;
+        let status = match args.registry_profile_status_from {
+            StatusFrom::File => rp.status.clone().unwrap_or_default(),
+            StatusFrom::Probe => {
+                let mut opts = ProbeOptions::new(
+                    &rp.spec.test_repository,
+                    &rp.spec.test_tag,
+                    rp.spec.probe.write_probes,
+                );
+                if let Some(s) = &rp.spec.probe.scratch_repository {
+                    opts.scratch_repository = s.clone();
+                }
+                let probe_report = probe::run(&client, &opts).await;
+                probe::status::from_report(
+                    &probe_report,
+                    &StatusContext {
+                        generation: rp.metadata.generation,
+                        requested_mode: rp.spec.discovery.mode,
+                        insecure_skip_tls_verify: rp.spec.insecure_skip_tls_verify,
+                        previous: rp.status.as_ref(),
+                        now: now(),
+                    },
+                )
+            }
+        };
+        directory.insert(
+            &name,
+            &host,
+            Ok(RegistryEntry {
+                profile: Some(name.clone()),
+                client,
+                mode: rp.spec.discovery.mode,
+                hint: status.discovery_mode,
+            }),
+        );
+        report.registry_profiles.push(Evaluated {
+            kind: "RegistryProfile".into(),
+            name,
+            status,
+        });
+        progress.inc(1);
+    }
+
+    let discoverer = Discoverer::new(DiscovererConfig::default());
+    for (origin, rp) in &inputs.policies {
+        let name = rp.metadata.name.clone().unwrap_or_default();
+        progress.set_message(format!("ReferrerPolicy {name}"));
+        let result = policy::evaluate_policy(
+            &PolicyInput {
+                name: &name,
+                spec: &rp.spec,
+                generation: rp.metadata.generation,
+                previous: rp.status.as_ref(),
+            },
+            inputs.pods.iter(),
+            &inputs.namespaces,
+            &directory,
+            &discoverer,
+            now(),
+        )
+        .await;
+        if let Some(e) = &result.invalid {
+            progress.finish_and_clear();
+            return Err(format!("{origin}: ReferrerPolicy {name}: {e}"));
+        }
+        report.referrer_policies.push(Evaluated {
+            kind: "ReferrerPolicy".into(),
+            name,
+            status: result.status,
+        });
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(report)
+}
+
+/// The exit code a report leads to.
+pub fn exit_code(report: &EvaluationReport) -> u8 {
+    let violations: u32 = report
+        .referrer_policies
+        .iter()
+        .map(|p| p.status.summary.non_compliant)
+        .sum();
+    let unknown: u32 = report
+        .referrer_policies
+        .iter()
+        .map(|p| p.status.summary.unknown)
+        .sum();
+    if violations > 0 {
+        1
+    } else if unknown > 0 {
+        EXIT_UNKNOWN
+    } else {
+        0
+    }
+}
+
+fn cond<'a>(conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> &'a str {
+    crate::conditions::find(conds, t)
+        .map(|c| c.status.as_str())
+        .unwrap_or("-")
+}
+
+/// Renders the report for a terminal.
+pub fn render_table(report: &EvaluationReport) -> String {
+    let mut out = String::new();
+    if !report.registry_profiles.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .registry_profiles
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.status.capabilities.referrers_api.state.to_string(),
+                    format!("{}/{}", p.status.score, p.status.score_out_of),
+                    p.status
+                        .discovery_mode
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    cond(&p.status.conditions, "Ready").to_string(),
+                ]
+            })
+            .collect();
+        out.push_str("REGISTRY PROFILES\n");
+        out.push_str(&table(&["NAME", "REFERRERS", "SCORE", "MODE", "READY"], &rows));
+        out.push('\n');
+    }
+    let rows: Vec<Vec<String>> = report
+        .referrer_policies
+        .iter()
+        .map(|p| {
+            let s = &p.status.summary;
+            vec![
+                p.name.clone(),
+                cond(&p.status.conditions, policy::COMPLIANT).to_string(),
+                s.pods.to_string(),
+                s.images.to_string(),
+                s.compliant.to_string(),
+                s.non_compliant.to_string(),
+                s.unknown.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str("REFERRER POLICIES\n");
+    out.push_str(&table(
+        &["NAME", "COMPLIANT", "PODS", "IMAGES", "OK", "VIOLATIONS", "UNKNOWN"],
+        &rows,
+    ));
+    for p in &report.referrer_policies {
+        if p.status.violations.is_empty() && p.status.unknown.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{}:\n", p.name));
+        for v in &p.status.violations {
+            let workloads: Vec<String> = v
+                .workloads
+                .iter()
+                .map(|w| format!("{}/{}/{}", w.namespace, w.kind, w.name))
+                .collect();
+            out.push_str(&format!(
+                "  MISSING {}  {}@{}  via {}  run by {}\n",
+                v.missing.join(","),
+                v.image,
+                v.digest,
+                v.discovery_method.as_deref().unwrap_or("-"),
+                workloads.join(", ")
+            ));
+        }
+        for u in &p.status.unknown {
+            out.push_str(&format!(
+                "  UNKNOWN {}  {}{}  {}\n",
+                u.reason,
+                u.image,
+                u.digest
+                    .as_deref()
+                    .map(|d| format!("@{d}"))
+                    .unwrap_or_default(),
+                u.message
+            ));
+        }
+    }
+    out
+}
+
+/// Runs `refwarden evaluate`.
+pub async fn run(args: EvaluateArgs) -> ExitCode {
+    let report = match evaluate(&args).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    for s in &report.skipped {
+        eprintln!("skipped (kind not evaluated): {s}");
+    }
+    let rendered = match args.output {
+        EvalOutput::Table => Ok(render_table(&report)),
+        EvalOutput::Json => serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
+        EvalOutput::Yaml => serde_norway::to_string(&report).map_err(|e| e.to_string()),
+    };
+    match rendered {
+        Ok(s) => print!("{s}"),
+        Err(e) => {
+            eprintln!("error: cannot render the report: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::from(exit_code(&report))
+}

@@ -1,0 +1,292 @@
+//! `refwarden lifecycle analyze`: lifecycle / GC rules that delete, orphan, count or
+//! hide referrers. Exit codes: 0 no findings, 1 findings, 2 bad input.
+//! (`--from-cluster`, reading deployed digests from the cluster, comes with the controller.)
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{EXIT_BAD_INPUT, OutputFormat, output};
+use crate::crd::{LifecycleFinding, RegistryFamily};
+use crate::lifecycle::{self, aws, ecr, simulate};
+
+/// `refwarden lifecycle …`
+#[derive(Subcommand, Debug)]
+pub enum LifecycleCommand {
+    /// Analyse a lifecycle / cleanup / GC configuration.
+    ///
+    /// Exit codes: 0 no findings, 1 findings, 2 bad input.
+    Analyze(AnalyzeArgs),
+}
+
+/// Arguments of `refwarden lifecycle analyze`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args([
+    "ecr_policy", "gitlab_policy", "gar_policy", "acr_policy", "harbor_policy",
+    "distribution_config", "quay_policy", "ecr_repository"
+])))]
+pub struct AnalyzeArgs {
+    /// ECR lifecycle policy JSON (`{"rules":[…]}`).
+    #[arg(long)]
+    pub ecr_policy: Option<PathBuf>,
+    /// GitLab `container_expiration_policy_attributes` (JSON or YAML).
+    #[arg(long)]
+    pub gitlab_policy: Option<PathBuf>,
+    /// GAR cleanup policy file as gcloud takes it (JSON array), or the `spec.lifecycle.gar` block.
+    #[arg(long)]
+    pub gar_policy: Option<PathBuf>,
+    /// ACR `spec.lifecycle.acr` block: `retentionPolicy` and `purge` (JSON or YAML).
+    #[arg(long)]
+    pub acr_policy: Option<PathBuf>,
+    /// Harbor `spec.lifecycle.harbor` block: `retention` and `gc` (JSON or YAML).
+    #[arg(long)]
+    pub harbor_policy: Option<PathBuf>,
+    /// distribution `spec.lifecycle.distribution` block: `version`, `garbageCollection.deleteUntagged`.
+    #[arg(long)]
+    pub distribution_config: Option<PathBuf>,
+    /// Quay `spec.lifecycle.quay` block: `autoPrune`, `tagExpiration`, `version`.
+    #[arg(long)]
+    pub quay_policy: Option<PathBuf>,
+    /// Read the policy (and the images) of this ECR repository through the AWS API.
+    #[arg(long, requires = "ecr_registry")]
+    pub ecr_repository: Option<String>,
+    /// ECR registry host `<account>.dkr.ecr.<region>.amazonaws.com` (with --ecr-repository).
+    #[arg(long)]
+    pub ecr_registry: Option<String>,
+    /// `aws ecr describe-images` output to simulate the ECR policy over.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Deployed digests: a comma-separated list, or `@FILE` with one per line.
+    #[arg(long)]
+    pub deployed: Option<String>,
+    /// Evaluation time for the simulation (RFC 3339; default now).
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// Runs a lifecycle command.
+pub async fn run(cmd: LifecycleCommand) -> ExitCode {
+    match cmd {
+        LifecycleCommand::Analyze(a) => analyze(a).await,
+    }
+}
+
+fn bad(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+fn read(flag: &str, p: &Path) -> Result<String, String> {
+    std::fs::read_to_string(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
+}
+
+fn parse_deployed(s: &str) -> Result<Vec<String>, String> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => read("--deployed", Path::new(path))?,
+        None => s.to_string(),
+    };
+    let mut out = Vec::new();
+    for d in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.starts_with('#'))
+    {
+        // Accept image references too (`repo@sha256:…`).
+        let digest = d.rsplit_once('@').map(|x| x.1).unwrap_or(d);
+        let hex = digest
+            .strip_prefix("sha256:")
+            .ok_or(format!("--deployed: {d:?} is not a sha256 digest"))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("--deployed: {d:?} is not a sha256 digest"));
+        }
+        out.push(digest.to_ascii_lowercase());
+    }
+    Ok(out)
+}
+
+async fn analyze(a: AnalyzeArgs) -> ExitCode {
+    let now = match a.now.as_deref().map(str::parse::<jiff::Timestamp>) {
+        None => jiff::Timestamp::now(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return bad(format!("--now: {e}")),
+    };
+    let deployed = match a.deployed.as_deref().map(parse_deployed) {
+        None => Vec::new(),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return bad(e),
+    };
+    let mut findings: Vec<LifecycleFinding> = Vec::new();
+    let mut sim: Option<simulate::SimulationReport> = None;
+    let mut ecr_text: Option<(String, Option<String>)> = None;
+    let mut inventory: Option<Vec<simulate::InventoryImage>> = None;
+
+    let families: [(&str, &Option<PathBuf>, RegistryFamily); 6] = [
+        ("--gitlab-policy", &a.gitlab_policy, RegistryFamily::GitLab),
+        ("--gar-policy", &a.gar_policy, RegistryFamily::Gar),
+        ("--acr-policy", &a.acr_policy, RegistryFamily::Acr),
+        ("--harbor-policy", &a.harbor_policy, RegistryFamily::Harbor),
+        (
+            "--distribution-config",
+            &a.distribution_config,
+            RegistryFamily::Distribution,
+        ),
+        ("--quay-policy", &a.quay_policy, RegistryFamily::Quay),
+    ];
+    for (flag, path, family) in families {
+        let Some(p) = path else { continue };
+        let text = match read(flag, p) {
+            Ok(t) => t,
+            Err(e) => return bad(e),
+        };
+        match lifecycle::analyze_policy_text(family, &text) {
+            Ok(f) => findings.extend(f),
+            Err(e) => return bad(format!("{flag} {}: {e}", p.display())),
+        }
+    }
+    if let Some(p) = &a.ecr_policy {
+        let text = match read("--ecr-policy", p) {
+            Ok(t) => t,
+            Err(e) => return bad(e),
+        };
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+            return bad(format!("--ecr-policy {}: not JSON: {e}", p.display()));
+        }
+        ecr_text = Some((text, None));
+    }
+    if let Some(repo) = &a.ecr_repository {
+        let host = match aws::parse_ecr_host(a.ecr_registry.as_deref().unwrap_or_default()) {
+            Ok(h) => h,
+            Err(e) => return bad(format!("--ecr-registry: {e}")),
+        };
+        let client = aws::ecr_client(&host.region).await;
+        match aws::get_lifecycle_policy(&client, Some(&host.account), repo).await {
+            Ok(Some(p)) => ecr_text = Some((p.text, Some(repo.clone()))),
+            Ok(None) => eprintln!("note: repository {repo} has no lifecycle policy"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if a.inventory.is_none() {
+            match aws::describe_images(&client, Some(&host.account), repo).await {
+                Ok(i) => inventory = Some(i),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    if let Some(p) = &a.inventory {
+        let text = match read("--inventory", p) {
+            Ok(t) => t,
+            Err(e) => return bad(e),
+        };
+        match simulate::parse_describe_images(&text) {
+            Ok(i) => inventory = Some(i),
+            Err(e) => return bad(format!("--inventory {}: {e}", p.display())),
+        }
+    }
+    if let Some((text, ctx)) = &ecr_text {
+        findings.extend(lifecycle::analyze_ecr_policy_text(text, ctx.as_deref()));
+        if let (Some(images), Ok((policy, violations))) = (&inventory, ecr::parse_policy(text))
+            && violations.is_empty()
+        {
+            let report = simulate::simulate(&policy, images, &deployed, now);
+            findings.extend(simulate::simulation_findings(&report, ctx.as_deref()));
+            sim = Some(report);
+        }
+    } else if a.inventory.is_some() {
+        return bad("--inventory needs an ECR policy (--ecr-policy or --ecr-repository)".into());
+    }
+    lifecycle::sort_findings(&mut findings);
+    match a.output {
+        OutputFormat::Json => {
+            let v = serde_json::json!({ "findings": findings, "simulation": sim });
+            match serde_json::to_string_pretty(&v) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        OutputFormat::Table => print!("{}", table(&findings, sim.as_ref())),
+    }
+    if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn table(findings: &[LifecycleFinding], sim: Option<&simulate::SimulationReport>) -> String {
+    let mut out = String::new();
+    if findings.is_empty() {
+        out.push_str(
+            "No lifecycle finding: no rule deletes, orphans, counts or hides referrers.\n",
+        );
+    } else {
+        let rows: Vec<Vec<String>> = findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.severity.to_string(),
+                    f.registry_family.to_string(),
+                    f.rule.clone(),
+                    f.kind.to_string(),
+                    f.confidence.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&output::table(
+            &["SEVERITY", "FAMILY", "RULE", "KIND", "CONFIDENCE"],
+            &rows,
+        ));
+        for (i, f) in findings.iter().enumerate() {
+            out.push_str(&format!(
+                "\n[{}] {} {} {}\n    {}\n    fix: {}\n",
+                i + 1,
+                f.severity,
+                f.rule,
+                f.kind,
+                f.message,
+                f.fix
+            ));
+        }
+    }
+    if let Some(s) = sim {
+        out.push_str(&format!(
+            "\nSimulation: {} image(s) acted on\n",
+            s.actions.len()
+        ));
+        let rows: Vec<Vec<String>> = s
+            .actions
+            .iter()
+            .map(|a| {
+                vec![
+                    a.digest.clone(),
+                    if a.tags.is_empty() {
+                        "<untagged>".into()
+                    } else {
+                        a.tags.join(",")
+                    },
+                    format!("{:?}", a.action),
+                    format!("rule {}", a.cause.rule_priority()),
+                    a.eligible_from.to_string(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&output::table(
+                &["DIGEST", "TAGS", "ACTION", "BY", "ELIGIBLE FROM"],
+                &rows,
+            ));
+        }
+    }
+    out
+}

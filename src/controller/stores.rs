@@ -1,0 +1,383 @@
+//! In-memory stores fed by watches: pods (only [`PodInfo`] + uid, never whole
+//! Pods, so memory stays flat at 10,000 pods), namespace labels, and the
+//! RegistryProfile directory policy evaluation uses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::crd::{DiscoveryMode, EffectiveDiscoveryMode};
+use crate::policy::{BrokenProfile, NamespaceLabels, PodInfo, RegistryDirectory, RegistryEntry};
+use crate::registry::{RegistryClient, RequestCounters};
+
+/// What is kept of one Pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodEntry {
+    /// The part policy evaluation needs.
+    pub info: PodInfo,
+    /// `metadata.uid`, so Events on the pod show in `kubectl describe pod`.
+    pub uid: Option<String>,
+    /// `spec.imagePullSecrets` names (kept only with `--use-image-pull-secrets`).
+    pub pull_secrets: Vec<String>,
+}
+
+impl PodEntry {
+    /// Extracts what is kept.
+    pub fn from_pod(pod: &Pod, keep_pull_secrets: bool) -> Self {
+        let pull_secrets = if keep_pull_secrets {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.image_pull_secrets.as_ref())
+                .map(|v| v.iter().map(|r| r.name.clone()).filter(|n| !n.is_empty()).collect())
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
+        Self {
+            info: PodInfo::from_pod(pod),
+            uid: pod.metadata.uid.clone(),
+            pull_secrets,
+        }
+    }
+
+    /// `namespace/name`
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.info.namespace, self.info.name)
+    }
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Pods by `namespace/name`.
+#[derive(Clone, Default, Debug)]
+pub struct PodStore {
+    inner: Arc<RwLock<HashMap<String, Arc<PodEntry>>>>,
+    buffer: Arc<RwLock<HashMap<String, Arc<PodEntry>>>>,
+    ready: Arc<AtomicBool>,
+    keep_pull_secrets: bool,
+}
+
+/// A change of the pod store that may change policy results.
+#[derive(Clone, Debug)]
+pub enum PodChange {
+    /// One pod changed (old and new entry; `None` when absent).
+    One(Option<Arc<PodEntry>>, Option<Arc<PodEntry>>),
+    /// The whole store was replaced (initial list or re-list).
+    All,
+}
+
+impl PodStore {
+    /// An empty store; `keep_pull_secrets` keeps `imagePullSecrets` names.
+    pub fn new(keep_pull_secrets: bool) -> Self {
+        Self {
+            keep_pull_secrets,
+            ..Self::default()
+        }
+    }
+
+    /// Applies a watcher event; returns what changed (None: nothing relevant).
+    pub fn apply_event(&self, event: &kube::runtime::watcher::Event<Pod>) -> Option<PodChange> {
+        use kube::runtime::watcher::Event;
+        match event {
+            Event::Init => {
+                self.buffer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                None
+            }
+            Event::InitApply(pod) => {
+                let e = PodEntry::from_pod(pod, self.keep_pull_secrets);
+                self.buffer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(e.key(), Arc::new(e));
+                None
+            }
+            Event::InitDone => {
+                let fresh = std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
+                *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                self.ready.store(true, Ordering::Release);
+                Some(PodChange::All)
+            }
+            Event::Apply(pod) => {
+                let e = Arc::new(PodEntry::from_pod(pod, self.keep_pull_secrets));
+                let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                let old = map.insert(e.key(), e.clone());
+                if old.as_deref() == Some(e.as_ref()) {
+                    return None;
+                }
+                Some(PodChange::One(old, Some(e)))
+            }
+            Event::Delete(pod) => {
+                let old = self
+                    .inner
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&pod_key(pod));
+                old.map(|o| PodChange::One(Some(o), None))
+            }
+        }
+    }
+
+    /// Inserts an entry directly (tests, `refwarden evaluate`-like callers).
+    pub fn insert(&self, entry: PodEntry) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.key(), Arc::new(entry));
+    }
+
+    /// Every pod, sorted by key (cheap: `Arc` clones).
+    pub fn snapshot(&self) -> Vec<Arc<PodEntry>> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<Arc<PodEntry>> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.key().cmp(&b.key()));
+        v
+    }
+
+    /// Number of pods.
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the initial list has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the store as loaded (tests).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// Namespace labels by name.
+#[derive(Clone, Default, Debug)]
+pub struct NamespaceStore {
+    inner: Arc<RwLock<NamespaceLabels>>,
+    buffer: Arc<RwLock<NamespaceLabels>>,
+    ready: Arc<AtomicBool>,
+}
+
+impl NamespaceStore {
+    /// Applies a metadata watcher event; true when labels changed.
+    pub fn apply_event(
+        &self,
+        event: &kube::runtime::watcher::Event<
+            kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>,
+        >,
+    ) -> bool {
+        use kube::runtime::watcher::Event;
+        let name_labels = |m: &kube::core::PartialObjectMeta<_>| {
+            (
+                m.metadata.name.clone().unwrap_or_default(),
+                m.metadata.labels.clone().unwrap_or_default(),
+            )
+        };
+        match event {
+            Event::Init => {
+                self.buffer.write().unwrap_or_else(|p| p.into_inner()).clear();
+                false
+            }
+            Event::InitApply(ns) => {
+                let (n, l) = name_labels(ns);
+                self.buffer.write().unwrap_or_else(|p| p.into_inner()).insert(n, l);
+                false
+            }
+            Event::InitDone => {
+                let fresh = std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
+                let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                let changed = *cur != fresh;
+                *cur = fresh;
+                self.ready.store(true, Ordering::Release);
+                changed
+            }
+            Event::Apply(ns) => {
+                let (n, l) = name_labels(ns);
+                let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                cur.insert(n, l.clone()) != Some(l)
+            }
+            Event::Delete(ns) => {
+                let (n, _) = name_labels(ns);
+                self.inner
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&n)
+                    .is_some()
+            }
+        }
+    }
+
+    /// Sets one namespace's labels (tests).
+    pub fn insert(&self, name: &str, labels: BTreeMap<String, String>) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), labels);
+    }
+
+    /// A copy of every namespace's labels.
+    pub fn snapshot(&self) -> NamespaceLabels {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the initial list has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the store as loaded (tests).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// One RegistryProfile as the directory knows it.
+#[derive(Clone, Debug)]
+struct ProfileSlot {
+    host: String,
+    /// Identifies the inputs the client was built from (spec, Secret and CA versions).
+    fingerprint: String,
+    client: Result<(RegistryClient, DiscoveryMode), BrokenProfile>,
+    hint: Option<EffectiveDiscoveryMode>,
+}
+
+/// RegistryProfiles by name → the [`RegistryDirectory`] policies use. Clients
+/// are rebuilt only when their inputs change (token caches survive).
+pub struct Profiles {
+    slots: RwLock<BTreeMap<String, ProfileSlot>>,
+    directory: RwLock<Arc<RegistryDirectory>>,
+    counters: Arc<RequestCounters>,
+}
+
+impl std::fmt::Debug for Profiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiles")
+            .field("slots", &*self.slots.read().unwrap_or_else(|p| p.into_inner()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Profiles {
+    /// No profiles; anonymous clients count into `counters`.
+    pub fn new(counters: Arc<RequestCounters>) -> Self {
+        Self {
+            slots: RwLock::new(BTreeMap::new()),
+            directory: RwLock::new(Arc::new(RegistryDirectory::with_counters(counters.clone()))),
+            counters,
+        }
+    }
+
+    /// The client of `name` if it was built from `fingerprint`.
+    pub fn client_if_current(&self, name: &str, fingerprint: &str) -> Option<RegistryClient> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .get(name)
+            .filter(|s| s.fingerprint == fingerprint)
+            .and_then(|s| s.client.as_ref().ok().map(|(c, _)| c.clone()))
+    }
+
+    /// Sets a profile; returns true when the directory changed.
+    pub fn set(
+        &self,
+        name: &str,
+        host: &str,
+        fingerprint: &str,
+        client: Result<(RegistryClient, DiscoveryMode), BrokenProfile>,
+        hint: Option<EffectiveDiscoveryMode>,
+    ) -> bool {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let same = slots.get(name).is_some_and(|s| {
+            s.host == host
+                && s.fingerprint == fingerprint
+                && s.hint == hint
+                && match (&s.client, &client) {
+                    (Ok((_, m1)), Ok((_, m2))) => m1 == m2,
+                    (Err(a), Err(b)) => a.reason == b.reason && a.message == b.message,
+                    _ => false,
+                }
+        });
+        if same {
+            return false;
+        }
+        slots.insert(
+            name.to_string(),
+            ProfileSlot {
+                host: host.to_string(),
+                fingerprint: fingerprint.to_string(),
+                client,
+                hint,
+            },
+        );
+        self.rebuild(&slots);
+        true
+    }
+
+    /// Removes profiles not in `existing`; true when something was removed.
+    pub fn retain(&self, existing: &BTreeSet<String>) -> bool {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let before = slots.len();
+        slots.retain(|k, _| existing.contains(k));
+        if slots.len() == before {
+            return false;
+        }
+        self.rebuild(&slots);
+        true
+    }
+
+    /// Removes one profile; true when it was there.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        if slots.remove(name).is_none() {
+            return false;
+        }
+        self.rebuild(&slots);
+        true
+    }
+
+    fn rebuild(&self, slots: &BTreeMap<String, ProfileSlot>) {
+        let mut d = RegistryDirectory::with_counters(self.counters.clone());
+        for (name, s) in slots {
+            let entry = s.client.clone().map(|(client, mode)| RegistryEntry {
+                profile: Some(name.clone()),
+                client,
+                mode,
+                hint: s.hint,
+            });
+            d.insert(name, &s.host, entry);
+        }
+        *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(d);
+    }
+
+    /// The directory as it is now.
+    pub fn directory(&self) -> Arc<RegistryDirectory> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Names of the known profiles.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+}

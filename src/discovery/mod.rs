@@ -1,0 +1,18 @@
+//! Referrer discovery: given an image digest, find every referrer a registry
+//! holds for it (native referrers API, OCI tag schema, cosign tags, in-index
+//! attestations), with as few requests as possible.
+//!
+//! Pure decision logic lives in [`link`] (RFC 8288 pagination), [`tagschema`]
+//! (fallback tag names and validation) and [`classify`] (when to fetch a
+//! referrer manifest, what it is, client-side filtering); [`engine`] does the
+//! I/O, caching and coalescing.
+
+pub mod classify;
+pub mod engine;
+pub mod link;
+pub mod model;
+pub mod presets;
+pub mod tagschema;
+
+pub use engine::{Discoverer, DiscovererConfig, DiscoveryStats};
+pub use model::*;

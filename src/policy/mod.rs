@@ -1,0 +1,20 @@
+//! ReferrerPolicy evaluation. `pods`, `selector`, `glob` and `evaluate` are pure;
+//! the controller and `refwarden evaluate` feed them pods and discovery results.
+
+pub mod evaluate;
+pub mod glob;
+pub mod pods;
+pub mod reconcile;
+pub mod selector;
+
+#[cfg(test)]
+mod tests;
+
+pub use evaluate::{
+    COMPLIANT, CompiledPolicy, Evaluation, InvalidSpec, NamespaceLabels, Selection, compile,
+    invalid_spec_status, judge, select, status,
+};
+pub use pods::{ImageKey, PodInfo};
+pub use reconcile::{
+    BrokenProfile, PolicyInput, PolicyResult, RegistryDirectory, RegistryEntry, evaluate_policy,
+};

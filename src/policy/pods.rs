@@ -1,0 +1,341 @@
+//! What refwarden keeps of a Pod, and which image (repository + digest) each of
+//! its containers actually runs.
+//!
+//! The reflector holds [`PodInfo`] only (namespace, name, labels, top-level
+//! owner, images), not whole Pods, so memory stays flat at 10,000 pods.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::crd::WorkloadRef;
+use crate::registry::ImageReference;
+
+/// One container's image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerImage {
+    /// The image as the pod spec names it.
+    pub image: String,
+    /// `status.*ContainerStatuses[].imageID` when the container started.
+    pub image_id: Option<String>,
+}
+
+/// The part of a Pod refwarden needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Top-level owner (or the Pod itself).
+    pub workload: WorkloadRef,
+    /// Images of containers, init containers and ephemeral containers (deduplicated).
+    pub images: Vec<ContainerImage>,
+}
+
+impl PodInfo {
+    /// Extracts what is needed from a Pod.
+    pub fn from_pod(pod: &Pod) -> Self {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let workload = workload_of(
+            &namespace,
+            &name,
+            &labels,
+            pod.metadata.owner_references.as_deref().unwrap_or_default(),
+        );
+        let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
+        if let Some(status) = &pod.status {
+            for s in status
+                .container_statuses
+                .iter()
+                .flatten()
+                .chain(status.init_container_statuses.iter().flatten())
+                .chain(status.ephemeral_container_statuses.iter().flatten())
+            {
+                if !s.image_id.is_empty() {
+                    ids.insert(s.name.as_str(), s.image_id.as_str());
+                }
+            }
+        }
+        let mut images: Vec<ContainerImage> = Vec::new();
+        let mut push = |cname: &str, image: Option<&String>| {
+            let Some(image) = image else { return };
+            let ci = ContainerImage {
+                image: image.clone(),
+                image_id: ids.get(cname).map(|s| s.to_string()),
+            };
+            if !images.contains(&ci) {
+                images.push(ci);
+            }
+        };
+        if let Some(spec) = &pod.spec {
+            for c in &spec.containers {
+                push(&c.name, c.image.as_ref());
+            }
+            for c in spec.init_containers.iter().flatten() {
+                push(&c.name, c.image.as_ref());
+            }
+            for c in spec.ephemeral_containers.iter().flatten() {
+                push(&c.name, c.image.as_ref());
+            }
+        }
+        Self {
+            namespace,
+            name,
+            labels,
+            workload,
+            images,
+        }
+    }
+}
+
+/// The top-level owner of a pod. ReplicaSets created by a Deployment are named
+/// `<deployment>-<pod-template-hash>`; Jobs created by a CronJob are named
+/// `<cronjob>-<scheduled time in minutes>`: both are attributed to the
+/// Deployment / CronJob without extra API reads.
+pub fn workload_of(
+    namespace: &str,
+    pod_name: &str,
+    labels: &BTreeMap<String, String>,
+    owners: &[OwnerReference],
+) -> WorkloadRef {
+    let owner = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| owners.first());
+    let (kind, name) = match owner {
+        None => ("Pod".to_string(), pod_name.to_string()),
+        Some(o) => match o.kind.as_str() {
+            "ReplicaSet" => match labels.get("pod-template-hash") {
+                Some(hash) if o.name.ends_with(&format!("-{hash}")) => (
+                    "Deployment".to_string(),
+                    o.name[..o.name.len() - hash.len() - 1].to_string(),
+                ),
+                _ => ("ReplicaSet".to_string(), o.name.clone()),
+            },
+            "Job" => match o.name.rsplit_once('-') {
+                Some((base, suffix))
+                    if !base.is_empty()
+                        && suffix.len() >= 8
+                        && suffix.chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    ("CronJob".to_string(), base.to_string())
+                }
+                _ => ("Job".to_string(), o.name.clone()),
+            },
+            other => (other.to_string(), o.name.clone()),
+        },
+    };
+    WorkloadRef {
+        namespace: namespace.to_string(),
+        kind,
+        name,
+    }
+}
+
+/// An image refwarden can look up: normalised registry + repository, and a digest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageKey {
+    /// Registry host as in the reference (`docker.io`, `ghcr.io`, `localhost:5000`).
+    pub registry: String,
+    /// Repository path (`library/nginx`).
+    pub repository: String,
+    /// Digest it runs.
+    pub digest: String,
+}
+
+impl ImageKey {
+    /// `registry/repository`, the form globs match.
+    pub fn repository_path(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+/// Where a container's digest comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A digest to discover; `index` is the digest the pod spec pins when it differs (an index
+    /// whose platform manifest runs).
+    Digest {
+        /// The image.
+        key: ImageKey,
+        /// The index digest from the pod spec, when the runtime reports a different digest.
+        index: Option<String>,
+    },
+    /// Only a tag is known (no imageID yet, e.g. a workload read from a file): resolve it.
+    Tag(ImageReference),
+    /// Nothing can be looked up.
+    Unresolvable {
+        /// The image as named.
+        image: String,
+        /// Reason code (`DigestNotResolvable`, `InvalidImageReference`).
+        reason: String,
+        /// Detail.
+        message: String,
+    },
+}
+
+/// Strips runtime prefixes from an imageID (`docker-pullable://`, `docker://`, …).
+pub fn normalise_image_id(image_id: &str) -> &str {
+    let s = image_id.trim();
+    match s.split_once("://") {
+        Some((_, rest)) => rest,
+        None => s,
+    }
+}
+
+/// Decides which digest a container runs: `imageID` with a repository first, a
+/// digest-pinned spec next, else the tag (to resolve) or Unresolvable.
+pub fn image_source(c: &ContainerImage) -> ImageSource {
+    let spec_ref = ImageReference::parse(&c.image);
+    let spec_digest = spec_ref.as_ref().ok().and_then(|r| r.digest.clone());
+    if let Some(id) = c.image_id.as_deref() {
+        let id = normalise_image_id(id);
+        if id.contains('@')
+            && let Ok(r) = ImageReference::parse(id)
+            && let Some(d) = r.digest.clone()
+        {
+            let index = spec_digest.filter(|sd| *sd != d);
+            return ImageSource::Digest {
+                key: ImageKey {
+                    registry: r.registry.clone(),
+                    repository: r.repository.clone(),
+                    digest: d,
+                },
+                index,
+            };
+        }
+    }
+    match spec_ref {
+        Ok(r) => match r.digest.clone() {
+            Some(d) => ImageSource::Digest {
+                key: ImageKey {
+                    registry: r.registry.clone(),
+                    repository: r.repository.clone(),
+                    digest: d,
+                },
+                index: None,
+            },
+            None => match c.image_id.as_deref().map(normalise_image_id) {
+                // A bare image ID (`sha256:<config>`) says nothing about the registry.
+                Some(id) if !id.is_empty() => ImageSource::Unresolvable {
+                    image: c.image.clone(),
+                    reason: "DigestNotResolvable".into(),
+                    message: format!(
+                        "the runtime reports image ID {id} without a repository digest (a locally loaded image?)"
+                    ),
+                },
+                _ => ImageSource::Tag(r),
+            },
+        },
+        Err(e) => ImageSource::Unresolvable {
+            image: c.image.clone(),
+            reason: "InvalidImageReference".into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn owner(kind: &str, name: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    #[test]
+    fn workloads_are_attributed_to_top_level_owners() {
+        let mut labels = BTreeMap::new();
+        labels.insert("pod-template-hash".to_string(), "7d9f8c6b5".to_string());
+        let w = workload_of("ns", "web-7d9f8c6b5-abcde", &labels, &[owner("ReplicaSet", "web-7d9f8c6b5")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("Deployment", "web"));
+        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("ReplicaSet", "bare-rs")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("ReplicaSet", "bare-rs"));
+        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "backup-29412345")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "backup"));
+        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "migrate")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate"));
+        let w = workload_of("ns", "db-0", &BTreeMap::new(), &[owner("StatefulSet", "db")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("StatefulSet", "db"));
+        let w = workload_of("ns", "agent-x", &BTreeMap::new(), &[owner("DaemonSet", "agent")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("DaemonSet", "agent"));
+        let w = workload_of("ns", "solo", &BTreeMap::new(), &[]);
+        assert_eq!((w.kind.as_str(), w.name.as_str(), w.namespace.as_str()), ("Pod", "solo", "ns"));
+    }
+
+    #[test]
+    fn image_ids_are_normalised() {
+        let c = ContainerImage {
+            image: "nginx:1.27".into(),
+            image_id: Some(format!("docker-pullable://nginx@{D1}")),
+        };
+        match image_source(&c) {
+            ImageSource::Digest { key, index } => {
+                assert_eq!(key.registry, "docker.io");
+                assert_eq!(key.repository, "library/nginx");
+                assert_eq!(key.digest, D1);
+                assert_eq!(key.repository_path(), "docker.io/library/nginx");
+                assert_eq!(index, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // containerd: imageID is `repo@digest` without a scheme.
+        let c = ContainerImage {
+            image: format!("ghcr.io/acme/app@{D2}"),
+            image_id: Some(format!("ghcr.io/acme/app@{D1}")),
+        };
+        match image_source(&c) {
+            ImageSource::Digest { key, index } => {
+                assert_eq!(key.digest, D1);
+                assert_eq!(index.as_deref(), Some(D2), "spec pins the index");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bare_image_id_is_not_resolvable_and_tags_need_resolution() {
+        let c = ContainerImage {
+            image: "myapp:dev".into(),
+            image_id: Some(D1.into()),
+        };
+        assert!(matches!(
+            image_source(&c),
+            ImageSource::Unresolvable { ref reason, .. } if reason == "DigestNotResolvable"
+        ));
+        let c = ContainerImage {
+            image: format!("myapp@{D2}"),
+            image_id: Some(D1.into()),
+        };
+        assert!(matches!(image_source(&c), ImageSource::Digest { ref key, .. } if key.digest == D2));
+        let c = ContainerImage {
+            image: "registry.example.com/app:1".into(),
+            image_id: None,
+        };
+        assert!(matches!(image_source(&c), ImageSource::Tag(_)));
+        let c = ContainerImage {
+            image: "UPPER/case".into(),
+            image_id: None,
+        };
+        assert!(matches!(
+            image_source(&c),
+            ImageSource::Unresolvable { ref reason, .. } if reason == "InvalidImageReference"
+        ));
+    }
+}

@@ -1,0 +1,313 @@
+//! Evaluating one ReferrerPolicy end to end: select pods, resolve tags, pick
+//! the registry for each image, discover through the shared [`Discoverer`],
+//! judge, and build the status.
+//!
+//! This is THE reconcile logic: the controller calls [`evaluate_policy`] with
+//! pods from its reflector; `refwarden evaluate` calls it with pods read from
+//! files. Same inputs, same status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::evaluate::{self, Evaluation, InvalidSpec, NamespaceLabels};
+use super::pods::{ImageKey, PodInfo};
+use crate::crd::{
+    DiscoveryMode, EffectiveDiscoveryMode, ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch,
+};
+use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest};
+use crate::registry::{RegistryClient, RegistryClientConfig, resolve_digest};
+
+/// Images discovered concurrently per policy evaluation (the Discoverer also bounds per registry).
+const CONCURRENCY: usize = 32;
+
+/// A registry images can be discovered through.
+#[derive(Clone)]
+pub struct RegistryEntry {
+    /// Name of the RegistryProfile, `None` for an implicit anonymous profile.
+    pub profile: Option<String>,
+    /// The client (credentials, TLS, rate limit of the profile).
+    pub client: RegistryClient,
+    /// Requested discovery mode.
+    pub mode: DiscoveryMode,
+    /// Effective mode from the profile's last probe.
+    pub hint: Option<EffectiveDiscoveryMode>,
+}
+
+impl std::fmt::Debug for RegistryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryEntry")
+            .field("profile", &self.profile)
+            .field("registry", &self.client.registry())
+            .field("mode", &self.mode)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+/// A profile that exists but cannot be used (bad Secret, bad CA, …).
+#[derive(Clone, Debug)]
+pub struct BrokenProfile {
+    /// Reason code.
+    pub reason: String,
+    /// Detail naming the field.
+    pub message: String,
+}
+
+/// Where each registry host's images are discovered.
+#[derive(Default)]
+pub struct RegistryDirectory {
+    by_name: BTreeMap<String, (Vec<String>, Result<Arc<RegistryEntry>, BrokenProfile>)>,
+    anonymous: Mutex<HashMap<String, Arc<RegistryEntry>>>,
+    counters: Option<Arc<crate::registry::RequestCounters>>,
+}
+
+/// Host names a registry is known by (`docker.io` and `registry-1.docker.io` are one).
+fn host_aliases(host: &str) -> Vec<String> {
+    let h = host.to_ascii_lowercase();
+    let h = h.strip_suffix(":443").unwrap_or(&h).to_string();
+    match h.as_str() {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => vec![
+            "docker.io".into(),
+            "index.docker.io".into(),
+            "registry-1.docker.io".into(),
+        ],
+        _ => vec![h],
+    }
+}
+
+fn api_host(registry: &str) -> String {
+    match registry {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl RegistryDirectory {
+    /// An empty directory: every image goes through an implicit anonymous profile.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty directory whose implicit anonymous clients count their requests in
+    /// `counters` (the controller's metrics).
+    pub fn with_counters(counters: Arc<crate::registry::RequestCounters>) -> Self {
+        Self {
+            counters: Some(counters),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a RegistryProfile under `name` for `host` (`host[:port]` of its registryUrl).
+    pub fn insert(&mut self, name: &str, host: &str, entry: Result<RegistryEntry, BrokenProfile>) {
+        self.by_name
+            .insert(name.to_string(), (host_aliases(host), entry.map(Arc::new)));
+    }
+
+    /// Names of the profiles.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    /// The entry for an image's registry. `allowed`: the policy's `registryProfiles` (empty: any).
+    pub fn entry_for(
+        &self,
+        registry: &str,
+        allowed: &[String],
+    ) -> Result<Arc<RegistryEntry>, BrokenProfile> {
+        let aliases = host_aliases(registry);
+        let candidate = self.by_name.iter().find(|(name, (hosts, _))| {
+            (allowed.is_empty() || allowed.contains(name))
+                && hosts.iter().any(|h| aliases.contains(h))
+        });
+        if let Some((_, (_, entry))) = candidate {
+            return entry.clone();
+        }
+        if !allowed.is_empty() {
+            return Err(BrokenProfile {
+                reason: "NoMatchingRegistryProfile".into(),
+                message: format!(
+                    "none of spec.registryProfiles {allowed:?} is for registry {registry}"
+                ),
+            });
+        }
+        let host = api_host(registry);
+        let mut anon = self.anonymous.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = anon.get(&host) {
+            return Ok(e.clone());
+        }
+        let client = RegistryClientConfig::new(&format!("https://{host}"), false)
+            .map(|mut c| {
+                if let Some(counters) = &self.counters {
+                    c.counters = counters.clone();
+                }
+                c
+            })
+            .and_then(RegistryClient::new)
+            .map_err(|e| BrokenProfile {
+                reason: "InvalidRegistry".into(),
+                message: e.to_string(),
+            })?;
+        let entry = Arc::new(RegistryEntry {
+            profile: None,
+            client,
+            mode: DiscoveryMode::Auto,
+            hint: None,
+        });
+        anon.insert(host, entry.clone());
+        Ok(entry)
+    }
+}
+
+/// A policy to evaluate.
+#[derive(Clone, Debug)]
+pub struct PolicyInput<'a> {
+    /// Name of the ReferrerPolicy.
+    pub name: &'a str,
+    /// Its spec.
+    pub spec: &'a ReferrerPolicySpec,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The status stored now (keeps condition transition times).
+    pub previous: Option<&'a ReferrerPolicyStatus>,
+}
+
+/// Result of one evaluation.
+#[derive(Clone, Debug)]
+pub struct PolicyResult {
+    /// The status to write.
+    pub status: ReferrerPolicyStatus,
+    /// Every judged image (unbounded), for events and metrics. `None` for an invalid spec.
+    pub evaluation: Option<Evaluation>,
+    /// The spec error, when invalid.
+    pub invalid: Option<InvalidSpec>,
+}
+
+fn check_profiles(spec: &ReferrerPolicySpec, directory: &RegistryDirectory) -> Result<(), InvalidSpec> {
+    let names = directory.names();
+    for (i, n) in spec.registry_profiles.iter().enumerate() {
+        if !names.contains(n) {
+            return Err(InvalidSpec {
+                field: format!("spec.registryProfiles[{i}]"),
+                message: format!("RegistryProfile {n:?} does not exist"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates a policy over `pods`. Never fails: registry trouble makes images
+/// Unknown; a bad spec gives the InvalidSpec status.
+pub async fn evaluate_policy<'p>(
+    input: &PolicyInput<'_>,
+    pods: impl IntoIterator<Item = &'p PodInfo>,
+    namespaces: &NamespaceLabels,
+    directory: &RegistryDirectory,
+    discoverer: &Discoverer,
+    now: Time,
+) -> PolicyResult {
+    let compiled = match evaluate::compile(input.spec)
+        .and_then(|c| check_profiles(input.spec, directory).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return PolicyResult {
+                status: evaluate::invalid_spec_status(&e, input.generation, input.previous, &now),
+                evaluation: None,
+                invalid: Some(e),
+            };
+        }
+    };
+    let allowed = &input.spec.registry_profiles;
+    let mut selection = evaluate::select(&compiled, pods, namespaces);
+
+    // Tags (workloads read from files, pods not started yet): resolve as a kubelet would.
+    let tags: Vec<(String, crate::registry::ImageReference)> = selection
+        .tags
+        .iter()
+        .map(|(k, t)| (k.clone(), t.reference.clone()))
+        .collect();
+    let resolved: Vec<(String, Result<String, (String, String)>)> =
+        futures::stream::iter(tags.into_iter().map(|(key, r)| async move {
+            let result = match directory.entry_for(&r.registry, allowed) {
+                Err(b) => Err((b.reason, b.message)),
+                Ok(entry) => {
+                    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+                    resolve_digest(&entry.client, &r.repository, &tag)
+                        .await
+                        .map_err(|e| (e.reason, e.message))
+                }
+            };
+            (key, result)
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for (key, result) in resolved {
+        match result {
+            Ok(digest) => selection.resolve_tag(&key, &digest),
+            Err((reason, message)) => selection.fail_tag(
+                &key,
+                evaluate::unknown_reason(&reason),
+                &format!("{reason}: {message}"),
+            ),
+        }
+    }
+
+    // Discover every distinct image once (the Discoverer caches and coalesces across policies).
+    let platforms = input.spec.subject_match == SubjectMatch::IndexOrPlatform;
+    let jobs: Vec<(ImageKey, Option<String>)> = selection
+        .images
+        .iter()
+        .map(|(k, u)| (k.clone(), u.index.iter().next().cloned()))
+        .collect();
+    let outcomes: BTreeMap<ImageKey, Arc<DiscoveryOutcome>> =
+        futures::stream::iter(jobs.into_iter().map(|(key, index)| async move {
+            let outcome = match directory.entry_for(&key.registry, allowed) {
+                Err(b) => Arc::new(DiscoveryOutcome::Unknown {
+                    reason: b.reason,
+                    message: b.message,
+                }),
+                Ok(entry) => {
+                    let mut req = DiscoveryRequest::new(
+                        entry.client.registry(),
+                        &key.repository,
+                        &key.digest,
+                    );
+                    req.platforms = platforms;
+                    req.index_digest = if platforms { index } else { None };
+                    discoverer
+                        .discover(&entry.client, entry.mode, entry.hint, &req)
+                        .await
+                }
+            };
+            (key, outcome)
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let evaluation = evaluate::judge(&compiled, &selection, &outcomes);
+    let status = evaluate::status(
+        &compiled,
+        &evaluation,
+        input.generation,
+        input.previous,
+        &now,
+    );
+    tracing::debug!(
+        policy = input.name,
+        pods = evaluation.summary.pods,
+        images = evaluation.summary.images,
+        non_compliant = evaluation.summary.non_compliant,
+        unknown = evaluation.summary.unknown,
+        "policy evaluated"
+    );
+    PolicyResult {
+        status,
+        evaluation: Some(evaluation),
+        invalid: None,
+    }
+}

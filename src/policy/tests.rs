@@ -1,0 +1,394 @@
+//! Policy evaluation as pure unit tests: selection, requirement matching,
+//! subject matching, bounding and status conditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::evaluate::*;
+use super::pods::{ContainerImage, ImageKey, PodInfo};
+use crate::crd::{
+    ImageFilter, LegacySuffix, Preset, ReferrerPolicySpec, Requirement, SubjectMatch, WorkloadRef,
+};
+use crate::discovery::{
+    ArtifactKind, AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, Referrer,
+};
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+fn now(secs: i64) -> Time {
+    Time(Timestamp::from_second(secs).expect("valid"))
+}
+
+fn req(name: &str, preset: Option<Preset>) -> Requirement {
+    Requirement {
+        name: name.into(),
+        preset,
+        artifact_types: vec![],
+        legacy_tag_suffixes: vec![],
+        min_count: 1,
+    }
+}
+
+fn spec(require: Vec<Requirement>) -> ReferrerPolicySpec {
+    ReferrerPolicySpec {
+        namespace_selector: None,
+        pod_selector: None,
+        images: ImageFilter::default(),
+        require,
+        subject_match: SubjectMatch::IndexOrPlatform,
+        registry_profiles: vec![],
+        recheck_interval: "10m".into(),
+        max_reported_violations: 50,
+    }
+}
+
+fn sig_and_sbom() -> ReferrerPolicySpec {
+    spec(vec![
+        req("signature", Some(Preset::Signature)),
+        req("sbom", Some(Preset::Sbom)),
+    ])
+}
+
+fn pod(ns: &str, name: &str, workload: (&str, &str), images: &[(&str, &str)]) -> PodInfo {
+    PodInfo {
+        namespace: ns.into(),
+        name: name.into(),
+        labels: BTreeMap::from([("app".to_string(), workload.1.to_string())]),
+        workload: WorkloadRef {
+            namespace: ns.into(),
+            kind: workload.0.into(),
+            name: workload.1.into(),
+        },
+        images: images
+            .iter()
+            .map(|(image, id)| ContainerImage {
+                image: image.to_string(),
+                image_id: if id.is_empty() {
+                    None
+                } else {
+                    Some(id.to_string())
+                },
+            })
+            .collect(),
+    }
+}
+
+fn referrer(d: u8, kinds: &[ArtifactKind], attached: AttachedTo) -> Referrer {
+    Referrer {
+        digest: digest(d),
+        media_type: crate::oci::OCI_MANIFEST.into(),
+        artifact_type: Some("application/vnd.example+json".into()),
+        kinds: kinds.to_vec(),
+        size: 100,
+        annotations: BTreeMap::new(),
+        method: DiscoveryMethod::TagSchema,
+        subject: digest(1),
+        attached_to: attached,
+        tag: None,
+        referrers: vec![],
+    }
+}
+
+fn found(referrers: Vec<Referrer>) -> Arc<DiscoveryOutcome> {
+    Arc::new(DiscoveryOutcome::Found(DiscoveryReport {
+        subject: digest(1),
+        subject_media_type: None,
+        referrers_api: Some(false),
+        methods: vec![DiscoveryMethod::TagSchema, DiscoveryMethod::CosignTag],
+        referrers,
+        requests: 1,
+        notes: vec![],
+    }))
+}
+
+fn key(repo: &str, d: u8) -> ImageKey {
+    let (registry, repository) = repo.split_once('/').expect("registry/repo");
+    ImageKey {
+        registry: registry.into(),
+        repository: repository.into(),
+        digest: digest(d),
+    }
+}
+
+#[test]
+fn compliant_noncompliant_unknown_and_counts() {
+    let policy = compile(&sig_and_sbom()).expect("valid");
+    let a = format!("ghcr.io/acme/a@{}", digest(10));
+    let b = format!("ghcr.io/acme/b@{}", digest(20));
+    let c = format!("ghcr.io/acme/c@{}", digest(30));
+    let pods = vec![
+        pod("prod", "a-1", ("Deployment", "a"), &[("ghcr.io/acme/a:1", &a)]),
+        pod("prod", "a-2", ("Deployment", "a"), &[("ghcr.io/acme/a:1", &a)]),
+        pod("prod", "b-1", ("StatefulSet", "b"), &[("ghcr.io/acme/b:1", &b)]),
+        pod("dev", "c-1", ("Pod", "c-1"), &[("ghcr.io/acme/c:1", &c)]),
+        // A locally loaded image: bare image ID, no repository.
+        pod("dev", "local", ("Pod", "local"), &[("local/app:dev", &digest(99))]),
+    ];
+    let sel = select(&policy, &pods, &NamespaceLabels::new());
+    assert_eq!(sel.pods, 5);
+    assert_eq!(sel.images.len(), 3);
+    let outcomes = BTreeMap::from([
+        (
+            key("ghcr.io/acme/a", 10),
+            found(vec![
+                referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Requested),
+                referrer(3, &[ArtifactKind::SpdxSbom], AttachedTo::Requested),
+            ]),
+        ),
+        (
+            key("ghcr.io/acme/b", 20),
+            found(vec![referrer(
+                4,
+                &[ArtifactKind::CosignSignature],
+                AttachedTo::Requested,
+            )]),
+        ),
+        (
+            key("ghcr.io/acme/c", 30),
+            Arc::new(DiscoveryOutcome::Unknown {
+                reason: "Unreachable".into(),
+                message: "connection refused".into(),
+            }),
+        ),
+    ]);
+    let eval = judge(&policy, &sel, &outcomes);
+    assert_eq!(eval.summary.pods, 5);
+    assert_eq!(eval.summary.images, 4);
+    assert_eq!(eval.summary.compliant, 1);
+    assert_eq!(eval.summary.non_compliant, 1);
+    assert_eq!(eval.summary.unknown, 2);
+    assert_eq!(eval.violations.len(), 1);
+    let v = &eval.violations[0];
+    assert_eq!(v.image, "ghcr.io/acme/b");
+    assert_eq!(v.missing, vec!["sbom".to_string()]);
+    assert_eq!(v.workloads[0].kind, "StatefulSet");
+    assert_eq!(v.discovery_method.as_deref(), Some("tag-schema+cosign-tag"));
+    let reasons: BTreeSet<&str> = eval.unknown.iter().map(|u| u.reason.as_str()).collect();
+    assert_eq!(reasons, BTreeSet::from(["DigestNotResolvable", "RegistryUnavailable"]));
+
+    let st = status(&policy, &eval, Some(3), None, &now(100));
+    let compliant = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
+    assert_eq!((compliant.status.as_str(), compliant.reason.as_str()), ("False", "MissingReferrers"));
+    let ready = crate::conditions::find(&st.conditions, "Ready").expect("Ready");
+    assert_eq!(ready.status, "True");
+    assert_eq!(st.observed_generation, Some(3));
+    // Never "signed"/"verified": refwarden only checks presence.
+    let text = serde_json::to_string(&st).expect("json");
+    assert!(!text.contains("signed") && !text.contains("verified"), "{text}");
+}
+
+#[test]
+fn registry_error_is_unknown_never_compliant_or_violation() {
+    let policy = compile(&sig_and_sbom()).expect("valid");
+    let a = format!("ghcr.io/acme/a@{}", digest(10));
+    let pods = vec![pod("p", "a", ("Pod", "a"), &[("ghcr.io/acme/a:1", &a)])];
+    let sel = select(&policy, &pods, &NamespaceLabels::new());
+    for reason in ["AuthFailed", "Timeout", "RateLimited", "RegistryError"] {
+        let outcomes = BTreeMap::from([(
+            key("ghcr.io/acme/a", 10),
+            Arc::new(DiscoveryOutcome::Unknown {
+                reason: reason.into(),
+                message: "x".into(),
+            }),
+        )]);
+        let eval = judge(&policy, &sel, &outcomes);
+        assert_eq!((eval.summary.compliant, eval.summary.non_compliant, eval.summary.unknown), (0, 0, 1));
+        let st = status(&policy, &eval, None, None, &now(1));
+        let c = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "RegistryUnavailable"));
+    }
+    // Not discovered at all: Unknown too.
+    let eval = judge(&policy, &sel, &BTreeMap::new());
+    assert_eq!(eval.summary.unknown, 1);
+}
+
+#[test]
+fn subject_match_exact_vs_index_or_platform() {
+    let on_index = found(vec![
+        referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Index),
+        referrer(3, &[ArtifactKind::SpdxSbom], AttachedTo::Platform),
+    ]);
+    let DiscoveryOutcome::Found(report) = on_index.as_ref() else {
+        panic!()
+    };
+    let reqs = sig_and_sbom().require;
+    assert!(missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, report).is_empty());
+    assert_eq!(
+        missing_requirements(&reqs, SubjectMatch::Exact, report),
+        vec!["signature".to_string(), "sbom".to_string()]
+    );
+    // A signature on the SBOM (nested) never satisfies the image's own signature.
+    let nested = found(vec![referrer(5, &[ArtifactKind::CosignSignature], AttachedTo::Referrer)]);
+    let DiscoveryOutcome::Found(report) = nested.as_ref() else {
+        panic!()
+    };
+    assert_eq!(
+        missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, report),
+        vec!["signature".to_string(), "sbom".to_string()]
+    );
+}
+
+#[test]
+fn artifact_types_legacy_suffixes_and_min_count() {
+    let mut r = referrer(2, &[ArtifactKind::Other], AttachedTo::Requested);
+    r.artifact_type = Some("application/vnd.acme.scan+json; version=2".into());
+    let mut cosign = referrer(3, &[ArtifactKind::CosignSignature], AttachedTo::Requested);
+    cosign.method = DiscoveryMethod::CosignTag;
+    cosign.tag = Some(format!("{}.sig", digest(1).replace(':', "-")));
+    let report = DiscoveryReport {
+        subject: digest(1),
+        subject_media_type: None,
+        referrers_api: None,
+        methods: vec![],
+        referrers: vec![r, cosign],
+        requests: 0,
+        notes: vec![],
+    };
+    let by_type = Requirement {
+        artifact_types: vec!["application/vnd.acme.scan+json".into()],
+        ..req("scan", None)
+    };
+    let by_suffix = Requirement {
+        legacy_tag_suffixes: vec![LegacySuffix::Sig],
+        ..req("legacy-sig", None)
+    };
+    let att_suffix = Requirement {
+        legacy_tag_suffixes: vec![LegacySuffix::Att],
+        ..req("legacy-att", None)
+    };
+    let two_sigs = Requirement {
+        min_count: 2,
+        ..req("two-signatures", Some(Preset::Signature))
+    };
+    assert_eq!(
+        missing_requirements(
+            &[by_type, by_suffix, att_suffix, two_sigs],
+            SubjectMatch::Exact,
+            &report
+        ),
+        vec!["legacy-att".to_string(), "two-signatures".to_string()]
+    );
+}
+
+#[test]
+fn selectors_and_globs_select() {
+    let mut s = sig_and_sbom();
+    s.namespace_selector = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([("env".to_string(), "prod".to_string())])),
+        match_expressions: None,
+    });
+    s.images = ImageFilter {
+        include: vec!["ghcr.io/acme/**".into()],
+        exclude: vec!["ghcr.io/acme/legacy/*".into()],
+    };
+    let policy = compile(&s).expect("valid");
+    let ns = NamespaceLabels::from([
+        ("prod".to_string(), BTreeMap::from([("env".to_string(), "prod".to_string())])),
+        ("dev".to_string(), BTreeMap::from([("env".to_string(), "dev".to_string())])),
+    ]);
+    let pods = vec![
+        pod("prod", "a", ("Pod", "a"), &[(&format!("ghcr.io/acme/app@{}", digest(1)), "")]),
+        pod("prod", "b", ("Pod", "b"), &[(&format!("ghcr.io/acme/legacy/x@{}", digest(2)), "")]),
+        pod("prod", "c", ("Pod", "c"), &[(&format!("docker.io/library/nginx@{}", digest(3)), "")]),
+        pod("dev", "d", ("Pod", "d"), &[(&format!("ghcr.io/acme/app@{}", digest(4)), "")]),
+    ];
+    let sel = select(&policy, &pods, &ns);
+    assert_eq!(sel.pods, 3, "the dev pod is not selected");
+    let images: Vec<String> = sel.images.keys().map(|k| k.repository_path()).collect();
+    assert_eq!(images, vec!["ghcr.io/acme/app".to_string()]);
+}
+
+#[test]
+fn violations_are_bounded_sorted_and_stable() {
+    let mut s = sig_and_sbom();
+    s.max_reported_violations = 3;
+    let policy = compile(&s).expect("valid");
+    let mut pods = Vec::new();
+    let mut outcomes = BTreeMap::new();
+    for i in (10..20u8).rev() {
+        let repo = format!("ghcr.io/acme/app{i}");
+        pods.push(pod(
+            "p",
+            &format!("pod{i}"),
+            ("Deployment", &format!("d{i}")),
+            &[(&format!("{repo}@{}", digest(i)), "")],
+        ));
+        outcomes.insert(key(&repo, i), found(vec![]));
+    }
+    let sel = select(&policy, &pods, &NamespaceLabels::new());
+    let eval = judge(&policy, &sel, &outcomes);
+    assert_eq!(eval.summary.non_compliant, 10);
+    let st1 = status(&policy, &eval, Some(1), None, &now(10));
+    assert_eq!(st1.violations.len(), 3);
+    let names: Vec<&str> = st1.violations.iter().map(|v| v.image.as_str()).collect();
+    assert_eq!(names, vec!["ghcr.io/acme/app10", "ghcr.io/acme/app11", "ghcr.io/acme/app12"]);
+    // Same inputs in another order: same status; conditions keep their transition time.
+    pods.reverse();
+    let sel2 = select(&policy, &pods, &NamespaceLabels::new());
+    let eval2 = judge(&policy, &sel2, &outcomes);
+    let st2 = status(&policy, &eval2, Some(1), Some(&st1), &now(20));
+    assert_eq!(st1.violations, st2.violations);
+    assert_eq!(st1.conditions, st2.conditions);
+}
+
+#[test]
+fn workloads_per_image_are_bounded() {
+    let policy = compile(&sig_and_sbom()).expect("valid");
+    let image = format!("ghcr.io/acme/app@{}", digest(1));
+    let pods: Vec<PodInfo> = (0..25)
+        .map(|i| pod("p", &format!("p{i}"), ("Deployment", &format!("d{i:02}")), &[(&image, "")]))
+        .collect();
+    let sel = select(&policy, &pods, &NamespaceLabels::new());
+    let outcomes = BTreeMap::from([(key("ghcr.io/acme/app", 1), found(vec![]))]);
+    let eval = judge(&policy, &sel, &outcomes);
+    assert_eq!(eval.violations[0].workloads.len(), MAX_WORKLOADS_PER_IMAGE);
+    assert_eq!(eval.violations[0].workloads[0].name, "d00");
+}
+
+#[test]
+fn invalid_specs_name_the_field() {
+    let mut s = sig_and_sbom();
+    s.images.include = vec!["ghcr.io/[bad".into()];
+    let e = compile(&s).expect_err("invalid glob");
+    assert_eq!(e.field, "spec.images.include[0]");
+    let mut s = sig_and_sbom();
+    s.require.push(req("signature", Some(Preset::Signature)));
+    assert_eq!(compile(&s).expect_err("dup").field, "spec.require[2].name");
+    let mut s = sig_and_sbom();
+    s.require = vec![];
+    assert_eq!(compile(&s).expect_err("empty").field, "spec.require");
+    let mut s = sig_and_sbom();
+    s.require = vec![req("nothing", None)];
+    assert_eq!(compile(&s).expect_err("no matcher").field, "spec.require[0]");
+    let mut s = sig_and_sbom();
+    s.recheck_interval = "soon".into();
+    assert_eq!(compile(&s).expect_err("duration").field, "spec.recheckInterval");
+
+    let e = compile(&{
+        let mut s = sig_and_sbom();
+        s.recheck_interval = "1s".into();
+        s
+    })
+    .expect_err("too short");
+    let st = invalid_spec_status(&e, Some(7), None, &now(5));
+    let stalled = crate::conditions::find(&st.conditions, "Stalled").expect("Stalled");
+    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSpec"));
+    let ready = crate::conditions::find(&st.conditions, "Ready").expect("Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+    assert!(ready.message.starts_with("spec.recheckInterval"), "{}", ready.message);
+    assert_eq!(st.observed_generation, Some(7));
+}
+
+#[test]
+fn no_images_is_compliant_with_its_own_reason() {
+    let policy = compile(&sig_and_sbom()).expect("valid");
+    let eval = judge(&policy, &select(&policy, &[], &NamespaceLabels::new()), &BTreeMap::new());
+    let st = status(&policy, &eval, None, None, &now(1));
+    let c = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "NoImagesSelected"));
+}

@@ -1,0 +1,92 @@
+//! Resolving a tag to the digest a kubelet would pull.
+
+use super::{Endpoint, RegistryClient, RegistryRequest, Scope};
+use crate::oci;
+
+/// Why a reference could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct ResolveError {
+    /// `TagNotFound`, `AuthFailed`, `RateLimited`, `RegistryError`, `Unreachable`, …
+    pub reason: String,
+    /// Detail (never credentials).
+    pub message: String,
+}
+
+fn err(reason: &str, message: String) -> ResolveError {
+    ResolveError {
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+/// `HEAD /v2/<repo>/manifests/<tag>` with the manifest Accept header; the
+/// `Docker-Content-Digest` header, or GET and hash the body when it is missing.
+pub async fn resolve_digest(
+    client: &RegistryClient,
+    repository: &str,
+    tag: &str,
+) -> Result<String, ResolveError> {
+    let path = format!("/v2/{repository}/manifests/{tag}");
+    let head = client
+        .send(
+            RegistryRequest::head(&path, Endpoint::ManifestHead)
+                .accept(oci::manifest_accept_header())
+                .scope(Scope::pull(repository)),
+        )
+        .await
+        .map_err(|e| err(e.reason(), e.to_string()))?;
+    let status = head.status.as_u16();
+    match status {
+        200 => {
+            if let Some(d) = head
+                .header("docker-content-digest")
+                .filter(|d| oci::parse_digest(d).is_ok())
+            {
+                return Ok(d.to_string());
+            }
+        }
+        404 => {
+            return Err(err(
+                "TagNotFound",
+                format!("{repository}:{tag} does not exist in {}", client.registry()),
+            ));
+        }
+        401 | 403 => {
+            return Err(err(
+                "AuthFailed",
+                format!("{repository}:{tag}: HTTP {status} (credentials missing or not allowed to pull)"),
+            ));
+        }
+        429 => {
+            return Err(err(
+                "RateLimited",
+                format!("{repository}:{tag}: rate limited by {}", client.registry()),
+            ));
+        }
+        _ => {
+            return Err(err(
+                "RegistryError",
+                format!("{repository}:{tag}: HEAD answered HTTP {status}"),
+            ));
+        }
+    }
+    let get = client
+        .send(
+            RegistryRequest::get(&path, Endpoint::ManifestGet)
+                .accept(oci::manifest_accept_header())
+                .scope(Scope::pull(repository)),
+        )
+        .await
+        .map_err(|e| err(e.reason(), e.to_string()))?;
+    if get.status.as_u16() != 200 {
+        return Err(err(
+            "RegistryError",
+            format!(
+                "{repository}:{tag}: GET answered HTTP {} after HEAD answered 200",
+                get.status.as_u16()
+            ),
+        ));
+    }
+    Ok(oci::digest_sha256(&get.body))
+}

@@ -1,0 +1,278 @@
+//! Discovery on the REAL registry (Debian's docker-registry, distribution 2.8,
+//! no referrers API): referrers through the OCI tag schema and cosign tags,
+//! an artifact with a `subject` but no fallback tag stays undiscoverable, and
+//! independent clients agree (the ORAS Python SDK pushes, the `oci-client`
+//! crate lists).
+//!
+//! Needs `pip install oras` (see tests/peers/oras_push.py).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use refwarden::crd::DiscoveryMode;
+use refwarden::discovery::{
+    ArtifactKind, Discoverer, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest,
+};
+use refwarden::registry::{RegistryClient, RegistryClientConfig};
+use serde_json::{Value, json};
+use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
+
+type TestResult = support::Result<()>;
+
+fn found(o: &DiscoveryOutcome) -> &DiscoveryReport {
+    match o {
+        DiscoveryOutcome::Found(r) => r,
+        other => panic!("expected Found, got {other:?}"),
+    }
+}
+
+fn require_oras() {
+    let ok = Command::new("python3")
+        .args(["-c", "import oras.client"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the ORAS Python SDK is required by this test: run `pip install oras` (python3 -m pip install oras)"
+    );
+}
+
+fn oras_push(host: &str, repo: &str, img: &support::PushedImage) -> support::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oras_push.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([
+            host,
+            repo,
+            &img.digest,
+            &img.media_type,
+            &img.size.to_string(),
+        ])
+        .arg(dir.path())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "oras_push.py failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn client(url: &str) -> RegistryClient {
+    refwarden::registry::ensure_crypto_provider();
+    RegistryClient::new(RegistryClientConfig::new(url, true).expect("config")).expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> TestResult {
+    support::init_tracing();
+    require_oras();
+    let reg = DistributionRegistry::start(DistributionOptions::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let img = seeder.push_image("app", "v1").await?;
+
+    // Independent client: ORAS Python SDK pushes an SBOM with a subject (and an orphan).
+    let pushed = oras_push(&reg.host(), "app", &img)?;
+    let sbom = &pushed["sbom"];
+    let orphan = &pushed["orphan"];
+    assert_eq!(sbom["subject"].as_str(), Some(img.digest.as_str()));
+    let sbom_digest = sbom["digest"].as_str().unwrap_or_default().to_string();
+    let orphan_digest = orphan["digest"].as_str().unwrap_or_default().to_string();
+    // The registry has no referrers API, so a client maintains the tag schema index.
+    let descriptor = json!({
+        "mediaType": sbom["mediaType"], "digest": sbom_digest, "size": sbom["size"],
+        "artifactType": sbom["configMediaType"], "annotations": sbom["annotations"],
+    });
+    seeder
+        .push_referrers_tag_index("app", &img.digest, &[descriptor])
+        .await?;
+    // cosign legacy tags.
+    let sig = seeder.push_cosign_tag("app", &img.digest, "sig").await?;
+    let att = seeder.push_cosign_tag("app", &img.digest, "att").await?;
+
+    let c = client(&reg.url());
+    let d = Discoverer::default();
+    let out = d
+        .discover(
+            &c,
+            DiscoveryMode::Auto,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &img.digest),
+        )
+        .await;
+    let rep = found(&out);
+    assert_eq!(rep.referrers_api, Some(false));
+    let got: BTreeSet<(String, DiscoveryMethod)> = rep
+        .referrers
+        .iter()
+        .map(|r| (r.digest.clone(), r.method))
+        .collect();
+    let want: BTreeSet<(String, DiscoveryMethod)> = [
+        (sbom_digest.clone(), DiscoveryMethod::TagSchema),
+        (sig.digest.clone(), DiscoveryMethod::CosignTag),
+        (att.digest.clone(), DiscoveryMethod::CosignTag),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want, "{rep:#?}");
+    assert!(!got.iter().any(|(d, _)| *d == orphan_digest));
+    let kinds = |digest: &str| {
+        rep.referrers
+            .iter()
+            .find(|r| r.digest == digest)
+            .map(|r| r.kinds.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(kinds(&sbom_digest), vec![ArtifactKind::SpdxSbom]);
+    assert_eq!(kinds(&sig.digest), vec![ArtifactKind::CosignSignature]);
+    assert_eq!(kinds(&att.digest), vec![ArtifactKind::SlsaProvenance]);
+    // referrers (404) + tag list + index tag + .sig + .att (no .sbom tag: not fetched).
+    assert_eq!(rep.requests, 5, "{rep:#?}");
+
+    // Cross-check with the oci-client crate (falls back to the tag schema on 404).
+    let oc = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let reference =
+        oci_client::Reference::with_digest(reg.host(), "app".to_string(), img.digest.clone());
+    let theirs = oc
+        .pull_referrers(&reference, None)
+        .await
+        .map_err(|e| format!("oci-client pull_referrers: {e}"))?;
+    let theirs: BTreeSet<String> = theirs.manifests.iter().map(|m| m.digest.clone()).collect();
+    let ours: BTreeSet<String> = rep
+        .referrers
+        .iter()
+        .filter(|r| r.method == DiscoveryMethod::TagSchema)
+        .map(|r| r.digest.clone())
+        .collect();
+    assert_eq!(ours, theirs);
+
+    // The CLI, as a user runs it (JSON output, tag resolved to the digest).
+    let bin = env!("CARGO_BIN_EXE_refwarden");
+    let out = Command::new(bin)
+        .args([
+            "discover",
+            &format!("{}/app:v1", reg.host()),
+            "--plain-http",
+            "-o",
+            "json",
+        ])
+        .output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["result"], "found");
+    assert_eq!(v["subject"], img.digest.as_str());
+    assert_eq!(v["referrers"].as_array().map(Vec::len), Some(3));
+    let tree = Command::new(bin)
+        .args([
+            "discover",
+            &format!("{}/app:v1", reg.host()),
+            "--plain-http",
+        ])
+        .output()?;
+    assert_eq!(tree.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        text.contains(&sbom_digest) && text.contains("tag-schema"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_only_artifact_is_undiscoverable_without_referrers_api() -> TestResult {
+    support::init_tracing();
+    require_oras();
+    let reg = DistributionRegistry::start(DistributionOptions::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let img = seeder.push_image("app", "v2").await?;
+    // What GHCR/GitLab hold: manifests with a subject, no fallback tag.
+    let pushed = oras_push(&reg.host(), "app", &img)?;
+    assert!(pushed["orphan"]["digest"].is_string());
+    seeder
+        .push_artifact("app", Some(&img.subject()), media::SPDX_JSON, b"sbom", None)
+        .await?;
+    let c = client(&reg.url());
+    let d = Discoverer::default();
+    let out = d
+        .discover(
+            &c,
+            DiscoveryMode::Auto,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &img.digest),
+        )
+        .await;
+    let rep = found(&out);
+    assert!(rep.referrers.is_empty(), "{rep:#?}");
+    assert_eq!(
+        rep.referrers_api,
+        Some(false),
+        "registry has no referrers API"
+    );
+    assert_eq!(
+        rep.methods,
+        vec![DiscoveryMethod::TagSchema, DiscoveryMethod::CosignTag]
+    );
+
+    // Forced native on this registry: Unknown, not "no referrers".
+    let out = Discoverer::default()
+        .discover(
+            &c,
+            DiscoveryMode::Native,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &img.digest),
+        )
+        .await;
+    assert!(
+        matches!(out.as_ref(), DiscoveryOutcome::Unknown { reason, .. } if reason == "ReferrersApiUnsupported"),
+        "{out:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn cli_exit_codes_for_bad_input_and_registry_errors() {
+    let bin = env!("CARGO_BIN_EXE_refwarden");
+    let out = Command::new(bin)
+        .args(["discover", "Not A Reference"])
+        .output()
+        .expect("run refwarden");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Not A Reference"));
+    // Nothing listens on this port: registry error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let out = Command::new(bin)
+        .args([
+            "discover",
+            &format!("127.0.0.1:{port}/app@{digest}"),
+            "--plain-http",
+            "--timeout-seconds",
+            "5",
+        ])
+        .output()
+        .expect("run refwarden");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
