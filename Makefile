@@ -34,8 +34,8 @@ crds: ## regenerate crds/ from the Rust types
 demo: deps ## start a local registry with a seeded image, probe it, stop it
 	./scripts/demo.sh
 
-e2e: ## end-to-end tests against a real cluster (REFWARDEN_E2E_KUBECONFIG=...)
-	$(CARGO) test --locked --test e2e -- --test-threads=1
+e2e: ## end-to-end run on a k3d cluster (needs docker, k3d, kubectl, helm): e2e/run.sh
+	./e2e/run.sh
 
 clean:
 	$(CARGO) clean

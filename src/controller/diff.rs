@@ -323,10 +323,25 @@ mod tests {
         let mut new = prev.clone();
         new.last_probe_time = Some(t(1010));
         let hour = Duration::from_secs(3600);
-        assert!(!profile_status_needs_write(Some(&prev), &new, &t(1010), hour));
-        assert!(profile_status_needs_write(Some(&prev), &new, &t(1000 + 3600), hour));
+        assert!(!profile_status_needs_write(
+            Some(&prev),
+            &new,
+            &t(1010),
+            hour
+        ));
+        assert!(profile_status_needs_write(
+            Some(&prev),
+            &new,
+            &t(1000 + 3600),
+            hour
+        ));
         new.score = 3;
-        assert!(profile_status_needs_write(Some(&prev), &new, &t(1010), hour));
+        assert!(profile_status_needs_write(
+            Some(&prev),
+            &new,
+            &t(1010),
+            hour
+        ));
         assert!(profile_status_needs_write(None, &new, &t(1010), hour));
     }
 
@@ -376,7 +391,14 @@ mod tests {
         )];
         assert_eq!(probe_due(Some(&broken), Some(1), &t(1600), hour), Ok(()));
         let mut down = prev.clone();
-        down.conditions = vec![new_condition("Ready", Status::False, "Unreachable", "", Some(1), &t(0))];
+        down.conditions = vec![new_condition(
+            "Ready",
+            Status::False,
+            "Unreachable",
+            "",
+            Some(1),
+            &t(0),
+        )];
         assert_eq!(
             probe_due(Some(&down), Some(1), &t(1100), hour),
             Err(Duration::from_secs(200))
@@ -450,7 +472,10 @@ mod tests {
             (id("r/unk", "sha256:4"), vec!["sbom".to_string()]),
         ]
         .into();
-        let violations = vec![v("r/a", "sha256:1", &["signature"]), v("r/c", "sha256:5", &["sbom"])];
+        let violations = vec![
+            v("r/a", "sha256:1", &["signature"]),
+            v("r/c", "sha256:5", &["sbom"]),
+        ];
         let selected: BTreeSet<ImageId> = [
             id("r/a", "sha256:1"),
             id("r/b", "sha256:2"),

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::crd::{CapabilityState, Capabilities};
+use crate::crd::{Capabilities, CapabilityState};
 use crate::discovery::Discoverer;
 use crate::registry::RequestCounters;
 
@@ -36,6 +36,22 @@ pub struct CapabilityLabels {
     pub capability: String,
     /// Supported, Unsupported, Unknown.
     pub state: String,
+}
+
+/// Labels of the lifecycle findings gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LifecycleLabels {
+    /// RegistryProfile name.
+    pub registry_profile: String,
+    /// High, Medium, Low.
+    pub severity: String,
+}
+
+/// Labels of per-profile gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProfileLabels {
+    /// RegistryProfile name.
+    pub registry_profile: String,
 }
 
 /// Labels of reconcile metrics.
@@ -136,6 +152,10 @@ pub struct Metrics {
     pub policy_images: Family<PolicyLabels, Gauge>,
     /// 1 for the current state of each capability of each RegistryProfile.
     pub capability: Family<CapabilityLabels, Gauge>,
+    /// Lifecycle findings per profile and severity.
+    pub lifecycle_findings: Family<LifecycleLabels, Gauge>,
+    /// 1 when the profile's registry answered its last probe.
+    pub reachable: Family<ProfileLabels, Gauge>,
     /// Reconcile runs.
     pub reconciles: Family<KindLabels, Counter>,
     /// Reconcile failures.
@@ -171,6 +191,18 @@ impl Metrics {
             "1 for the probed state of a RegistryProfile capability",
             capability.clone(),
         );
+        let lifecycle_findings = Family::<LifecycleLabels, Gauge>::default();
+        registry.register(
+            "lifecycle_findings",
+            "Lifecycle/GC rules that endanger referrers, per RegistryProfile and severity",
+            lifecycle_findings.clone(),
+        );
+        let reachable = Family::<ProfileLabels, Gauge>::default();
+        registry.register(
+            "registry_reachable",
+            "1 when the RegistryProfile's registry answered its last probe",
+            reachable.clone(),
+        );
         let reconciles = Family::<KindLabels, Counter>::default();
         registry.register("reconciles", "Reconcile runs", reconciles.clone());
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
@@ -201,6 +233,8 @@ impl Metrics {
             registry,
             policy_images,
             capability,
+            lifecycle_findings,
+            reachable,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -264,6 +298,34 @@ impl Metrics {
                 state: state.to_string(),
             });
         }
+    }
+
+    /// Sets the lifecycle findings (per severity) and reachability gauges of a profile.
+    pub fn set_lifecycle(
+        &self,
+        profile: &str,
+        findings: &[crate::crd::LifecycleFinding],
+        reachable: bool,
+    ) {
+        use crate::crd::Severity;
+        for (sev, label) in [
+            (Severity::High, "High"),
+            (Severity::Medium, "Medium"),
+            (Severity::Low, "Low"),
+        ] {
+            let n = findings.iter().filter(|f| f.severity == sev).count();
+            self.lifecycle_findings
+                .get_or_create(&LifecycleLabels {
+                    registry_profile: profile.to_string(),
+                    severity: label.to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.reachable
+            .get_or_create(&ProfileLabels {
+                registry_profile: profile.to_string(),
+            })
+            .set(i64::from(reachable));
     }
 
     /// Sets the capability gauges of a profile (1 for the current state, 0 for the others).

@@ -30,7 +30,12 @@ impl PodEntry {
             pod.spec
                 .as_ref()
                 .and_then(|s| s.image_pull_secrets.as_ref())
-                .map(|v| v.iter().map(|r| r.name.clone()).filter(|n| !n.is_empty()).collect())
+                .map(|v| {
+                    v.iter()
+                        .map(|r| r.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             vec![]
@@ -103,7 +108,8 @@ impl PodStore {
                 None
             }
             Event::InitDone => {
-                let fresh = std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
+                let fresh =
+                    std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
                 *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
                 self.ready.store(true, Ordering::Release);
                 Some(PodChange::All)
@@ -140,7 +146,7 @@ impl PodStore {
     pub fn snapshot(&self) -> Vec<Arc<PodEntry>> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<Arc<PodEntry>> = map.values().cloned().collect();
-        v.sort_by(|a, b| a.key().cmp(&b.key()));
+        v.sort_by_key(|a| a.key());
         v
     }
 
@@ -190,16 +196,23 @@ impl NamespaceStore {
         };
         match event {
             Event::Init => {
-                self.buffer.write().unwrap_or_else(|p| p.into_inner()).clear();
+                self.buffer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 false
             }
             Event::InitApply(ns) => {
                 let (n, l) = name_labels(ns);
-                self.buffer.write().unwrap_or_else(|p| p.into_inner()).insert(n, l);
+                self.buffer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(n, l);
                 false
             }
             Event::InitDone => {
-                let fresh = std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
+                let fresh =
+                    std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
                 let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
                 let changed = *cur != fresh;
                 *cur = fresh;
@@ -267,7 +280,10 @@ pub struct Profiles {
 impl std::fmt::Debug for Profiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Profiles")
-            .field("slots", &*self.slots.read().unwrap_or_else(|p| p.into_inner()))
+            .field(
+                "slots",
+                &*self.slots.read().unwrap_or_else(|p| p.into_inner()),
+            )
             .finish_non_exhaustive()
     }
 }

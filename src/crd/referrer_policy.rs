@@ -4,6 +4,9 @@
 //! A requirement is met when a referrer of the required kind is **present**;
 //! refwarden does not verify signatures cryptographically.
 
+// kube's `printcolumn(...)` lists repeat `type_ = …`; clippy reads them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use kube::KubeSchema;

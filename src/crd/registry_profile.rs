@@ -3,6 +3,9 @@
 //! The CRD YAML in `crds/` is generated from these types (`refwarden crds`);
 //! `tests/crds_drift.rs` fails when the committed files are stale.
 
+// kube's `printcolumn(...)` lists repeat `type_ = …`; clippy reads them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -62,6 +65,9 @@ pub const SCORE_OUT_OF: u32 = 5;
     "!(has(self.plainHttp) && self.plainHttp) || self.registryUrl.startsWith('http://')"
 ).message("plainHttp: true requires an http:// registryUrl").field_path(".plainHttp"))]
 #[x_kube(validation = Rule::new(
+    "!has(self.credentialsProvider) || self.credentialsProvider != 'AwsEcr' || (!has(self.credentialsSecretRef) && self.registryUrl.contains('.dkr.ecr'))"
+).message("credentialsProvider AwsEcr needs an ECR registryUrl (<account>.dkr.ecr.<region>.amazonaws.com) and no credentialsSecretRef").field_path(".credentialsProvider"))]
+#[x_kube(validation = Rule::new(
     "!(has(self.plainHttp) && self.plainHttp && has(self.caBundle))"
 ).message("caBundle makes no sense with plainHttp: true").field_path(".caBundle"))]
 #[serde(rename_all = "camelCase")]
@@ -89,6 +95,12 @@ pub struct RegistryProfileSpec {
     /// Secret with registry credentials: type `kubernetes.io/dockerconfigjson` or `kubernetes.io/basic-auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretReference>,
+
+    /// Where credentials come from: `Secret` (credentialsSecretRef, or anonymous without one) or
+    /// `AwsEcr` (ECR `GetAuthorizationToken` with the default AWS credential chain — IRSA / pod
+    /// identity —, region from the registry host).
+    #[serde(default, skip_serializing_if = "CredentialsProvider::is_default")]
+    pub credentials_provider: CredentialsProvider,
 
     /// Extra CA certificates (PEM) to trust for this registry, from a ConfigMap or Secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +161,22 @@ pub struct SecretReference {
     /// Name of the Secret.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(min = 1, max = 253))]
     pub name: String,
+}
+
+/// Source of registry credentials.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum CredentialsProvider {
+    /// `credentialsSecretRef` (anonymous without one).
+    #[default]
+    Secret,
+    /// Amazon ECR `GetAuthorizationToken` with the default AWS credential chain.
+    AwsEcr,
+}
+
+impl CredentialsProvider {
+    fn is_default(&self) -> bool {
+        *self == Self::Secret
+    }
 }
 
 /// A key of a ConfigMap or Secret holding PEM certificates. Exactly one of the two refs.

@@ -249,6 +249,8 @@ enum NativeAnswer {
     },
     Unsupported {
         http_status: Option<u16>,
+        /// The verdict's reason (`NotFound`, `InvalidIndex`, `HtmlInsteadOfIndex`, …).
+        reason: String,
         message: String,
     },
 }
@@ -726,8 +728,19 @@ async fn list_direct(
         }
         NativeAnswer::Unsupported {
             http_status,
+            reason,
             message,
         } => {
+            // A 200 that claims to be an OCI index but is not one, or any 200
+            // that is not an index from a registry known to serve the API, is a
+            // broken answer (an error page, a truncated proxy reply): Unknown,
+            // not "no referrers API" (which would fall back and report nothing).
+            if http_status == Some(200) && (known || reason == "InvalidIndex") {
+                return Err(Unk::new(
+                    "InvalidResponse",
+                    format!("referrers API answered a malformed index ({reason}): {message}"),
+                ));
+            }
             if forced {
                 return Err(Unk::new(
                     "ReferrersApiUnsupported",
@@ -776,6 +789,7 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
         CapabilityState::Unsupported => {
             return Ok(NativeAnswer::Unsupported {
                 http_status: cap.http_status,
+                reason: cap.reason.clone(),
                 message: format!("{}: {}", cap.reason, cap.message.unwrap_or_default()),
             });
         }
@@ -801,10 +815,13 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
             break;
         }
         if pages >= ctx.d.inner.config.max_pages {
-            ctx.note(format!(
-                "referrers of {subject}: stopped after {pages} pages (limit)"
+            // A truncated list could miss a required referrer: Unknown, not a violation.
+            return Err(Unk::new(
+                "TooManyPages",
+                format!(
+                    "referrers of {subject}: more than {pages} pages (limit); the list is incomplete"
+                ),
             ));
-            break;
         }
         pages += 1;
         let req = RegistryRequest::get(url.as_str(), Endpoint::Referrers)

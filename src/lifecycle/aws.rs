@@ -268,6 +268,14 @@ pub async fn registry_credentials(
     })
 }
 
+/// Credentials for an ECR registry URL (`RegistryProfile.spec.credentialsProvider: AwsEcr`):
+/// region from the host, default AWS credential chain, `GetAuthorizationToken`.
+pub async fn ecr_credentials_for(registry_url: &str) -> Result<Credentials, AwsError> {
+    let host = parse_ecr_host(registry_url)?;
+    let client = ecr_client(&host.region).await;
+    Ok(registry_credentials(&client).await?.credentials)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,7 +372,7 @@ pub fn missing_requirements(
 pub fn unknown_reason(discovery_reason: &str) -> &'static str {
     match discovery_reason {
         "AuthFailed" | "InsufficientPermissions" => "AuthFailed",
-        "SubjectNotFound" => "DigestNotFound",
+        "SubjectNotFound" | "TagNotFound" => "ImageNotFound",
         "ReferrersApiUnsupported" => "ReferrersApiUnsupported",
         "InvalidResponse" | "BodyTooLarge" => "InvalidRegistryResponse",
         "InvalidConfig" | "RegistryProfileInvalid" => "RegistryProfileInvalid",

@@ -12,7 +12,7 @@ mod tests;
 
 pub use evaluate::{
     COMPLIANT, CompiledPolicy, Evaluation, InvalidSpec, NamespaceLabels, Selection, compile,
-    invalid_spec_status, judge, select, status,
+    invalid_spec_status, judge, select, selects_pod, status,
 };
 pub use pods::{ImageKey, PodInfo};
 pub use reconcile::{

@@ -56,10 +56,16 @@ pub struct BrokenProfile {
     pub message: String,
 }
 
+/// A profile's host aliases and its entry (or why it cannot be used).
+type ProfileSlot = (Vec<String>, Result<Arc<RegistryEntry>, BrokenProfile>);
+
+/// Outcome of resolving one tag: the digest, or (reason, message).
+type Resolved = Result<String, (String, String)>;
+
 /// Where each registry host's images are discovered.
 #[derive(Default)]
 pub struct RegistryDirectory {
-    by_name: BTreeMap<String, (Vec<String>, Result<Arc<RegistryEntry>, BrokenProfile>)>,
+    by_name: BTreeMap<String, ProfileSlot>,
     anonymous: Mutex<HashMap<String, Arc<RegistryEntry>>>,
     counters: Option<Arc<crate::registry::RequestCounters>>,
 }
@@ -229,7 +235,7 @@ pub async fn evaluate_policy<'p>(
         .iter()
         .map(|(k, t)| (k.clone(), t.reference.clone()))
         .collect();
-    let resolved: Vec<(String, Result<String, (String, String)>)> =
+    let resolved: Vec<(String, Resolved)> =
         futures::stream::iter(tags.into_iter().map(|(key, r)| async move {
             let result = match directory.entry_for(&r.registry, allowed) {
                 Err(b) => Err((b.reason, b.message)),

@@ -16,6 +16,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod distribution;
+pub mod faults;
 pub mod oci_registry;
 pub mod seed;
 pub mod token_server;

@@ -1,0 +1,559 @@
+//! `refwarden controller`: kube-runtime Controllers for RegistryProfile and
+//! ReferrerPolicy in one process (the controller-rs pattern: a [`Context`],
+//! reconcile functions returning `Result<Action, Error>`, an `error_policy`).
+//!
+//! - [`profile`]: probes registries, writes RegistryProfile status, keeps the
+//!   registry directory policies discover through.
+//! - [`policy`]: evaluates ReferrerPolicies with [`crate::policy::evaluate_policy`]
+//!   over the pod store, writes status, publishes Events.
+//! - [`stores`]: pods (only `PodInfo`), namespace labels, profiles.
+//! - [`leader`]: Lease-based leader election; every replica watches, only the
+//!   leader writes status and Events.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
+
+pub mod backoff;
+pub mod diff;
+pub mod http;
+pub mod leader;
+pub mod lifecycle;
+pub mod metrics;
+pub mod policy;
+pub mod profile;
+pub mod stores;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::crd::{ReferrerPolicy, RegistryProfile};
+use crate::discovery::{Discoverer, DiscovererConfig};
+use crate::policy::CompiledPolicy;
+use crate::policy::evaluate::selects_pod;
+use crate::registry::RequestCounters;
+use backoff::Backoff;
+use diff::{PlannedEvent, Severity};
+use metrics::Metrics;
+use stores::{NamespaceStore, PodChange, PodStore, Profiles};
+
+/// Field manager of every status the controller applies.
+pub const FIELD_MANAGER: &str = "refwarden";
+/// `reportingController` of Events.
+pub const REPORTING_CONTROLLER: &str = "refwarden.dev/controller";
+
+/// Errors of a reconcile. Registry trouble is never an error here: it makes
+/// images Unknown or capabilities Unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A status could not be serialised.
+    #[error("serialising status: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The object has no name (cannot happen for stored objects).
+    #[error("object has no metadata.name")]
+    MissingName,
+    /// The CRDs are not installed.
+    #[error(
+        "the {0} CRD is not installed (the API answered 404): install it with `refwarden crds | kubectl apply -f -` (or the files in crds/)"
+    )]
+    CrdMissing(String),
+    /// Setting up the controller failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// A low-cardinality label for the `reconcile_errors` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Serialize(_) => "serialize",
+            Error::MissingName => "missing_name",
+            Error::CrdMissing(_) => "crd_missing",
+            Error::Setup(_) => "setup",
+        }
+    }
+}
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Also use pods' `imagePullSecrets` for images without a RegistryProfile secret.
+    pub use_image_pull_secrets: bool,
+    /// Events published per reconcile at most (pod Warnings beyond it wait for the next one).
+    pub max_events_per_reconcile: usize,
+    /// `reportingInstance` of Events (the pod name).
+    pub instance: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            use_image_pull_secrets: false,
+            max_events_per_reconcile: 50,
+            instance: None,
+        }
+    }
+}
+
+/// What the policy reconciler remembers between evaluations (for Event diffs).
+#[derive(Clone, Debug, Default)]
+pub struct PolicyMemory {
+    /// Non-compliant images of the last evaluation, with the missing requirement names.
+    pub non_compliant: BTreeMap<diff::ImageId, Vec<String>>,
+    /// (pod key, image, digest) already warned about.
+    pub warned: BTreeSet<(String, String, String)>,
+}
+
+/// A compiled policy spec and the generation it was compiled from.
+pub type CompiledEntry = (Option<i64>, Arc<CompiledPolicy>);
+
+/// Everything reconcilers share.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Event recorder (dedups repeats into an EventSeries).
+    pub recorder: Recorder,
+    /// The discovery cache shared by every policy.
+    pub discoverer: Discoverer,
+    /// Request counters shared by every registry client.
+    pub counters: Arc<RequestCounters>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pods (only `PodInfo`).
+    pub pods: PodStore,
+    /// Namespace labels.
+    pub namespaces: NamespaceStore,
+    /// ReferrerPolicies (reflector).
+    pub policies: Store<ReferrerPolicy>,
+    /// RegistryProfiles (reflector).
+    pub profile_store: Store<RegistryProfile>,
+    /// The registry directory built from RegistryProfiles.
+    pub profiles: Profiles,
+    /// Whether this replica holds the Lease (writes status and Events).
+    pub leader: Arc<AtomicBool>,
+    /// Per-object backoff for transient errors.
+    pub backoff: Backoff,
+    /// Per-policy backoff while images are Unknown because of registry errors.
+    pub unknown_backoff: Backoff,
+    /// Per-policy memory for Event diffs.
+    pub memory: Mutex<HashMap<String, PolicyMemory>>,
+    /// Compiled specs by policy name and generation (for the pod → policy mapper).
+    pub compiled: RwLock<HashMap<String, CompiledEntry>>,
+    /// Settings.
+    pub settings: Settings,
+    /// The clock (fixed in tests).
+    pub clock: Arc<dyn Fn() -> Time + Send + Sync>,
+    /// Re-evaluates every policy when bumped (directory or leadership changes).
+    pub all_policies: tokio::sync::watch::Sender<u64>,
+    /// Re-reconciles every profile when bumped (leadership changes).
+    pub all_profiles: tokio::sync::watch::Sender<u64>,
+    /// Re-evaluates one policy.
+    pub policy_tx: tokio::sync::mpsc::Sender<ObjectRef<ReferrerPolicy>>,
+    policy_rx: Mutex<Option<tokio::sync::mpsc::Receiver<ObjectRef<ReferrerPolicy>>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("pods", &self.pods.len())
+            .field("leader", &self.leader.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Time` now.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+impl Context {
+    /// A context over the given reflector stores. Not leader until told.
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        policies: Store<ReferrerPolicy>,
+        profile_store: Store<RegistryProfile>,
+    ) -> Self {
+        let counters = Arc::new(RequestCounters::default());
+        let discoverer = Discoverer::new(DiscovererConfig::default());
+        let metrics = Arc::new(Metrics::new(counters.clone(), discoverer.clone()));
+        let reporter = Reporter {
+            controller: REPORTING_CONTROLLER.to_string(),
+            instance: settings.instance.clone(),
+        };
+        let (policy_tx, policy_rx) = tokio::sync::mpsc::channel(4096);
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            discoverer,
+            profiles: Profiles::new(counters.clone()),
+            counters,
+            metrics,
+            pods: PodStore::new(settings.use_image_pull_secrets),
+            namespaces: NamespaceStore::default(),
+            policies,
+            profile_store,
+            leader: Arc::new(AtomicBool::new(false)),
+            backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
+            unknown_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(600)),
+            memory: Mutex::new(HashMap::new()),
+            compiled: RwLock::new(HashMap::new()),
+            settings,
+            clock: Arc::new(now),
+            all_policies: tokio::sync::watch::channel(0).0,
+            all_profiles: tokio::sync::watch::channel(0).0,
+            policy_tx,
+            policy_rx: Mutex::new(Some(policy_rx)),
+        }
+    }
+
+    /// Now, by the context's clock.
+    pub fn now(&self) -> Time {
+        (self.clock)()
+    }
+
+    /// Whether this replica may write.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Sets leadership (the elector calls this); re-reconciles everything when gained.
+    pub fn set_leader(&self, leader: bool) {
+        let was = self.leader.swap(leader, Ordering::AcqRel);
+        self.metrics.leader.set(i64::from(leader));
+        if leader && !was {
+            info!("became leader: reconciling every object");
+            self.all_profiles.send_modify(|n| *n += 1);
+            self.all_policies.send_modify(|n| *n += 1);
+        } else if !leader && was {
+            warn!("lost leadership: no more status or Event writes");
+        }
+    }
+
+    /// Publishes an Event (logged, never fatal: status is the source of truth).
+    pub async fn publish(
+        &self,
+        ev: &PlannedEvent,
+        action: &str,
+        regarding: &ObjectReference,
+        related: Option<ObjectReference>,
+    ) {
+        if !self.is_leader() {
+            return;
+        }
+        let e = KubeEvent {
+            type_: match ev.severity {
+                Severity::Normal => EventType::Normal,
+                Severity::Warning => EventType::Warning,
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.note.clone()),
+            action: action.to_string(),
+            secondary: related,
+        };
+        if let Err(err) = self.recorder.publish(&e, regarding).await {
+            warn!(reason = %ev.reason, error = %err, "cannot publish Event");
+        }
+    }
+
+    /// Applies `status` to the status subresource of `obj` with server-side apply.
+    pub async fn apply_status<K>(
+        &self,
+        obj: &K,
+        status: &impl serde::Serialize,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
+        let api: Api<K> = Api::all(self.client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The compiled spec of a policy, cached per generation; `None` when invalid.
+    pub fn compiled_policy(&self, p: &ReferrerPolicy) -> Option<Arc<CompiledPolicy>> {
+        let name = p.name_any();
+        let generation = p.metadata.generation;
+        if let Some((g, c)) = self
+            .compiled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            && *g == generation
+        {
+            return Some(c.clone());
+        }
+        let c = Arc::new(crate::policy::compile(&p.spec).ok()?);
+        self.compiled
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, (generation, c.clone()));
+        Some(c)
+    }
+
+    /// Policies a pod change concerns: those selecting the old or the new pod.
+    pub fn policies_for(&self, change: &PodChange) -> Vec<ObjectRef<ReferrerPolicy>> {
+        let policies = self.policies.state();
+        let PodChange::One(old, new) = change else {
+            return policies
+                .iter()
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect();
+        };
+        let ns = self.namespaces.snapshot();
+        policies
+            .iter()
+            .filter(|p| {
+                let Some(c) = self.compiled_policy(p) else {
+                    return false;
+                };
+                [old, new]
+                    .into_iter()
+                    .flatten()
+                    .any(|e| selects_pod(&c, &e.info, &ns))
+            })
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect()
+    }
+
+    /// Re-evaluates the policies a pod change concerns.
+    pub fn on_pod_change(&self, change: &PodChange) {
+        if matches!(change, PodChange::All) {
+            self.all_policies.send_modify(|n| *n += 1);
+            return;
+        }
+        for r in self.policies_for(change) {
+            if self.policy_tx.try_send(r).is_err() {
+                // Queue full: everything is re-evaluated instead (coalesced).
+                self.all_policies.send_modify(|n| *n += 1);
+                break;
+            }
+        }
+    }
+
+    /// Whether the stores policies read are loaded (pods, namespaces, profiles).
+    pub fn synced(&self) -> bool {
+        self.pods.is_ready() && self.namespaces.is_ready() && self.profiles_synced()
+    }
+
+    /// Whether every RegistryProfile in the store has been loaded into the directory.
+    pub fn profiles_synced(&self) -> bool {
+        let known = self.profiles.names();
+        self.profile_store
+            .state()
+            .iter()
+            .all(|p| known.contains(&p.name_any()))
+    }
+}
+
+fn watch_stream(rx: tokio::sync::watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok().map(|()| ((), rx))
+    })
+}
+
+fn mpsc_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+}
+
+/// Options of [`run`] (the CLI flags).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Address of `/healthz`, `/readyz`, `/metrics`.
+    pub listen_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease (false: this replica always writes).
+    pub leader_election: bool,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Identity in the Lease (the pod name).
+    pub identity: String,
+    /// Use pods' imagePullSecrets.
+    pub use_image_pull_secrets: bool,
+    /// Concurrent reconciles per kind (0: unlimited).
+    pub concurrency: u16,
+}
+
+/// Checks both CRDs are served; a 404 is [`Error::CrdMissing`].
+pub async fn check_crds(client: &Client) -> Result<(), Error> {
+    let lp = ListParams::default().limit(1);
+    let missing = |e: kube::Error, crd: &str| match &e {
+        kube::Error::Api(s) if s.code == 404 => Error::CrdMissing(crd.to_string()),
+        _ => Error::Kube(e),
+    };
+    Api::<RegistryProfile>::all(client.clone())
+        .list_metadata(&lp)
+        .await
+        .map_err(|e| missing(e, "registryprofiles.refwarden.dev"))?;
+    Api::<ReferrerPolicy>::all(client.clone())
+        .list_metadata(&lp)
+        .await
+        .map_err(|e| missing(e, "referrerpolicies.refwarden.dev"))?;
+    Ok(())
+}
+
+async fn run_pod_watcher(ctx: Arc<Context>) {
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    // Finished pods run nothing: leave them out of the store.
+    let cfg = watcher::Config::default()
+        .fields("status.phase!=Succeeded,status.phase!=Failed")
+        .any_semantic();
+    let mut stream = watcher(api, cfg).default_backoff().boxed();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(ev) => {
+                if let Some(change) = ctx.pods.apply_event(&ev) {
+                    ctx.on_pod_change(&change);
+                }
+            }
+            Err(e) => warn!(error = %e, "pod watch failed (retrying with backoff)"),
+        }
+    }
+}
+
+async fn run_namespace_watcher(ctx: Arc<Context>) {
+    let api: Api<kube::core::PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
+    let mut stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .boxed();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(ev) => {
+                if ctx.namespaces.apply_event(&ev) {
+                    ctx.all_policies.send_modify(|n| *n += 1);
+                }
+            }
+            Err(e) => warn!(error = %e, "namespace watch failed (retrying with backoff)"),
+        }
+    }
+}
+
+/// Runs the controller until SIGTERM / Ctrl-C.
+pub async fn run(opts: RunOptions) -> Result<(), Error> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| Error::Setup(format!("cannot create a Kubernetes client: {e}")))?;
+    check_crds(&client).await?;
+
+    let (policy_reader, policy_writer) = reflector::store::<ReferrerPolicy>();
+    let (profile_reader, profile_writer) = reflector::store::<RegistryProfile>();
+    let settings = Settings {
+        use_image_pull_secrets: opts.use_image_pull_secrets,
+        instance: Some(opts.identity.clone()),
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings,
+        policy_reader.clone(),
+        profile_reader.clone(),
+    ));
+
+    let server = tokio::spawn(http::serve(opts.listen_addr, ctx.clone()));
+    tokio::spawn(run_pod_watcher(ctx.clone()));
+    tokio::spawn(run_namespace_watcher(ctx.clone()));
+    if opts.leader_election {
+        leader::spawn(
+            client.clone(),
+            &opts.lease_name,
+            &opts.lease_namespace,
+            &opts.identity,
+            ctx.clone(),
+        )
+        .await?;
+    } else {
+        ctx.set_leader(true);
+    }
+
+    let mut config = kube::runtime::Config::default().debounce(Duration::from_millis(500));
+    if opts.concurrency > 0 {
+        config = config.concurrency(opts.concurrency);
+    }
+
+    let profiles_stream = reflector::reflector(
+        profile_writer,
+        watcher(
+            Api::<RegistryProfile>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff(),
+    )
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let profile_controller = Controller::for_stream(profiles_stream, profile_reader)
+        .with_config(config.clone())
+        .reconcile_all_on(watch_stream(ctx.all_profiles.subscribe()))
+        .shutdown_on_signal()
+        .run(profile::reconcile, profile::error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "registryprofile reconcile");
+            }
+        });
+
+    let policies_stream = reflector::reflector(
+        policy_writer,
+        watcher(
+            Api::<ReferrerPolicy>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff(),
+    )
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let rx = ctx
+        .policy_rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .ok_or_else(|| Error::Setup("controller started twice".into()))?;
+    let policy_controller = Controller::for_stream(policies_stream, policy_reader)
+        .with_config(config)
+        .reconcile_all_on(watch_stream(ctx.all_policies.subscribe()))
+        .reconcile_on(mpsc_stream(rx))
+        .shutdown_on_signal()
+        .run(policy::reconcile, policy::error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "referrerpolicy reconcile");
+            }
+        });
+
+    info!("controller started");
+    tokio::join!(profile_controller, policy_controller);
+    server.abort();
+    if ctx.is_leader() {
+        info!("shutting down (the Lease is released when the elector stops)");
+    }
+    Ok(())
+}

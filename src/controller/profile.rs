@@ -1,0 +1,334 @@
+//! The RegistryProfile reconciler: build the client (Secret / CA read through
+//! the API), probe on create/change and every `spec.probe.interval`, write the
+//! status with server-side apply when it changed, publish Events on capability
+//! changes, and keep the registry directory policies discover through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::{Instrument, info_span, warn};
+
+use super::diff;
+use super::{Context, Error};
+use crate::conditions::{self, Status, new_condition};
+use crate::crd::{CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus};
+use crate::policy::BrokenProfile;
+use crate::probe::{self, ProbeOptions, status::StatusContext};
+use crate::profile::{self as pf, CaObject, ProfileObjects};
+use crate::registry::RegistryClient;
+
+/// Kind label in metrics.
+pub const KIND: &str = "registryprofile";
+/// How soon a profile with a broken (not invalid) reference is looked at again.
+pub const BROKEN_RECHECK: Duration = Duration::from_secs(60);
+
+/// The objects a spec references, read from the API, plus a fingerprint of
+/// their versions. `Err` only for API failures other than 404.
+async fn read_objects(
+    client: &kube::Client,
+    spec: &RegistryProfileSpec,
+) -> Result<(Option<Secret>, Option<OwnedCa>, String), Error> {
+    let mut fingerprint = serde_json::to_string(spec)?;
+    let secret = match &spec.credentials_secret_ref {
+        None => None,
+        Some(r) => {
+            let s = Api::<Secret>::namespaced(client.clone(), &r.namespace)
+                .get_opt(&r.name)
+                .await?;
+            fingerprint.push_str(&format!(
+                "|secret:{}",
+                s.as_ref()
+                    .and_then(|s| s.metadata.resource_version.clone())
+                    .unwrap_or_default()
+            ));
+            s
+        }
+    };
+    let ca = match &spec.ca_bundle {
+        None => None,
+        Some(b) => {
+            if let Some(r) = &b.config_map_ref {
+                let c = Api::<ConfigMap>::namespaced(client.clone(), &r.namespace)
+                    .get_opt(&r.name)
+                    .await?;
+                fingerprint.push_str(&format!(
+                    "|cm:{}",
+                    c.as_ref()
+                        .and_then(|c| c.metadata.resource_version.clone())
+                        .unwrap_or_default()
+                ));
+                Some(OwnedCa::ConfigMap(c))
+            } else if let Some(r) = &b.secret_ref {
+                let s = Api::<Secret>::namespaced(client.clone(), &r.namespace)
+                    .get_opt(&r.name)
+                    .await?;
+                fingerprint.push_str(&format!(
+                    "|casecret:{}",
+                    s.as_ref()
+                        .and_then(|s| s.metadata.resource_version.clone())
+                        .unwrap_or_default()
+                ));
+                Some(OwnedCa::Secret(s))
+            } else {
+                None
+            }
+        }
+    };
+    Ok((secret, ca, fingerprint))
+}
+
+enum OwnedCa {
+    ConfigMap(Option<ConfigMap>),
+    Secret(Option<Secret>),
+}
+
+/// The status of a profile that cannot be probed: `Ready=False` with the
+/// reason and a message naming the field; `Stalled=True` when the spec itself
+/// is invalid. Probe results of earlier runs are kept.
+pub fn broken_status(
+    b: &BrokenProfile,
+    generation: Option<i64>,
+    previous: Option<&RegistryProfileStatus>,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> RegistryProfileStatus {
+    let stalled = pf::is_invalid_spec(b);
+    let fresh = vec![
+        new_condition(
+            conditions::READY,
+            Status::False,
+            &b.reason,
+            b.message.clone(),
+            generation,
+            now,
+        ),
+        new_condition(
+            conditions::RECONCILING,
+            Status::False,
+            &b.reason,
+            "",
+            generation,
+            now,
+        ),
+        new_condition(
+            conditions::STALLED,
+            Status::from(stalled),
+            &b.reason,
+            if stalled {
+                b.message.clone()
+            } else {
+                String::new()
+            },
+            generation,
+            now,
+        ),
+    ];
+    let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    RegistryProfileStatus {
+        observed_generation: generation,
+        conditions: conditions::merge(prev_conditions, fresh),
+        ..previous.cloned().unwrap_or_default()
+    }
+}
+
+/// Reconciles one RegistryProfile.
+pub async fn reconcile(obj: Arc<RegistryProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = obj.name_any();
+    let span = info_span!("reconcile", kind = KIND, name = %name);
+    async move {
+        let _timer = ctx.metrics.measure(KIND);
+        let action = reconcile_inner(&obj, &ctx).await?;
+        ctx.backoff.reset(&format!("{KIND}/{name}"));
+        Ok(action)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action, Error> {
+    let name = obj.name_any();
+    let generation = obj.metadata.generation;
+    let previous = obj.status.as_ref();
+    let now = ctx.now();
+
+    // Profiles deleted since: out of the directory.
+    let existing = ctx
+        .profile_store
+        .state()
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    if ctx.profiles.retain(&existing) {
+        ctx.all_policies.send_modify(|n| *n += 1);
+    }
+
+    let host = pf::registry_host(&obj.spec).unwrap_or_default();
+    let (secret, ca, fingerprint) = match read_objects(&ctx.client, &obj.spec).await {
+        Ok(x) => x,
+        Err(e) => {
+            // Keep the profile known (broken) so policies do not wait for it.
+            let b = BrokenProfile {
+                reason: "CredentialsUnavailable".into(),
+                message: format!("reading the objects referenced by the spec failed: {e}"),
+            };
+            if ctx.profiles.set(&name, &host, "", Err(b), None) {
+                ctx.all_policies.send_modify(|n| *n += 1);
+            }
+            return Err(e);
+        }
+    };
+    // ECR tokens last 12 h: with `credentialsProvider: AwsEcr` the client is rebuilt every 6 h.
+    let mut fingerprint = fingerprint;
+    let aws_credentials = if obj.spec.credentials_provider == CredentialsProvider::AwsEcr {
+        let bucket = now.0.as_second() / (6 * 3600);
+        fingerprint.push_str(&format!("|aws:{bucket}"));
+        if ctx.profiles.client_if_current(&name, &fingerprint).is_none() {
+            Some(
+                crate::lifecycle::aws::ecr_credentials_for(&obj.spec.registry_url)
+                    .await
+                    .map_err(|e| BrokenProfile {
+                        reason: "CredentialsUnavailable".into(),
+                        message: format!("spec.credentialsProvider: AwsEcr: {e}"),
+                    }),
+            )
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let ca_ref = ca.as_ref().map(|c| match c {
+        OwnedCa::ConfigMap(c) => CaObject::ConfigMap(c.as_ref()),
+        OwnedCa::Secret(s) => CaObject::Secret(s.as_ref()),
+    });
+    let built = pf::probe_interval(&obj.spec).and_then(|interval| {
+        let client = match ctx.profiles.client_if_current(&name, &fingerprint) {
+            Some(c) => c,
+            None => {
+                let mut cfg = pf::client_config(
+                    &obj.spec,
+                    ProfileObjects {
+                        credentials: secret.as_ref(),
+                        ca: ca_ref,
+                    },
+                    ctx.counters.clone(),
+                )?;
+                if let Some(creds) = aws_credentials {
+                    cfg.credentials = creds?;
+                }
+                RegistryClient::new(cfg).map_err(|e| BrokenProfile {
+                    reason: pf::INVALID_SPEC.into(),
+                    message: format!("spec: {e}"),
+                })?
+            }
+        };
+        Ok((client, interval))
+    });
+    let mode = obj.spec.discovery.mode;
+    let (client, interval) = match built {
+        Ok(x) => x,
+        Err(b) => {
+            warn!(reason = %b.reason, message = %b.message, "registry profile cannot be used");
+            if ctx
+                .profiles
+                .set(&name, &host, &fingerprint, Err(b.clone()), None)
+            {
+                ctx.all_policies.send_modify(|n| *n += 1);
+            }
+            if !ctx.is_leader() {
+                return Ok(Action::await_change());
+            }
+            let status = broken_status(&b, generation, previous, &now);
+            if previous != Some(&status) {
+                ctx.apply_status(obj, &status).await?;
+            }
+            return Ok(if pf::is_invalid_spec(&b) {
+                Action::await_change()
+            } else {
+                Action::requeue(BROKEN_RECHECK)
+            });
+        }
+    };
+
+    // The hint from the stored status counts only if it describes this spec.
+    let stored_hint = previous
+        .filter(|s| s.observed_generation == generation)
+        .and_then(|s| s.discovery_mode);
+    let due = diff::probe_due(previous, generation, &now, interval);
+    if !ctx.is_leader() || due.is_err() {
+        if ctx
+            .profiles
+            .set(&name, &host, &fingerprint, Ok((client, mode)), stored_hint)
+        {
+            ctx.all_policies.send_modify(|n| *n += 1);
+        }
+        if let Some(p) = previous {
+            ctx.metrics.set_capabilities(&name, &p.capabilities);
+        }
+        return Ok(match due {
+            _ if !ctx.is_leader() => Action::await_change(),
+            Err(left) => Action::requeue(left.max(Duration::from_secs(1))),
+            Ok(()) => Action::requeue(interval),
+        });
+    }
+
+    let mut opts = ProbeOptions::new(
+        &obj.spec.test_repository,
+        &obj.spec.test_tag,
+        obj.spec.probe.write_probes,
+    );
+    if let Some(s) = &obj.spec.probe.scratch_repository {
+        opts.scratch_repository = s.clone();
+    }
+    let report = probe::run(&client, &opts).await;
+    let mut status = probe::status::from_report(
+        &report,
+        &StatusContext {
+            generation,
+            requested_mode: mode,
+            insecure_skip_tls_verify: obj.spec.insecure_skip_tls_verify,
+            previous,
+            now: now.clone(),
+        },
+    );
+    let lifecycle_result = super::lifecycle::findings(&ctx.client, &obj.spec).await;
+    super::lifecycle::apply(&mut status, lifecycle_result, generation, previous, &now);
+    ctx.metrics
+        .set_lifecycle(&name, &status.lifecycle_findings, report.is_reachable());
+    if ctx.profiles.set(
+        &name,
+        &host,
+        &fingerprint,
+        Ok((client, mode)),
+        status.discovery_mode,
+    ) {
+        ctx.all_policies.send_modify(|n| *n += 1);
+    }
+    ctx.metrics.set_capabilities(&name, &status.capabilities);
+
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(interval));
+    }
+    if diff::profile_status_needs_write(previous, &status, &now, interval) {
+        ctx.apply_status(obj, &status).await?;
+    }
+    let prev_caps = previous
+        .filter(|p| p.last_probe_time.is_some())
+        .map(|p| &p.capabilities);
+    let reference = obj.object_ref(&());
+    for ev in diff::capability_events(prev_caps, &status.capabilities) {
+        ctx.publish(&ev, "Probe", &reference, None).await;
+    }
+    Ok(Action::requeue(interval))
+}
+
+/// Transient failures: per-object jittered, capped backoff.
+pub fn error_policy(obj: Arc<RegistryProfile>, err: &Error, ctx: Arc<Context>) -> Action {
+    let name = obj.name_any();
+    warn!(kind = KIND, name = %name, error = %err, "reconcile failed");
+    ctx.metrics.failure(KIND, err.metric_label());
+    Action::requeue(ctx.backoff.fail(&format!("{KIND}/{name}")))
+}

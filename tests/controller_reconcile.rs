@@ -1,0 +1,821 @@
+//! The reconcilers against kube's mocked API (tower-test, as controller-rs
+//! does): every API call is recorded and answered, and the tests assert the
+//! exact status patches and Events. Discovery and probes run the real engine
+//! against Debian's docker-registry (distribution 2.8) on 127.0.0.1, seeded
+//! with a referrers tag-schema index and cosign tags.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector;
+use refwarden::controller::stores::PodEntry;
+use refwarden::controller::{Context, Settings, policy, profile};
+use refwarden::crd::{
+    Capabilities, Capability, DiscoveryMode, ReferrerPolicy, RegistryProfile, RegistryProfileStatus,
+};
+use refwarden::registry::{RegistryClient, RegistryClientConfig};
+use serde_json::{Value, json};
+use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
+
+type TestResult = support::Result<()>;
+
+/// 2026-01-01T00:00:00Z
+const NOW: i64 = 1_767_225_600;
+
+fn t(secs: i64) -> Time {
+    Time(Timestamp::from_second(secs).expect("timestamp"))
+}
+
+fn ts(secs: i64) -> Value {
+    serde_json::to_value(t(secs)).expect("time serialises")
+}
+
+/// One recorded API call.
+#[derive(Clone, Debug)]
+struct Call {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+/// Answers every call like an API server would for our requests and records it.
+struct ApiServer {
+    calls: Arc<Mutex<Vec<Call>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().expect("lock"))
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn mock_client() -> (Client, ApiServer) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let rec = calls.clone();
+    let task = tokio::spawn(async move {
+        // Bounded: the test aborts the task when it drops the server.
+        for _ in 0..10_000 {
+            let Some((req, send)) = handle.next_request().await else {
+                return;
+            };
+            let method = req.method().to_string();
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            rec.lock().expect("lock").push(Call {
+                method: method.clone(),
+                path: path.clone(),
+                query,
+                body: body.clone(),
+            });
+            let (status, answer) = if method == "GET" && path.contains("/secrets/") {
+                (
+                    StatusCode::NOT_FOUND,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                           "reason": "NotFound", "code": 404, "message": "not found"}),
+                )
+            } else if method == "PATCH" && path.ends_with("/status") {
+                let name = path.rsplit('/').nth(1).unwrap_or_default().to_string();
+                let mut obj = body.clone();
+                obj["metadata"] = json!({"name": name, "generation": 1, "resourceVersion": "2"});
+                // Enough of a spec for either kind to deserialise.
+                obj["spec"] = json!({"require": [], "registryUrl": "https://unused.example"});
+                (StatusCode::OK, obj)
+            } else if path.starts_with("/apis/events.k8s.io/v1/") {
+                (StatusCode::CREATED, body)
+            } else {
+                (
+                    StatusCode::NOT_FOUND,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                           "reason": "NotFound", "code": 404, "message": "unexpected call"}),
+                )
+            };
+            let resp = Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&answer).unwrap_or_default()))
+                .expect("response");
+            send.send_response(resp);
+        }
+    });
+    (Client::new(service, "default"), ApiServer { calls, task })
+}
+
+fn test_context(client: Client) -> Arc<Context> {
+    let (policies, _) = reflector::store::<ReferrerPolicy>();
+    let (profiles, _) = reflector::store::<RegistryProfile>();
+    let mut ctx = Context::new(
+        client,
+        Settings {
+            instance: Some("refwarden-0".into()),
+            ..Settings::default()
+        },
+        policies,
+        profiles,
+    );
+    ctx.clock = Arc::new(|| t(NOW));
+    ctx.pods.set_ready();
+    ctx.namespaces.set_ready();
+    ctx.set_leader(true);
+    Arc::new(ctx)
+}
+
+fn fast_client(url: &str) -> RegistryClient {
+    refwarden::registry::ensure_crypto_provider();
+    let mut cfg = RegistryClientConfig::new(url, true).expect("config");
+    cfg.retry.base_delay = Duration::from_millis(10);
+    cfg.retry.max_retries = 1;
+    cfg.timeout = Duration::from_secs(5);
+    RegistryClient::new(cfg).expect("client")
+}
+
+fn pod(name: &str, app: &str, image: &str, uid: &str) -> PodEntry {
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "namespace": "shop", "name": name, "uid": uid,
+            "labels": {"app": app, "pod-template-hash": "abc123"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": format!("{app}-abc123"), "uid": "rs", "controller": true}],
+        },
+        "spec": {"containers": [{"name": "main", "image": image}]},
+        "status": {"containerStatuses": [{"name": "main", "image": image,
+            "imageID": format!("docker-pullable://{image}"), "ready": true,
+            "restartCount": 0}]},
+    }))
+    .expect("pod");
+    PodEntry::from_pod(&p, false)
+}
+
+fn policy_obj(name: &str, app: &str, extra: Value) -> ReferrerPolicy {
+    let mut spec = json!({
+        "podSelector": {"matchLabels": {"app": app}},
+        "require": [{"name": "signature", "preset": "signature"}],
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+        "metadata": {"name": name, "generation": 1, "uid": format!("uid-{name}")},
+        "spec": spec,
+    }))
+    .expect("policy")
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": ts(NOW), "observedGeneration": 1})
+}
+
+#[track_caller]
+fn assert_status_patch(call: &Call, plural: &str, name: &str) {
+    assert_eq!(call.method, "PATCH", "{call:?}");
+    assert_eq!(
+        call.path,
+        format!("/apis/refwarden.dev/v1alpha1/{plural}/{name}/status")
+    );
+    assert!(
+        call.query.contains("fieldManager=refwarden"),
+        "{}",
+        call.query
+    );
+    assert!(call.query.contains("force=true"), "{}", call.query);
+    assert_eq!(call.body["apiVersion"], "refwarden.dev/v1alpha1");
+}
+
+#[track_caller]
+fn assert_event(
+    call: &Call,
+    type_: &str,
+    reason: &str,
+    regarding_kind: &str,
+    regarding_name: &str,
+) {
+    assert_eq!(call.method, "POST", "{call:?}");
+    let ns = call.body["regarding"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    assert_eq!(
+        call.path,
+        format!("/apis/events.k8s.io/v1/namespaces/{ns}/events")
+    );
+    let b = &call.body;
+    assert_eq!(b["type"], type_, "{b}");
+    assert_eq!(b["reason"], reason, "{b}");
+    assert_eq!(b["reportingController"], "refwarden.dev/controller");
+    assert_eq!(b["reportingInstance"], "refwarden-0");
+    assert_eq!(b["regarding"]["kind"], regarding_kind, "{b}");
+    assert_eq!(b["regarding"]["name"], regarding_name, "{b}");
+    let note = b["note"].as_str().unwrap_or_default();
+    assert!(
+        !note.contains("signed") && !note.contains("verified"),
+        "{note}"
+    );
+}
+
+/// A distribution registry with `signed/app` (cosign signature tag + an SBOM in
+/// the referrers tag-schema index) and `plain/app` (nothing).
+struct Seeded {
+    reg: DistributionRegistry,
+    seeder: Seeder,
+    signed: String,
+    plain: String,
+}
+
+async fn seeded() -> support::Result<Seeded> {
+    let reg = DistributionRegistry::start(DistributionOptions::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let signed = seeder.push_image("signed/app", "v1").await?;
+    seeder
+        .push_cosign_tag("signed/app", &signed.digest, "sig")
+        .await?;
+    let sbom = seeder
+        .push_artifact(
+            "signed/app",
+            Some(&signed.subject()),
+            media::SPDX_JSON,
+            br#"{"spdxVersion":"SPDX-2.3"}"#,
+            None,
+        )
+        .await?;
+    seeder
+        .push_referrers_tag_index("signed/app", &signed.digest, &[sbom.descriptor()])
+        .await?;
+    let plain = seeder.push_image("plain/app", "v1").await?;
+    Ok(Seeded {
+        reg,
+        seeder,
+        signed: signed.digest,
+        plain: plain.digest,
+    })
+}
+
+fn with_local_profile(ctx: &Context, reg: &DistributionRegistry) {
+    ctx.profiles.set(
+        "local",
+        &reg.host(),
+        "fingerprint",
+        Ok((fast_client(&reg.url()), DiscoveryMode::Auto)),
+        None,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compliant_policy_gets_exact_status_and_no_events() -> TestResult {
+    support::init_tracing();
+    let s = seeded().await?;
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    with_local_profile(&ctx, &s.reg);
+    let image = format!("{}/signed/app@{}", s.reg.host(), s.signed);
+    ctx.pods
+        .insert(pod("web-abc123-x1", "web", &image, "pod-uid-1"));
+    let obj = policy_obj(
+        "signed",
+        "web",
+        json!({"require": [{"name": "signature", "preset": "signature"},
+                           {"name": "sbom", "preset": "sbom"}]}),
+    );
+
+    let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::requeue(Duration::from_secs(600)));
+    let calls = api.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_status_patch(&calls[0], "referrerpolicies", "signed");
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    cond("Ready", "True", "Evaluated", "1 pods, 1 images: 1 compliant, 0 missing referrers, 0 unknown"),
+                    cond("Compliant", "True", "AllCompliant", "all 1 images carry the required referrers"),
+                    cond("Reconciling", "False", "Evaluated", ""),
+                    cond("Stalled", "False", "Evaluated", ""),
+                ],
+                "lastEvaluationTime": ts(NOW),
+                "summary": {"pods": 1, "images": 1, "compliant": 1, "nonCompliant": 0, "unknown": 0},
+            }
+        })
+    );
+    let text = ctx.metrics.render();
+    assert!(
+        text.contains("refwarden_policy_images{policy=\"signed\",state=\"compliant\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refwarden_discovery_cache_misses_total 1"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_compliant_then_compliant_again_with_events_and_no_duplicates() -> TestResult {
+    support::init_tracing();
+    let s = seeded().await?;
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    with_local_profile(&ctx, &s.reg);
+    let image = format!("{}/plain/app@{}", s.reg.host(), s.plain);
+    ctx.pods
+        .insert(pod("shop-abc123-x1", "shop", &image, "pod-uid-2"));
+    let mut obj = policy_obj("plain", "shop", json!({}));
+
+    // 1. First evaluation: non-compliant.
+    policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+    let calls = api.take();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_status_patch(&calls[0], "referrerpolicies", "plain");
+    let status = &calls[0].body["status"];
+    let method = status["violations"][0]["discoveryMethod"].clone();
+    assert!(method.is_string(), "{status}");
+    let repo = format!("{}/plain/app", s.reg.host());
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    cond("Ready", "True", "Evaluated", "1 pods, 1 images: 0 compliant, 1 missing referrers, 0 unknown"),
+                    cond("Compliant", "False", "MissingReferrers", "1 of 1 images miss required referrers"),
+                    cond("Reconciling", "False", "Evaluated", ""),
+                    cond("Stalled", "False", "Evaluated", ""),
+                ],
+                "lastEvaluationTime": ts(NOW),
+                "summary": {"pods": 1, "images": 1, "compliant": 0, "nonCompliant": 1, "unknown": 0},
+                "violations": [{
+                    "image": repo, "digest": s.plain, "missing": ["signature"],
+                    "workloads": [{"namespace": "shop", "kind": "Deployment", "name": "shop"}],
+                    "discoveryMethod": method,
+                }],
+            }
+        })
+    );
+    assert_event(
+        &calls[1],
+        "Warning",
+        "ImageNonCompliant",
+        "ReferrerPolicy",
+        "plain",
+    );
+    assert_eq!(
+        calls[1].body["note"],
+        format!(
+            "1 image(s) now miss required referrers: {repo}@{} (missing: signature)",
+            s.plain
+        )
+    );
+    assert_event(
+        &calls[2],
+        "Warning",
+        "MissingReferrers",
+        "Pod",
+        "shop-abc123-x1",
+    );
+    assert_eq!(
+        calls[2].path,
+        "/apis/events.k8s.io/v1/namespaces/shop/events"
+    );
+    assert_eq!(calls[2].body["regarding"]["uid"], "pod-uid-2");
+    assert_eq!(calls[2].body["related"]["name"], "plain");
+    assert_eq!(
+        calls[2].body["note"],
+        format!(
+            "ReferrerPolicy plain: image(s) missing required referrers: {repo}@{} (missing: signature)",
+            s.plain
+        )
+    );
+
+    // 2. Same world, stored status: no write, no Event.
+    obj.status = Some(serde_json::from_value(status.clone())?);
+    policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+    assert!(api.take().is_empty(), "unchanged evaluation must not write");
+
+    // 3. The image gets a cosign signature: compliant again.
+    s.seeder
+        .push_cosign_tag("plain/app", &s.plain, "sig")
+        .await?;
+    ctx.discoverer.invalidate_all();
+    policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+    let calls = api.take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_status_patch(&calls[0], "referrerpolicies", "plain");
+    let st = &calls[0].body["status"];
+    assert_eq!(st["summary"]["compliant"], 1);
+    assert!(st.get("violations").is_none(), "{st}");
+    assert_eq!(
+        st["conditions"][1],
+        cond(
+            "Compliant",
+            "True",
+            "AllCompliant",
+            "all 1 images carry the required referrers"
+        )
+    );
+    assert_event(
+        &calls[1],
+        "Normal",
+        "ImageCompliant",
+        "ReferrerPolicy",
+        "plain",
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_registry_makes_images_unknown() -> TestResult {
+    support::init_tracing();
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let url = format!("http://{dead}");
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    ctx.profiles.set(
+        "dead",
+        &dead.to_string(),
+        "fp",
+        Ok((fast_client(&url), DiscoveryMode::Auto)),
+        None,
+    );
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let image = format!("{dead}/gone/app@{digest}");
+    ctx.pods
+        .insert(pod("gone-abc123-x1", "gone", &image, "pod-uid-3"));
+    let obj = policy_obj("gone", "gone", json!({"recheckInterval": "5m"}));
+
+    let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_ne!(
+        action,
+        Action::requeue(Duration::from_secs(300)),
+        "registry trouble retries sooner"
+    );
+    let calls = api.calls();
+    assert_eq!(
+        calls.len(),
+        1,
+        "Unknown is never a violation, so no Event: {calls:#?}"
+    );
+    assert_status_patch(&calls[0], "referrerpolicies", "gone");
+    let mut body = calls[0].body.clone();
+    let message = body["status"]["unknown"][0]["message"].take();
+    assert!(
+        message
+            .as_str()
+            .unwrap_or_default()
+            .contains(&dead.to_string()),
+        "{message}"
+    );
+    let reason = body["status"]["unknown"][0]["reason"].clone();
+    assert_eq!(reason, "RegistryUnavailable");
+    assert_eq!(
+        body,
+        json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    cond("Ready", "True", "Evaluated", "1 pods, 1 images: 0 compliant, 0 missing referrers, 1 unknown"),
+                    cond("Compliant", "Unknown", "RegistryUnavailable", "referrers of 1 of 1 images could not be discovered"),
+                    cond("Reconciling", "False", "Evaluated", ""),
+                    cond("Stalled", "False", "Evaluated", ""),
+                ],
+                "lastEvaluationTime": ts(NOW),
+                "summary": {"pods": 1, "images": 1, "compliant": 0, "nonCompliant": 0, "unknown": 1},
+                "unknown": [{
+                    "image": format!("{dead}/gone/app"), "digest": digest, "reason": "RegistryUnavailable",
+                    "message": Value::Null,
+                    "workloads": [{"namespace": "shop", "kind": "Deployment", "name": "gone"}],
+                }],
+            }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spec_is_stalled_and_awaits_change() -> TestResult {
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    let obj = policy_obj("bad", "x", json!({"recheckInterval": "5s"}));
+    let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::await_change());
+    let calls = api.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_status_patch(&calls[0], "referrerpolicies", "bad");
+    let msg = "spec.recheckInterval: must be at least 10s";
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    cond("Ready", "False", "InvalidSpec", msg),
+                    cond("Compliant", "Unknown", "InvalidSpec", "the policy is not evaluated until its spec is fixed"),
+                    cond("Reconciling", "False", "InvalidSpec", ""),
+                    cond("Stalled", "True", "InvalidSpec", msg),
+                ],
+                "summary": {"pods": 0, "images": 0, "compliant": 0, "nonCompliant": 0, "unknown": 0},
+            }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_replica_writes_nothing() -> TestResult {
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    ctx.set_leader(false);
+    let obj = policy_obj("bad", "x", json!({"recheckInterval": "5s"}));
+    let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::await_change());
+    assert!(api.calls().is_empty());
+    Ok(())
+}
+
+fn profile_obj(spec: Value, status: Option<RegistryProfileStatus>) -> RegistryProfile {
+    let mut p: RegistryProfile = serde_json::from_value(json!({
+        "apiVersion": "refwarden.dev/v1alpha1", "kind": "RegistryProfile",
+        "metadata": {"name": "dist", "generation": 1, "uid": "uid-dist"},
+        "spec": spec,
+    }))
+    .expect("profile");
+    p.status = status;
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_probe_writes_capabilities_and_reports_lost_referrers_api() -> TestResult {
+    support::init_tracing();
+    let reg = DistributionRegistry::start(DistributionOptions::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    seeder.push_image("probe/app", "1.0").await?;
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    // The last probe (an older generation) saw the referrers API.
+    let previous = RegistryProfileStatus {
+        observed_generation: Some(0),
+        capabilities: Capabilities {
+            referrers_api: Capability::supported("IndexReturned", Some(200), ""),
+            ..Default::default()
+        },
+        last_probe_time: Some(t(NOW - 60)),
+        ..Default::default()
+    };
+    let obj = profile_obj(
+        json!({"registryUrl": reg.url(), "plainHttp": true, "testRepository": "probe/app",
+               "testTag": "1.0", "probe": {"interval": "1h", "writeProbes": false}}),
+        Some(previous),
+    );
+    let action = profile::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+    let calls = api.calls();
+    assert!(calls.len() >= 2, "{calls:#?}");
+    assert_status_patch(&calls[0], "registryprofiles", "dist");
+    let st = &calls[0].body["status"];
+    assert_eq!(st["observedGeneration"], 1);
+    assert_eq!(
+        st["capabilities"]["referrersApi"]["state"], "Unsupported",
+        "{st}"
+    );
+    assert_eq!(st["discoveryMode"], "TagFallback");
+    assert_eq!(st["lastProbeTime"], ts(NOW));
+    assert_eq!(st["scoreOutOf"], 5);
+    let ready = st["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "True", "{st}");
+    assert_eq!(ready["reason"], "ProbeSucceeded");
+    assert_event(
+        &calls[1],
+        "Warning",
+        "ReferrersApiLost",
+        "RegistryProfile",
+        "dist",
+    );
+    assert_eq!(
+        calls[1].path,
+        "/apis/events.k8s.io/v1/namespaces/default/events"
+    );
+    for c in &calls[2..] {
+        assert_event(
+            c,
+            c.body["type"].as_str().unwrap_or_default(),
+            "CapabilitiesChanged",
+            "RegistryProfile",
+            "dist",
+        );
+    }
+    // The directory now routes the registry's images through the profile, tag fallback.
+    let entry = ctx
+        .profiles
+        .directory()
+        .entry_for(&reg.host(), &[])
+        .map_err(|b| b.message)?;
+    assert_eq!(entry.profile.as_deref(), Some("dist"));
+    assert_eq!(
+        entry.hint,
+        Some(refwarden::crd::EffectiveDiscoveryMode::TagFallback)
+    );
+    let text = ctx.metrics.render();
+    assert!(text.contains("refwarden_registry_capability{registry_profile=\"dist\",capability=\"referrersApi\",state=\"Unsupported\"} 1"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "refwarden_registry_requests_total{{registry=\"{}\",endpoint=\"base\",status=\"200\"}}",
+            reg.host()
+        )),
+        "{text}"
+    );
+
+    // Probed again right away with the stored status: not due, nothing written.
+    let stored: RegistryProfileStatus = serde_json::from_value(st.clone())?;
+    api.take();
+    let obj = profile_obj(
+        json!({"registryUrl": reg.url(), "plainHttp": true, "testRepository": "probe/app",
+               "testTag": "1.0", "probe": {"interval": "1h", "writeProbes": false}}),
+        Some(stored),
+    );
+    let action = profile::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+    assert!(api.calls().is_empty(), "{:#?}", api.calls());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_secret_sets_ready_false_naming_the_field() -> TestResult {
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    let obj = profile_obj(
+        json!({"registryUrl": "https://registry.invalid",
+               "credentialsSecretRef": {"namespace": "ops", "name": "creds"}}),
+        None,
+    );
+    let action = profile::reconcile(Arc::new(obj), ctx.clone()).await?;
+    assert_eq!(action, Action::requeue(profile::BROKEN_RECHECK));
+    let calls = api.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[0].method, "GET");
+    assert_eq!(calls[0].path, "/api/v1/namespaces/ops/secrets/creds");
+    assert_status_patch(&calls[1], "registryprofiles", "dist");
+    let msg = "spec.credentialsSecretRef: Secret ops/creds not found";
+    assert_eq!(
+        calls[1].body,
+        json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "RegistryProfile",
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [
+                    cond("Ready", "False", "CredentialsNotFound", msg),
+                    cond("Reconciling", "False", "CredentialsNotFound", ""),
+                    cond("Stalled", "False", "CredentialsNotFound", ""),
+                ],
+                "capabilities": {
+                    "referrersApi": {"state": "Unknown", "reason": ""},
+                    "artifactTypeFilter": {"state": "Unknown", "reason": ""},
+                    "chunkedUpload": {"state": "Unknown", "reason": ""},
+                    "crossRepoMount": {"state": "Unknown", "reason": ""},
+                    "deleteManifests": {"state": "Unknown", "reason": ""},
+                    "deleteBlobs": {"state": "Unknown", "reason": ""},
+                },
+                "score": 0, "scoreOutOf": 0, "lifecycleFindings": [],
+            }
+        })
+    );
+    // Policies see the profile as broken: its images are Unknown, never compliant.
+    let err = ctx
+        .profiles
+        .directory()
+        .entry_for("registry.invalid", &[])
+        .expect_err("broken profile");
+    assert_eq!(err.reason, "CredentialsNotFound");
+    Ok(())
+}
+
+/// Replaces every timestamp in a status with a placeholder.
+fn without_times(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "lastTransitionTime" || k == "lastEvaluationTime" {
+                        *x = Value::String("<time>".into());
+                    } else {
+                        walk(x);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+/// `refwarden evaluate` and the controller run the same reconcile code: the same
+/// policy, pods and registry give the same status object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_cli_writes_the_status_the_controller_writes() -> TestResult {
+    let s = seeded().await?;
+    let signed = format!("{}/signed/app@{}", s.reg.host(), s.signed);
+    let plain = format!("{}/plain/app@{}", s.reg.host(), s.plain);
+    let require = json!({"require": [{"name": "signature", "preset": "signature"},
+                                     {"name": "sbom", "preset": "sbom"}]});
+
+    // The controller, from its stores.
+    let (client, api) = mock_client();
+    let ctx = test_context(client);
+    with_local_profile(&ctx, &s.reg);
+    ctx.pods.insert(pod("web-abc123-x1", "web", &signed, "uid-1"));
+    ctx.pods.insert(pod("web-abc123-x2", "web", &plain, "uid-2"));
+    let obj = policy_obj("shared", "web", require.clone());
+    policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+    let patch = api
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PATCH")
+        .ok_or("no status patch")?;
+    let controller_status = patch.body["status"].clone();
+
+    // `refwarden evaluate`, from files holding the same objects.
+    let dir = tempfile::tempdir()?;
+    let pod_json = |name: &str, image: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"namespace": "shop", "name": name, "uid": name,
+                "labels": {"app": "web", "pod-template-hash": "abc123"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-abc123", "uid": "rs", "controller": true}]},
+            "spec": {"containers": [{"name": "main", "image": image}]},
+            "status": {"containerStatuses": [{"name": "main", "image": image,
+                "imageID": format!("docker-pullable://{image}"), "ready": true, "restartCount": 0}]}
+        })
+    };
+    let docs = [
+        json!({"apiVersion": "v1", "kind": "List",
+               "items": [pod_json("web-abc123-x1", &signed), pod_json("web-abc123-x2", &plain)]}),
+        serde_json::to_value(&obj)?,
+        json!({"apiVersion": "refwarden.dev/v1alpha1", "kind": "RegistryProfile",
+               "metadata": {"name": "local"},
+               "spec": {"registryUrl": s.reg.url(), "plainHttp": true}}),
+    ];
+    for (i, d) in docs.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i}.json")), serde_json::to_vec(d)?)?;
+    }
+    let path = dir.path().display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refwarden"))
+            .args([
+                "evaluate",
+                "-f",
+                &path,
+                "--registry-profile-status-from",
+                "file",
+                "-o",
+                "json",
+            ])
+            .output()
+    })
+    .await??;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    let cli_status = report["referrerPolicies"][0]["status"].clone();
+    assert_eq!(cli_status["summary"]["nonCompliant"], 1, "{cli_status}");
+    assert_eq!(without_times(cli_status), without_times(controller_status));
+    Ok(())
+}
