@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/refwarden
 
-.PHONY: help build release test lint fmt crds demo deps e2e clean
+.PHONY: help build release test lint fmt crds demo deps e2e clean image helm-lint fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,8 +28,10 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-crds: ## regenerate crds/ from the Rust types
+crds: ## regenerate crds/ from the Rust types (and the chart's and kustomize's copies)
 	$(CARGO) run --locked --quiet -- crds --output-dir crds
+	cp crds/*.yaml charts/refwarden/crds/
+	cp crds/*.yaml config/crd/bases/
 
 demo: deps ## start a local registry with a seeded image, probe it, stop it
 	./scripts/demo.sh
@@ -37,5 +39,29 @@ demo: deps ## start a local registry with a seeded image, probe it, stop it
 e2e: ## end-to-end run on a k3d cluster (needs docker, k3d, kubectl, helm): e2e/run.sh
 	./e2e/run.sh
 
+IMAGE ?= refwarden:dev
+image: ## build the controller container image (needs Docker with BuildKit)
+	@command -v docker >/dev/null 2>&1 || { echo "docker is not installed: make image needs a container engine" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+
+HELM ?= $$([ -x .tools/bin/helm ] && echo .tools/bin/helm || echo helm)
+helm-lint: deps ## helm lint + render the chart with default and full values (also part of make test)
+	$(HELM) lint --strict charts/refwarden
+	$(HELM) lint --strict charts/refwarden -f tests/fixtures/helm/full-values.yaml
+	$(HELM) template refwarden charts/refwarden -n refwarden -f tests/fixtures/helm/full-values.yaml >/dev/null
+	$(CARGO) test --locked --test helm_chart --test manifests_offline --test argocd_health
+
 clean:
 	$(CARGO) clean
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := reference www_authenticate link docker_config ecr_policy oci_json
+fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 30 s; needs nightly + cargo-fuzz)
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo +nightly install cargo-fuzz"; exit 1; }
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
+
+.PHONY: bench
+bench: ## release-build benchmark at cluster scale (needs docker-registry); prints a table, writes docs/benchmarks.md
+	$(CARGO) bench --locked --bench scale

@@ -284,6 +284,24 @@ fn with_local_profile(ctx: &Context, reg: &DistributionRegistry) {
     );
 }
 
+/// A policy seen for the first time (or with a new generation) first gets a
+/// `Reconciling=True` status (kstatus InProgress); returns the calls after it.
+#[track_caller]
+fn after_reconciling(mut calls: Vec<Call>, name: &str) -> Vec<Call> {
+    assert!(!calls.is_empty(), "no calls");
+    let first = calls.remove(0);
+    assert_status_patch(&first, "referrerpolicies", name);
+    assert_eq!(
+        first.body["status"]["conditions"][0],
+        json!({"type": "Reconciling", "status": "True", "reason": "Evaluating",
+               "message": "evaluating generation 1", "observedGeneration": 1,
+               "lastTransitionTime": ts(NOW)}),
+        "{first:?}"
+    );
+    assert!(first.body["status"].get("observedGeneration").is_none(), "{first:?}");
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliant_policy_gets_exact_status_and_no_events() -> TestResult {
     support::init_tracing();
@@ -303,7 +321,7 @@ async fn compliant_policy_gets_exact_status_and_no_events() -> TestResult {
 
     let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
     assert_eq!(action, Action::requeue(Duration::from_secs(600)));
-    let calls = api.calls();
+    let calls = after_reconciling(api.calls(), "signed");
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_status_patch(&calls[0], "referrerpolicies", "signed");
     assert_eq!(
@@ -349,7 +367,7 @@ async fn non_compliant_then_compliant_again_with_events_and_no_duplicates() -> T
 
     // 1. First evaluation: non-compliant.
     policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
-    let calls = api.take();
+    let calls = after_reconciling(api.take(), "plain");
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert_status_patch(&calls[0], "referrerpolicies", "plain");
     let status = &calls[0].body["status"];
@@ -476,7 +494,7 @@ async fn unreachable_registry_makes_images_unknown() -> TestResult {
         Action::requeue(Duration::from_secs(300)),
         "registry trouble retries sooner"
     );
-    let calls = api.calls();
+    let calls = after_reconciling(api.calls(), "gone");
     assert_eq!(
         calls.len(),
         1,
@@ -526,7 +544,7 @@ async fn invalid_spec_is_stalled_and_awaits_change() -> TestResult {
     let obj = policy_obj("bad", "x", json!({"recheckInterval": "5s"}));
     let action = policy::reconcile(Arc::new(obj), ctx.clone()).await?;
     assert_eq!(action, Action::await_change());
-    let calls = api.calls();
+    let calls = after_reconciling(api.calls(), "bad");
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_status_patch(&calls[0], "referrerpolicies", "bad");
     let msg = "spec.recheckInterval: must be at least 10s";
@@ -763,7 +781,7 @@ async fn evaluate_cli_writes_the_status_the_controller_writes() -> TestResult {
     let patch = api
         .calls()
         .into_iter()
-        .find(|c| c.method == "PATCH")
+        .rfind(|c| c.method == "PATCH")
         .ok_or("no status patch")?;
     let controller_status = patch.body["status"].clone();
 

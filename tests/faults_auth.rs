@@ -17,16 +17,12 @@ use refwarden::crd::{
 };
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, DiscoveryRequest};
 use refwarden::policy::pods::ContainerImage;
-use refwarden::policy::{
-    PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy,
-};
+use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig, RetryPolicy};
 use secrecy::SecretString;
 use serde_json::json;
 use support::faults::{Action, FaultProxy, Rule, Synth};
-use support::{
-    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder,
-};
+use support::{DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder};
 
 type TestResult = support::Result<()>;
 
@@ -75,12 +71,9 @@ async fn discover(
     hint: EffectiveDiscoveryMode,
 ) -> Arc<DiscoveryOutcome> {
     let req = DiscoveryRequest::new(c.registry(), "app", digest);
-    tokio::time::timeout(
-        GUARD,
-        d.discover(c, DiscoveryMode::Auto, Some(hint), &req),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("discovery hung for more than {GUARD:?}"))
+    tokio::time::timeout(GUARD, d.discover(c, DiscoveryMode::Auto, Some(hint), &req))
+        .await
+        .unwrap_or_else(|_| panic!("discovery hung for more than {GUARD:?}"))
 }
 
 #[track_caller]
@@ -100,7 +93,9 @@ fn assert_unknown(out: &DiscoveryOutcome, reason: &str, needle: &str, what: &str
         DiscoveryOutcome::Unknown { reason: r, message } => {
             assert_eq!(r, reason, "{what}: {message}");
             assert!(
-                message.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()),
+                message
+                    .to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase()),
                 "{what}: message {message:?} does not name {needle:?}"
             );
             assert!(!message.contains(PASSWORD) && !message.contains(GOOD_TOKEN));
@@ -169,7 +164,9 @@ fn token_gate(proxy_url: String, closed_port: u16, mode: Arc<Mutex<TokenMode>>) 
             Synth::new(401)
                 .header(
                     "WWW-Authenticate",
-                    format!("Bearer realm=\"{realm}\",service=\"faults\",scope=\"repository:app:pull\""),
+                    format!(
+                        "Bearer realm=\"{realm}\",service=\"faults\",scope=\"repository:app:pull\""
+                    ),
                 )
                 .json(&json!({"errors": [{"code": "UNAUTHORIZED"}]})),
         )
@@ -202,7 +199,12 @@ async fn token_endpoint_traps() -> TestResult {
     assert_found(&out, &s.sig, "token flow");
 
     for (m, reason, needle, max_token_calls) in [
-        (TokenMode::Down, "AuthFailed", "token endpoint unreachable", 0),
+        (
+            TokenMode::Down,
+            "AuthFailed",
+            "token endpoint unreachable",
+            0,
+        ),
         (TokenMode::Garbage, "AuthFailed", "token", 1),
         (TokenMode::Expired, "AuthFailed", "401", 1),
         (TokenMode::Loop401, "AuthFailed", "401", 1),
@@ -216,7 +218,12 @@ async fn token_endpoint_traps() -> TestResult {
         let start = Instant::now();
         let (out, other) = tokio::join!(
             discover(&d, &c, &s.digest, EffectiveDiscoveryMode::Native),
-            discover(&d, &healthy_client, &healthy.digest, EffectiveDiscoveryMode::Native),
+            discover(
+                &d,
+                &healthy_client,
+                &healthy.digest,
+                EffectiveDiscoveryMode::Native
+            ),
         );
         assert!(start.elapsed() < GUARD);
         assert_unknown(&out, reason, needle, &what);
@@ -251,9 +258,7 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
             return Some(Synth::new(401).header("WWW-Authenticate", "Basic realm=\"faults\""));
         }
         if seen.target.contains("/referrers/") || seen.target.contains("/manifests/") {
-            return Some(
-                Synth::new(307).header("Location", format!("{other_url}{}", seen.target)),
-            );
+            return Some(Synth::new(307).header("Location", format!("{other_url}{}", seen.target)));
         }
         None
     })))]);
@@ -263,7 +268,12 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
     req.platforms = true;
     let out = tokio::time::timeout(
         GUARD,
-        d.discover(&c, DiscoveryMode::Auto, Some(EffectiveDiscoveryMode::Native), &req),
+        d.discover(
+            &c,
+            DiscoveryMode::Auto,
+            Some(EffectiveDiscoveryMode::Native),
+            &req,
+        ),
     )
     .await?;
     assert_found(&out, &s.sig, "cross-host redirect");
@@ -346,7 +356,12 @@ async fn faults_in_front_of_the_real_registry() -> TestResult {
         proxy.set_rules(vec![rule]);
         let (out, other) = tokio::join!(
             discover(&d, &c, &img.digest, EffectiveDiscoveryMode::TagFallback),
-            discover(&d, &healthy_client, &healthy.digest, EffectiveDiscoveryMode::Native),
+            discover(
+                &d,
+                &healthy_client,
+                &healthy.digest,
+                EffectiveDiscoveryMode::Native
+            ),
         );
         assert_unknown(&out, reason, needle, what);
         assert_found(&other, &healthy.sig, &format!("{what} (healthy)"));
@@ -470,7 +485,10 @@ async fn faults_through_evaluate_policy() -> TestResult {
         let st = &result.status;
         assert_eq!(st.summary.unknown, 1, "{what}: {st:?}");
         assert_eq!(st.summary.compliant, 1, "{what}: healthy image: {st:?}");
-        assert_eq!(st.summary.non_compliant, 0, "{what}: never a violation: {st:?}");
+        assert_eq!(
+            st.summary.non_compliant, 0,
+            "{what}: never a violation: {st:?}"
+        );
         assert_eq!(st.unknown.len(), 1);
         let u = &st.unknown[0];
         assert!(u.image.contains(&proxy.host()), "{what}: {u:?}");
@@ -478,8 +496,8 @@ async fn faults_through_evaluate_policy() -> TestResult {
         assert!(u.message.contains(needle), "{what}: {u:?}");
         proxy.heal();
         tokio::time::sleep(NEGATIVE_TTL + Duration::from_millis(100)).await;
-        let result = evaluate_policy(&input, pods.iter(), &BTreeMap::new(), &dir, &d, now.clone())
-            .await;
+        let result =
+            evaluate_policy(&input, pods.iter(), &BTreeMap::new(), &dir, &d, now.clone()).await;
         assert_eq!(
             result.status.summary.compliant, 2,
             "{what}: recovery: {:?}",

@@ -185,10 +185,16 @@ async fn case(
     assert_eq!(r, reason, "{what}: reason (message: {m})");
     let lower = m.to_ascii_lowercase();
     assert!(
-        needles.iter().any(|n| lower.contains(&n.to_ascii_lowercase())),
+        needles
+            .iter()
+            .any(|n| lower.contains(&n.to_ascii_lowercase())),
         "{what}: message {m:?} names none of {needles:?}"
     );
-    assert_found_sig(&healthy, &e.healthy.sig, &format!("{what} (healthy registry)"));
+    assert_found_sig(
+        &healthy,
+        &e.healthy.sig,
+        &format!("{what} (healthy registry)"),
+    );
     // Still Unknown from the negative cache right away, no new request …
     let before = e.proxy.log().len();
     let (again, _) = discover(&d, &e.client, &e.faulty.digest).await;
@@ -307,7 +313,10 @@ async fn timeouts_are_bounded() -> TestResult {
     let (took, _) = case(
         &e,
         "trickled body",
-        vec![Rule::on(REF, Action::ForwardTrickle(Duration::from_millis(40)))],
+        vec![Rule::on(
+            REF,
+            Action::ForwardTrickle(Duration::from_millis(40)),
+        )],
         "Timeout",
         &["did not answer"],
         REF,
@@ -321,9 +330,11 @@ async fn timeouts_are_bounded() -> TestResult {
         "trickled manifest",
         vec![Rule::on(
             MAN,
-            Action::Respond(Synth::new(200).header("Content-Type", OCI_INDEX).with_body(
-                Body::Trickle(vec![b' '; 200], Duration::from_millis(30)),
-            )),
+            Action::Respond(
+                Synth::new(200)
+                    .header("Content-Type", OCI_INDEX)
+                    .with_body(Body::Trickle(vec![b' '; 200], Duration::from_millis(30))),
+            ),
         )],
         "Timeout",
         &["did not answer"],
@@ -496,7 +507,10 @@ async fn malformed_answers() -> TestResult {
     case(
         &e,
         "invalid JSON",
-        vec![Rule::on(REF, respond_index(OCI_INDEX, "{\"schemaVersion\": 2, \"manifests\": [")) ],
+        vec![Rule::on(
+            REF,
+            respond_index(OCI_INDEX, "{\"schemaVersion\": 2, \"manifests\": ["),
+        )],
         "InvalidResponse",
         &["malformed"],
         REF,
@@ -534,7 +548,10 @@ async fn malformed_answers() -> TestResult {
     case(
         &e,
         "wrong Content-Type",
-        vec![Rule::on(REF, respond_index("application/octet-stream", body))],
+        vec![Rule::on(
+            REF,
+            respond_index("application/octet-stream", body),
+        )],
         "InvalidResponse",
         &["content-type"],
         REF,
@@ -579,7 +596,10 @@ async fn malformed_answers() -> TestResult {
     case(
         &e,
         "index over the size limit",
-        vec![Rule::on(REF, respond_index(OCI_INDEX, vec![b' '; 256 * 1024]))],
+        vec![Rule::on(
+            REF,
+            respond_index(OCI_INDEX, vec![b' '; 256 * 1024]),
+        )],
         "BodyTooLarge",
         &["exceeds the limit"],
         REF,
@@ -665,10 +685,7 @@ async fn pagination_traps() -> TestResult {
     let (_, n) = case(
         &e,
         "thousands of pages",
-        vec![Rule::on(
-            REF,
-            pages(body, |p| (p < 5000).then_some(p + 1)),
-        )],
+        vec![Rule::on(REF, pages(body, |p| (p < 5000).then_some(p + 1)))],
         "TooManyPages",
         &["incomplete"],
         REF,
@@ -725,10 +742,7 @@ async fn dns_tls_and_redirect_loops() -> TestResult {
                     .query_param("hop")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                Some(Synth::new(307).header(
-                    "Location",
-                    format!("{}?hop={}", seen.path(), hop + 1),
-                ))
+                Some(Synth::new(307).header("Location", format!("{}?hop={}", seen.path(), hop + 1)))
             })),
         )],
         "RedirectRefused",

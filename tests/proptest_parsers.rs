@@ -241,7 +241,14 @@ fn regressions() {
     ] {
         all_json_parsers(input);
     }
-    for s in ["", ",", "Bearer", "Bearer realm=", "Basic ,,, ,", "Bearer realm=\"\\"] {
+    for s in [
+        "",
+        ",",
+        "Bearer",
+        "Bearer realm=",
+        "Basic ,,, ,",
+        "Bearer realm=\"\\",
+    ] {
         let _ = WwwAuthenticate::parse(s);
     }
     for s in ["<", "<>", "<>;", "<x>; rel=", "<\u{0}>; rel=\"next\""] {

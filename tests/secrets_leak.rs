@@ -125,7 +125,9 @@ fn token_gate(url: String, mode: Arc<Mutex<Tok>>) -> Action {
             return Some(match (m, right) {
                 (Tok::Garbage, _) => Synth::new(200).body(format!("not json {TOKEN}")),
                 (Tok::Error, _) => Synth::new(500).body("token service down"),
-                (Tok::Ok, true) => Synth::new(200).json(&json!({"token": TOKEN, "expires_in": 300})),
+                (Tok::Ok, true) => {
+                    Synth::new(200).json(&json!({"token": TOKEN, "expires_in": 300}))
+                }
                 (Tok::Ok, false) => Synth::new(401).json(&json!({"details": "bad password"})),
             });
         }
@@ -177,7 +179,8 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
     texts.push(format!("{:?}", parsed.credentials_for("other.example")));
     let from_secret = parsed.credentials_for(&reg.host());
     // A broken dockerconfigjson: the error names the field, not the value.
-    let bad = json!({"auths": {"x": {"auth": format!("{}!!", b64(&format!("{USER}:{PASSWORD}")))}}});
+    let bad =
+        json!({"auths": {"x": {"auth": format!("{}!!", b64(&format!("{USER}:{PASSWORD}")))}}});
     if let Err(e) = DockerConfig::parse(bad.to_string().as_bytes()) {
         texts.push(e.to_string());
         texts.push(format!("{e:?}"));
@@ -185,15 +188,42 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
 
     let mut runs: Vec<(String, RegistryClient, Tok)> = vec![
         ("basic".into(), client(&reg.url(), basic(PASSWORD)), Tok::Ok),
-        ("basic wrong".into(), client(&reg.url(), basic(WRONG)), Tok::Ok),
-        ("dockerconfigjson".into(), client(&reg.url(), from_secret), Tok::Ok),
-        ("token".into(), client(&proxy.url(), basic(PASSWORD)), Tok::Ok),
-        ("token wrong".into(), client(&proxy.url(), basic(WRONG)), Tok::Ok),
-        ("token garbage".into(), client(&proxy.url(), basic(PASSWORD)), Tok::Garbage),
-        ("token error".into(), client(&proxy.url(), basic(PASSWORD)), Tok::Error),
+        (
+            "basic wrong".into(),
+            client(&reg.url(), basic(WRONG)),
+            Tok::Ok,
+        ),
+        (
+            "dockerconfigjson".into(),
+            client(&reg.url(), from_secret),
+            Tok::Ok,
+        ),
+        (
+            "token".into(),
+            client(&proxy.url(), basic(PASSWORD)),
+            Tok::Ok,
+        ),
+        (
+            "token wrong".into(),
+            client(&proxy.url(), basic(WRONG)),
+            Tok::Ok,
+        ),
+        (
+            "token garbage".into(),
+            client(&proxy.url(), basic(PASSWORD)),
+            Tok::Garbage,
+        ),
+        (
+            "token error".into(),
+            client(&proxy.url(), basic(PASSWORD)),
+            Tok::Error,
+        ),
         (
             "identity token".into(),
-            client(&proxy.url(), Credentials::IdentityToken(SecretString::from(REFRESH))),
+            client(
+                &proxy.url(),
+                Credentials::IdentityToken(SecretString::from(REFRESH)),
+            ),
             Tok::Ok,
         ),
     ];
@@ -221,7 +251,10 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         texts.push(serde_json::to_string(&status)?);
         // A raw request and its error.
         match c
-            .send(RegistryRequest::get("/v2/app/manifests/v1", refwarden::registry::Endpoint::ManifestGet))
+            .send(RegistryRequest::get(
+                "/v2/app/manifests/v1",
+                refwarden::registry::Endpoint::ManifestGet,
+            ))
             .await
         {
             Ok(r) => texts.push(format!("{r:?}")),
@@ -240,15 +273,15 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
                 &DiscoveryRequest::new(c.registry(), "app", &img.digest),
             )
             .await;
-        found_any |= matches!(out.as_ref(), refwarden::discovery::DiscoveryOutcome::Found(_));
+        found_any |= matches!(
+            out.as_ref(),
+            refwarden::discovery::DiscoveryOutcome::Found(_)
+        );
         texts.push(format!("{out:?}"));
         texts.push(serde_json::to_string(out.as_ref())?);
         // Policy status (and its Debug) through evaluate_policy.
         let mut dir = RegistryDirectory::new();
-        let host = url::Url::parse(&c.base_url().to_string())?
-            .host_str()
-            .map(|h| format!("{h}:{}", c.base_url().port().unwrap_or(80)))
-            .unwrap_or_default();
+        let host = c.registry().to_string();
         let entry = RegistryEntry {
             profile: Some("p".into()),
             client: c.clone(),
@@ -304,7 +337,10 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         texts.push(serde_json::to_string(&result.status)?);
         texts.push(format!("{result:?}"));
     }
-    assert!(found_any, "at least the runs with the right password succeed");
+    assert!(
+        found_any,
+        "at least the runs with the right password succeed"
+    );
 
     // Config types.
     let mut cfg = RegistryClientConfig::new(&reg.url(), true)?;
@@ -316,7 +352,8 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         Credentials::IdentityToken(SecretString::from(REFRESH))
     ));
 
-    let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).to_string();
+    let log_text =
+        String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).to_string();
     assert!(
         log_text.contains("registry request") || log_text.contains("token"),
         "the TRACE capture works ({} bytes)",
@@ -326,8 +363,15 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
     let all = texts.join("\n");
     for s in secrets() {
         if let Some(at) = all.find(&s) {
-            let from = all[..at].char_indices().rev().nth(300).map_or(0, |(i, _)| i);
-            panic!("secret {s:?} leaked: …{}…", &all[from..(at + s.len()).min(all.len())]);
+            let from = all[..at]
+                .char_indices()
+                .rev()
+                .nth(300)
+                .map_or(0, |(i, _)| i);
+            panic!(
+                "secret {s:?} leaked: …{}…",
+                &all[from..(at + s.len()).min(all.len())]
+            );
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use super::probe::ModeArg;
 use super::{EXIT_BAD_INPUT, RegistryArgs};
 use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Referrer};
 use crate::oci;
-use crate::registry::{Endpoint, ImageReference, RegistryClient, RegistryRequest, Scope};
+use crate::registry::ImageReference;
 
 /// Output format of `refwarden discover`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq, Default)]
@@ -50,47 +50,6 @@ pub struct DiscoverArgs {
     pub output: DiscoverFormat,
 }
 
-/// Resolves a tag to a digest: HEAD with the manifest Accept header, GET and hash
-/// when the registry sends no `Docker-Content-Digest`.
-async fn resolve_tag(client: &RegistryClient, repo: &str, tag: &str) -> Result<String, String> {
-    let path = format!("/v2/{repo}/manifests/{tag}");
-    let head = client
-        .send(
-            RegistryRequest::head(&path, Endpoint::ManifestHead)
-                .accept(oci::manifest_accept_header())
-                .scope(Scope::pull(repo)),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    match head.status.as_u16() {
-        200 => {
-            if let Some(d) = head
-                .header("docker-content-digest")
-                .filter(|d| oci::parse_digest(d).is_ok())
-            {
-                return Ok(d.to_string());
-            }
-        }
-        404 => return Err(format!("{repo}:{tag} was not found (HTTP 404)")),
-        s => return Err(format!("HEAD {repo}:{tag} answered HTTP {s}")),
-    }
-    let get = client
-        .send(
-            RegistryRequest::get(&path, Endpoint::ManifestGet)
-                .accept(oci::manifest_accept_header())
-                .scope(Scope::pull(repo)),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    if get.status.as_u16() != 200 {
-        return Err(format!(
-            "GET {repo}:{tag} answered HTTP {}",
-            get.status.as_u16()
-        ));
-    }
-    Ok(oci::digest_sha256(&get.body))
-}
-
 /// Runs `refwarden discover`.
 ///
 /// Exit codes: 0 discovery answered (even with no referrers), 1 registry error, 2 bad input.
@@ -114,14 +73,7 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         "https"
     };
     let url = format!("{scheme}://{}", reference.api_registry());
-    let config = match args.registry.client_config(&url) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let client = match RegistryClient::new(config) {
+    let client = match args.registry.client(&url) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -130,7 +82,7 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
     };
     let digest = match (&reference.digest, &reference.tag) {
         (Some(d), _) => d.clone(),
-        (None, Some(tag)) => match resolve_tag(&client, &reference.repository, tag).await {
+        (None, Some(tag)) => match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: cannot resolve {}: {e}", args.image);

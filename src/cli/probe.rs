@@ -9,7 +9,6 @@ use super::output;
 use super::{EXIT_BAD_INPUT, OutputFormat, RegistryArgs};
 use crate::crd::{DiscoveryMode, default_test_repository, default_test_tag};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::registry::RegistryClient;
 
 /// Arguments of `refwarden probe`.
 #[derive(Args, Debug)]
@@ -68,14 +67,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
         eprintln!("error: --repository/--tag: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let config = match args.registry.client_config(&args.registry_url) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    };
-    let client = match RegistryClient::new(config) {
+    let client = match args.registry.client(&args.registry_url) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -51,6 +51,12 @@ impl RegistryArgs {
         Ok(cfg)
     }
 
+    /// Builds a registry client for `registry_url`. Errors name the flag at fault.
+    pub fn client(&self, registry_url: &str) -> Result<crate::registry::RegistryClient, String> {
+        let cfg = self.client_config(registry_url)?;
+        crate::registry::RegistryClient::new(cfg).map_err(|e| e.to_string())
+    }
+
     fn credentials(&self, cfg: &RegistryClientConfig) -> Result<Credentials, String> {
         if let Some(username) = &self.username {
             let mut password = String::new();

@@ -82,6 +82,11 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
     let pods = ctx.pods.snapshot();
     let namespaces = ctx.namespaces.snapshot();
     let directory = ctx.profiles.directory();
+    // A new or changed spec: say so (kstatus `Reconciling=True`) before evaluating it.
+    if previous.is_none_or(|p| p.observed_generation != generation) {
+        let reconciling = crate::policy::evaluate::reconciling_status(generation, previous, &now);
+        ctx.apply_status(obj, &reconciling).await?;
+    }
     let result = evaluate_policy(
         &PolicyInput {
             name: &name,

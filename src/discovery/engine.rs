@@ -26,7 +26,7 @@ use super::model::{
 use super::tagschema::{self, CosignSuffix, ListedDescriptor};
 use crate::crd::{CapabilityState, DiscoveryMode, EffectiveDiscoveryMode};
 use crate::oci;
-use crate::probe::verdict::{self, Answer, Observation};
+use crate::probe::verdict::{self, Observation};
 use crate::registry::{
     Endpoint, RegistryClient, RegistryError, RegistryRequest, RegistryResponse, Scope,
 };
@@ -352,23 +352,7 @@ impl Ctx<'_> {
     }
 }
 
-fn to_answer(r: &RegistryResponse) -> Answer {
-    Answer {
-        status: r.status.as_u16(),
-        content_type: r.content_type().map(str::to_string),
-        headers: r
-            .headers
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
-            })
-            .collect(),
-        body: r.body.clone(),
-        error_codes: r.error_codes(),
-    }
-}
+use crate::probe::to_answer;
 
 fn link_headers(r: &RegistryResponse) -> Vec<&str> {
     r.headers

@@ -580,6 +580,42 @@ pub fn status(
     }
 }
 
+/// The status written while a new generation of a policy is being evaluated:
+/// the previous status with `Reconciling=True` (kstatus InProgress), and `Ready`
+/// Unknown for a policy that was never evaluated. `observedGeneration` stays at
+/// the generation the counts describe.
+pub fn reconciling_status(
+    generation: Option<i64>,
+    previous: Option<&ReferrerPolicyStatus>,
+    now: &Time,
+) -> ReferrerPolicyStatus {
+    let mut st = previous.cloned().unwrap_or_default();
+    let gen_label = generation.map(|g| g.to_string()).unwrap_or_else(|| "?".into());
+    let mut fresh = vec![new_condition(
+        conditions::RECONCILING,
+        Status::True,
+        "Evaluating",
+        format!("evaluating generation {gen_label}"),
+        generation,
+        now,
+    )];
+    if conditions::find(&st.conditions, conditions::READY).is_none() {
+        fresh.push(new_condition(
+            conditions::READY,
+            Status::Unknown,
+            "Evaluating",
+            "first evaluation under way",
+            generation,
+            now,
+        ));
+    }
+    let merged = conditions::merge(&st.conditions, fresh);
+    st.conditions
+        .retain(|c| !merged.iter().any(|m| m.type_ == c.type_));
+    st.conditions.extend(merged);
+    st
+}
+
 /// The status of a policy whose spec is invalid: `Ready=False`, `Stalled=True`
 /// (so GitOps fails fast), reason `InvalidSpec`, message naming the field.
 pub fn invalid_spec_status(

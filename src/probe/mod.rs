@@ -94,7 +94,8 @@ fn observe(result: Result<RegistryResponse, RegistryError>) -> Observation {
     }
 }
 
-fn to_answer(r: &RegistryResponse) -> Answer {
+/// Reduces a registry response to what verdicts need (shared with discovery).
+pub fn to_answer(r: &RegistryResponse) -> Answer {
     Answer {
         status: r.status.as_u16(),
         content_type: r.content_type().map(str::to_string),

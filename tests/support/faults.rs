@@ -114,6 +114,8 @@ impl Synth {
 
 /// A responder: `None` forwards the request upstream.
 pub type Responder = Arc<dyn Fn(&Seen) -> Option<Synth> + Send + Sync>;
+/// Rewrites a forwarded answer.
+pub type Mangler = Arc<dyn Fn(&Seen, Synth) -> Synth + Send + Sync>;
 
 /// What a rule does to a matching request.
 #[derive(Clone)]
@@ -131,7 +133,7 @@ pub enum Action {
     /// Forward, one byte of the whole answer every interval.
     ForwardTrickle(Duration),
     /// Forward, then change the answer (status, headers, body) before sending it.
-    ForwardMangle(Arc<dyn Fn(&Seen, Synth) -> Synth + Send + Sync>),
+    ForwardMangle(Mangler),
     /// A synthetic answer.
     Respond(Synth),
     /// A synthetic answer computed from the request (`None`: forward).
@@ -225,7 +227,9 @@ impl FaultProxy {
         if host != "127.0.0.1" {
             return Err(format!("upstream must be on 127.0.0.1, got {host}").into());
         }
-        let port = u.port_or_known_default().ok_or("upstream URL without port")?;
+        let port = u
+            .port_or_known_default()
+            .ok_or("upstream URL without port")?;
         Self::start(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
@@ -491,7 +495,9 @@ async fn handle(mut sock: TcpStream, st: Arc<State>) {
         Some(Err(_first_byte)) => {
             // Not HTTP (e.g. a TLS ClientHello on this plain port): answer in plain HTTP.
             let _ = sock
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
                 .await;
             return;
         }
@@ -540,7 +546,10 @@ async fn handle(mut sock: TcpStream, st: Arc<State>) {
                 }
             }
         }
-        Action::ForwardMangle(f) => match forward(&st, &seen, &body).await.and_then(|r| parse_response(&r)) {
+        Action::ForwardMangle(f) => match forward(&st, &seen, &body)
+            .await
+            .and_then(|r| parse_response(&r))
+        {
             Some(synth) => {
                 let _ = send_synth(&mut sock, &f(&seen, synth)).await;
             }
@@ -667,7 +676,11 @@ fn parse_response(raw: &[u8]) -> Option<Synth> {
         headers.push((k.to_string(), v.to_string()));
     }
     let rest = &raw[head_end..];
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     Some(Synth {
         status,
         headers,
@@ -723,7 +736,8 @@ fn synth_head(s: &Synth, length: Option<usize>) -> String {
 async fn send_synth(sock: &mut TcpStream, s: &Synth) -> std::io::Result<()> {
     match &s.body {
         Body::Full(b) => {
-            sock.write_all(synth_head(s, Some(b.len())).as_bytes()).await?;
+            sock.write_all(synth_head(s, Some(b.len())).as_bytes())
+                .await?;
             sock.write_all(b).await?;
         }
         Body::Stall { declared, sent } => {
@@ -734,7 +748,8 @@ async fn send_synth(sock: &mut TcpStream, s: &Synth) -> std::io::Result<()> {
             hold(sock).await;
         }
         Body::Trickle(b, every) => {
-            sock.write_all(synth_head(s, Some(b.len())).as_bytes()).await?;
+            sock.write_all(synth_head(s, Some(b.len())).as_bytes())
+                .await?;
             for byte in b {
                 sock.write_all(&[*byte]).await?;
                 sock.flush().await?;
@@ -757,7 +772,8 @@ async fn send_synth(sock: &mut TcpStream, s: &Synth) -> std::io::Result<()> {
             }
         }
         Body::ResetAfter(b, after) => {
-            sock.write_all(synth_head(s, Some(b.len())).as_bytes()).await?;
+            sock.write_all(synth_head(s, Some(b.len())).as_bytes())
+                .await?;
             sock.write_all(&b[..(*after).min(b.len())]).await?;
             sock.flush().await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
