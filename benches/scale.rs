@@ -337,7 +337,7 @@ fn for_each_pod(images: &[Img], host: &str, n: usize, mut f: impl FnMut(PodLite)
         acc += w / total;
         cdf.push(acc);
     }
-    let mut zipf = |rng: &mut Rng| {
+    let zipf = |rng: &mut Rng| {
         let u = rng.unit();
         let r = cdf.partition_point(|c| *c < u).min(images.len() - 1);
         &images[perm[r]]
@@ -719,23 +719,19 @@ fn phase_refwarden(
         let dreq0 = disc.stats().requests;
         let cpu0 = cpu_time();
         let t0 = Instant::now();
-        let results = rt.block_on(futures::future::join_all(specs.iter().map(
-            |(name, spec)| {
-                evaluate_policy(
-                    &PolicyInput {
-                        name,
-                        spec,
-                        generation: Some(1),
-                        previous: None,
-                    },
-                    pods.iter(),
-                    &ns,
-                    &dir,
-                    &disc,
-                    now(),
-                )
-            },
-        )));
+        let inputs: Vec<PolicyInput<'_>> = specs
+            .iter()
+            .map(|(name, spec)| PolicyInput {
+                name,
+                spec,
+                generation: Some(1),
+                previous: None,
+            })
+            .collect();
+        let results =
+            rt.block_on(futures::future::join_all(inputs.iter().map(|input| {
+                evaluate_policy(input, pods.iter(), &ns, &dir, &disc, now())
+            })));
         let wall = t0.elapsed();
         let cpu = cpu_time() - cpu0;
         let mut summary = Vec::new();

@@ -1,6 +1,7 @@
 //! `refwarden lifecycle analyze`: lifecycle / GC rules that delete, orphan, count or
 //! hide referrers. Exit codes: 0 no findings, 1 findings, 2 bad input.
-//! (`--from-cluster`, reading deployed digests from the cluster, comes with the controller.)
+//! `--from-cluster` reads the deployed digests from the running pods of the
+//! current kubeconfig context (list pods in all namespaces).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,8 +59,11 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub inventory: Option<PathBuf>,
     /// Deployed digests: a comma-separated list, or `@FILE` with one per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_cluster")]
     pub deployed: Option<String>,
+    /// Take the deployed digests from the pods of the current kubeconfig context (needs list pods).
+    #[arg(long)]
+    pub from_cluster: bool,
     /// Evaluation time for the simulation (RFC 3339; default now).
     #[arg(long, hide = true)]
     pub now: Option<String>,
@@ -108,6 +112,33 @@ fn parse_deployed(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Digests the cluster's pods run (imageID, or a digest-pinned spec), deduplicated.
+async fn deployed_from_cluster() -> Result<Vec<String>, String> {
+    use crate::policy::pods::{ImageSource, PodInfo, image_source};
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no usable kubeconfig or in-cluster config: {e}"))?;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::all(client);
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| format!("cannot list pods: {e}"))?;
+    let mut digests: Vec<String> = list
+        .items
+        .iter()
+        .map(PodInfo::from_pod)
+        .flat_map(|p| p.images)
+        .filter_map(|c| match image_source(&c) {
+            ImageSource::Digest { key, index } => Some(std::iter::once(key.digest).chain(index)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    digests.sort();
+    digests.dedup();
+    Ok(digests)
+}
+
 async fn analyze(a: AnalyzeArgs) -> ExitCode {
     let now = match a.now.as_deref().map(str::parse::<jiff::Timestamp>) {
         None => jiff::Timestamp::now(),
@@ -115,6 +146,10 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
         Some(Err(e)) => return bad(format!("--now: {e}")),
     };
     let deployed = match a.deployed.as_deref().map(parse_deployed) {
+        None if a.from_cluster => match deployed_from_cluster().await {
+            Ok(d) => d,
+            Err(e) => return bad(format!("--from-cluster: {e}")),
+        },
         None => Vec::new(),
         Some(Ok(d)) => d,
         Some(Err(e)) => return bad(e),
