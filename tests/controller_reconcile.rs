@@ -70,6 +70,11 @@ impl Drop for ApiServer {
 }
 
 fn mock_client() -> (Client, ApiServer) {
+    mock_client_with_secrets(Vec::new())
+}
+
+/// Like [`mock_client`], answering `GET` of the given Secrets (`(path, object)`).
+fn mock_client_with_secrets(secrets: Vec<(String, Value)>) -> (Client, ApiServer) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let rec = calls.clone();
@@ -90,7 +95,10 @@ fn mock_client() -> (Client, ApiServer) {
                 query,
                 body: body.clone(),
             });
-            let (status, answer) = if method == "GET" && path.contains("/secrets/") {
+            let known = secrets.iter().find(|(p, _)| *p == path).map(|(_, v)| v.clone());
+            let (status, answer) = if let (true, Some(secret)) = (method == "GET", known) {
+                (StatusCode::OK, secret)
+            } else if method == "GET" && path.contains("/secrets/") {
                 (
                     StatusCode::NOT_FOUND,
                     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -835,5 +843,95 @@ async fn evaluate_cli_writes_the_status_the_controller_writes() -> TestResult {
     let cli_status = report["referrerPolicies"][0]["status"].clone();
     assert_eq!(cli_status["summary"]["nonCompliant"], 1, "{cli_status}");
     assert_eq!(without_times(cli_status), without_times(controller_status));
+    Ok(())
+}
+
+/// `--use-image-pull-secrets`: a registry without a RegistryProfile that needs
+/// credentials is read with the selected pods' dockerconfigjson imagePullSecret;
+/// without the opt-in the same image is Unknown (AuthFailed), never a violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
+    use base64::Engine as _;
+    let reg = DistributionRegistry::start(DistributionOptions {
+        auth: support::Auth::Htpasswd {
+            users: vec![("puller".into(), "pull-pass-77".into())],
+        },
+        delete_enabled: true,
+    })?;
+    let seeder = Seeder::new(
+        &reg.url(),
+        SeedAuth::Basic("puller".into(), "pull-pass-77".into()),
+    )?;
+    let img = seeder.push_image("private/app", "v1").await?;
+    seeder
+        .push_cosign_tag("private/app", &img.digest, "sig")
+        .await?;
+    let image = format!("{}/private/app@{}", reg.host(), img.digest);
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:pull-pass-77");
+    let dockerconfig = json!({"auths": {reg.host(): {"auth": auth}}}).to_string();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": "shop"},
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(dockerconfig)}
+    });
+    let pod_with_secret = |keep: bool| -> support::Result<PodEntry> {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"namespace": "shop", "name": "priv-abc123-x1", "uid": "u-priv",
+                "labels": {"app": "priv", "pod-template-hash": "abc123"}},
+            "spec": {"containers": [{"name": "main", "image": image}],
+                     "imagePullSecrets": [{"name": "regcred"}]},
+            "status": {"containerStatuses": [{"name": "main", "image": image,
+                "imageID": image, "ready": true, "restartCount": 0}]},
+        }))?;
+        Ok(PodEntry::from_pod(&p, keep))
+    };
+    let obj = policy_obj("private", "priv", json!({}));
+
+    for opt_in in [false, true] {
+        let (client, api) = mock_client_with_secrets(vec![(
+            "/api/v1/namespaces/shop/secrets/regcred".into(),
+            secret.clone(),
+        )]);
+        let (policies, _) = reflector::store::<ReferrerPolicy>();
+        let (profiles, _) = reflector::store::<RegistryProfile>();
+        let mut ctx = Context::new(
+            client,
+            Settings {
+                instance: Some("refwarden-0".into()),
+                use_image_pull_secrets: opt_in,
+                ..Settings::default()
+            },
+            policies,
+            profiles,
+        );
+        ctx.clock = Arc::new(|| t(NOW));
+        ctx.pods.set_ready();
+        ctx.namespaces.set_ready();
+        ctx.set_leader(true);
+        let ctx = Arc::new(ctx);
+        ctx.pods.insert(pod_with_secret(opt_in)?);
+        policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+        let calls = api.calls();
+        let read_secret = calls
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with("/secrets/regcred"));
+        assert_eq!(read_secret, opt_in, "{calls:#?}");
+        let status = &calls
+            .iter()
+            .rfind(|c| c.method == "PATCH")
+            .ok_or("no status patch")?
+            .body["status"];
+        if opt_in {
+            assert_eq!(status["summary"]["compliant"], 1, "{status}");
+        } else {
+            assert_eq!(status["summary"]["unknown"], 1, "{status}");
+            assert_eq!(status["summary"]["nonCompliant"], 0, "{status}");
+            assert_eq!(status["unknown"][0]["reason"], "AuthFailed", "{status}");
+        }
+        // The password never reaches status or events.
+        for c in &calls {
+            assert!(!c.body.to_string().contains("pull-pass-77"), "{c:?}");
+        }
+    }
     Ok(())
 }

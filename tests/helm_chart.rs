@@ -76,10 +76,16 @@ fn assert_least_privilege(objs: &[Value], secret_namespaces: &[&str]) {
             let touches_secrets = core && resources.iter().any(|r| r == "secrets");
             if kind(role) == "ClusterRole" {
                 assert!(
-                    !touches_secrets && !resources.iter().any(|r| r == "configmaps"),
-                    "ClusterRole {} grants secrets/configmaps cluster-wide: {rule}",
+                    !resources.iter().any(|r| r == "configmaps"),
+                    "ClusterRole {} grants configmaps cluster-wide: {rule}",
                     name(role)
                 );
+                // Only the imagePullSecrets opt-in may read Secrets cluster-wide, and only `get`
+                // (never list/watch): see `cluster_reads_secrets`.
+                if touches_secrets {
+                    assert_eq!(verbs, ["get"], "cluster-wide secret verbs: {rule}");
+                    assert_eq!(resources, ["secrets"], "{rule}");
+                }
                 assert!(
                     !resources.iter().any(|r| r == "leases"),
                     "ClusterRole grants leases cluster-wide"
@@ -194,6 +200,16 @@ fn assert_secure_deployment(objs: &[Value], replicas: i64) {
 #[test]
 fn default_values_render_a_least_privilege_secure_controller() {
     let objs = template(&[]);
+    // By default no ClusterRole touches Secrets at all.
+    let rules = cluster_rules(&objs);
+    assert!(
+        !rules
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| strings(&r["resources"]).iter().any(|x| x == "secrets")),
+        "{rules}"
+    );
     let kinds: BTreeSet<&str> = objs.iter().map(kind).collect();
     assert_eq!(
         kinds,
@@ -234,11 +250,11 @@ fn full_values_render_every_feature_and_validate_offline() {
     let objs = template(&["-f", FULL]);
     assert_least_privilege(&objs, &[NS, "registry-creds"]);
     assert_secure_deployment(&objs, 3);
-    // useImagePullSecrets adds exactly `get` on serviceaccounts (nothing else cluster-wide).
+    // useImagePullSecrets adds exactly `get` on secrets (never list/watch) cluster-wide.
     let rules = cluster_rules(&objs);
     assert_eq!(
         rules.as_array().expect("rules").last(),
-        Some(&json!({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}))
+        Some(&json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}))
     );
     let d = find(&objs, "Deployment", "refwarden");
     let c = &d["spec"]["template"]["spec"]["containers"][0];

@@ -29,8 +29,8 @@ pub struct ControllerArgs {
     /// Identity of this replica in the Lease and in Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Also use pods' imagePullSecrets for registries without a RegistryProfile secret
-    /// (needs get on secrets in the pods' namespaces). Not implemented yet: ignored with a warning.
+    /// Also use the imagePullSecrets of selected pods for registries that have no
+    /// RegistryProfile (needs `get` on secrets in the pods' namespaces).
     #[arg(long)]
     pub use_image_pull_secrets: bool,
     /// Concurrent reconciles per kind (0: unlimited).
@@ -47,9 +47,6 @@ fn default_identity() -> String {
 
 /// Runs the controller; exit 1 on failure (with a hint when the CRDs are missing).
 pub async fn run(args: ControllerArgs) -> ExitCode {
-    if args.use_image_pull_secrets {
-        tracing::warn!("--use-image-pull-secrets is not implemented yet and is ignored");
-    }
     let opts = RunOptions {
         listen_addr: args.listen_addr,
         leader_election: args.leader_election,

@@ -67,6 +67,74 @@ fn pod_images(p: &PodEntry) -> BTreeSet<ImageId> {
         .collect()
 }
 
+/// Distinct imagePullSecrets read per reconcile at most.
+const MAX_PULL_SECRETS: usize = 100;
+
+/// `--use-image-pull-secrets`: credentials from the imagePullSecrets of the pods this
+/// policy selects, for registries that have no RegistryProfile. A Secret that is
+/// missing, unreadable or not a dockerconfigjson is skipped (those images are then
+/// looked up anonymously, and Unknown if the registry wants credentials).
+async fn load_pull_secrets(
+    ctx: &Context,
+    obj: &ReferrerPolicy,
+    pods: &[Arc<PodEntry>],
+    namespaces: &crate::policy::NamespaceLabels,
+    directory: &crate::policy::RegistryDirectory,
+) {
+    use k8s_openapi::api::core::v1::Secret;
+    let Some(compiled) = ctx.compiled_policy(obj) else {
+        return;
+    };
+    let wanted: BTreeSet<(String, String)> = pods
+        .iter()
+        .filter(|p| !p.pull_secrets.is_empty() && selects_pod(&compiled, &p.info, namespaces))
+        .flat_map(|p| {
+            p.pull_secrets
+                .iter()
+                .map(|s| (p.info.namespace.clone(), s.clone()))
+        })
+        .take(MAX_PULL_SECRETS)
+        .collect();
+    for (ns, name) in wanted {
+        let api = kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+        let secret = match api.get_opt(&name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(namespace = %ns, secret = %name, error = %e, "cannot read imagePullSecret");
+                continue;
+            }
+        };
+        if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
+            continue;
+        }
+        let Some(bytes) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(".dockerconfigjson"))
+        else {
+            continue;
+        };
+        let Ok(config) = crate::registry::DockerConfig::parse(&bytes.0) else {
+            tracing::debug!(namespace = %ns, secret = %name, "imagePullSecret is not a valid dockerconfigjson");
+            continue;
+        };
+        let source = format!("{ns}/{name}");
+        for key in config.hosts() {
+            // Keys may be URLs (`https://index.docker.io/v1/`): keep host[:port].
+            let host = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            if !host.is_empty() {
+                directory.set_pull_credentials(host, &source, config.credentials_for(host));
+            }
+        }
+    }
+}
+
 async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, Error> {
     let name = obj.name_any();
     if !ctx.is_leader() {
@@ -82,6 +150,9 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
     let pods = ctx.pods.snapshot();
     let namespaces = ctx.namespaces.snapshot();
     let directory = ctx.profiles.directory();
+    if ctx.settings.use_image_pull_secrets {
+        load_pull_secrets(ctx, obj, &pods, &namespaces, &directory).await;
+    }
     // A new or changed spec: say so (kstatus `Reconciling=True`) before evaluating it.
     if previous.is_none_or(|p| p.observed_generation != generation) {
         let reconciling = crate::policy::evaluate::reconciling_status(generation, previous, &now);

@@ -67,6 +67,8 @@ type Resolved = Result<String, (String, String)>;
 pub struct RegistryDirectory {
     by_name: BTreeMap<String, ProfileSlot>,
     anonymous: Mutex<HashMap<String, Arc<RegistryEntry>>>,
+    /// Credentials from pods' imagePullSecrets, by API host, for registries without a profile.
+    pull_credentials: Mutex<HashMap<String, (String, crate::registry::Credentials)>>,
     counters: Option<Arc<crate::registry::RequestCounters>>,
 }
 
@@ -82,6 +84,20 @@ fn host_aliases(host: &str) -> Vec<String> {
         ],
         _ => vec![h],
     }
+}
+
+/// Whether an implicit profile talks plain HTTP to `host`: loopback registries, like
+/// Docker's built-in insecure range `127.0.0.0/8` (and `localhost`, `[::1]`).
+fn is_loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    name == "localhost"
+        || name == "[::1]"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn api_host(registry: &str) -> String {
@@ -110,6 +126,28 @@ impl RegistryDirectory {
     pub fn insert(&mut self, name: &str, host: &str, entry: Result<RegistryEntry, BrokenProfile>) {
         self.by_name
             .insert(name.to_string(), (host_aliases(host), entry.map(Arc::new)));
+    }
+
+    /// Registers credentials (from a pod's imagePullSecret `source`, e.g. `ns/name`) for a
+    /// registry host that has no RegistryProfile. The implicit entry of that host is rebuilt
+    /// with them when the source changes.
+    pub fn set_pull_credentials(
+        &self,
+        registry: &str,
+        source: &str,
+        credentials: crate::registry::Credentials,
+    ) {
+        let host = api_host(registry);
+        let mut creds = self.pull_credentials.lock().unwrap_or_else(|p| p.into_inner());
+        if creds.get(&host).is_some_and(|(s, _)| s == source) {
+            return;
+        }
+        creds.insert(host.clone(), (source.to_string(), credentials));
+        drop(creds);
+        self.anonymous
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&host);
     }
 
     /// Names of the profiles.
@@ -144,10 +182,21 @@ impl RegistryDirectory {
         if let Some(e) = anon.get(&host) {
             return Ok(e.clone());
         }
-        let client = RegistryClientConfig::new(&format!("https://{host}"), false)
+        let pulled = self
+            .pull_credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+            .map(|(_, c)| c.clone());
+        let plain = is_loopback(&host);
+        let scheme = if plain { "http" } else { "https" };
+        let client = RegistryClientConfig::new(&format!("{scheme}://{host}"), plain)
             .map(|mut c| {
                 if let Some(counters) = &self.counters {
                     c.counters = counters.clone();
+                }
+                if let Some(creds) = pulled {
+                    c.credentials = creds;
                 }
                 c
             })
@@ -315,5 +364,26 @@ pub async fn evaluate_policy<'p>(
         status,
         evaluation: Some(evaluation),
         invalid: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_plain_http_like_docker() {
+        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["ghcr.io", "registry.local:5000", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn docker_hub_aliases_are_one_registry() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert!(host_aliases("index.docker.io").contains(&"docker.io".to_string()));
     }
 }
