@@ -33,7 +33,7 @@ crds: ## regenerate crds/ from the Rust types (and the chart's and kustomize's c
 	cp crds/*.yaml charts/refwarden/crds/
 	cp crds/*.yaml config/crd/bases/
 
-demo: deps ## start a local registry with a seeded image, probe it, stop it
+demo: ## local registry + 3 images (complete / signature only / nothing): probe, discover, evaluate; stops it
 	./scripts/demo.sh
 
 e2e: ## end-to-end run on a k3d cluster (needs docker, k3d, kubectl, helm): e2e/run.sh

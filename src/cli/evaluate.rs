@@ -126,6 +126,24 @@ fn now() -> Time {
 /// Runs the evaluation and returns the report, or a bad-input message.
 pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     let inputs = manifests::load(&args.paths).map_err(|e| e.to_string())?;
+    if inputs.policies.is_empty() {
+        // A CI gate pointed at the wrong folder must not pass as "all compliant".
+        return Err(format!(
+            "no ReferrerPolicy in {}: nothing to evaluate",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (origin, p) in &inputs.policies {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if !seen.insert(name.clone()) {
+            return Err(format!("{origin}: ReferrerPolicy {name:?} is defined twice"));
+        }
+    }
     let mut report = EvaluationReport {
         skipped: inputs
             .skipped
@@ -358,7 +376,7 @@ pub async fn run(args: EvaluateArgs) -> ExitCode {
         EvalOutput::Yaml => serde_norway::to_string(&report).map_err(|e| e.to_string()),
     };
     match rendered {
-        Ok(s) => print!("{s}"),
+        Ok(s) => out!("{s}"),
         Err(e) => {
             eprintln!("error: cannot render the report: {e}");
             return ExitCode::FAILURE;

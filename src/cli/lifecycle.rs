@@ -1,5 +1,6 @@
 //! `refwarden lifecycle analyze`: lifecycle / GC rules that delete, orphan, count or
-//! hide referrers. Exit codes: 0 no findings, 1 findings, 2 bad input.
+//! hide referrers. Exit codes: 0 no findings, 1 findings, 2 bad input, 3 the rules
+//! could not be read (AWS API error).
 //! `--from-cluster` reads the deployed digests from the running pods of the
 //! current kubeconfig context (list pods in all namespaces).
 
@@ -78,6 +79,9 @@ pub async fn run(cmd: LifecycleCommand) -> ExitCode {
         LifecycleCommand::Analyze(a) => analyze(a).await,
     }
 }
+
+/// Exit code: the rules could not be read (AWS API error), so nothing can be said.
+pub const EXIT_UNAVAILABLE: u8 = 3;
 
 fn bad(msg: String) -> ExitCode {
     eprintln!("error: {msg}");
@@ -203,7 +207,7 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
             Ok(None) => eprintln!("note: repository {repo} has no lifecycle policy"),
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(EXIT_UNAVAILABLE);
             }
         }
         if a.inventory.is_none() {
@@ -211,7 +215,7 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
                 Ok(i) => inventory = Some(i),
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(EXIT_UNAVAILABLE);
                 }
             }
         }
@@ -243,14 +247,14 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
         OutputFormat::Json => {
             let v = serde_json::json!({ "findings": findings, "simulation": sim });
             match serde_json::to_string_pretty(&v) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => outln!("{s}"),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }
             }
         }
-        OutputFormat::Table => print!("{}", table(&findings, sim.as_ref())),
+        OutputFormat::Table => out!("{}", table(&findings, sim.as_ref())),
     }
     if findings.is_empty() {
         ExitCode::SUCCESS

@@ -4,6 +4,23 @@
 //! 2 always means bad input (arguments, files).
 
 mod controller;
+/// Writes to stdout. A closed pipe (`refwarden … | head`) ends the output quietly
+/// instead of panicking, so the documented exit code still holds.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod discover;
 pub mod evaluate;
 mod lifecycle;
@@ -60,6 +77,8 @@ pub enum Command {
     /// Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and no violations, 2 bad input.
     Evaluate(evaluate::EvaluateArgs),
     /// Lifecycle / GC risk analysis: rules that delete, orphan, count or hide referrers.
+    ///
+    /// Exit codes: 0 no findings, 1 findings, 2 bad input, 3 the rules could not be read (AWS API error).
     #[command(subcommand)]
     Lifecycle(lifecycle::LifecycleCommand),
     /// Run the operator: reconcile RegistryProfiles and ReferrerPolicies (see `refwarden controller --help`).
@@ -165,7 +184,7 @@ fn crds(output_dir: Option<std::path::PathBuf>) -> ExitCode {
                     eprintln!("error: cannot write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
             ExitCode::SUCCESS
         }

@@ -89,14 +89,14 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
     let status = probe::status::from_report(&report, &ctx);
     match args.output {
         OutputFormat::Json => match serde_json::to_string_pretty(&status) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
                 eprintln!("error: cannot render JSON: {e}");
                 return ExitCode::FAILURE;
             }
         },
         OutputFormat::Table => {
-            print!(
+            out!(
                 "{}",
                 output::probe_table(&args.registry_url, &opts, &report, &status)
             );

@@ -795,8 +795,11 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
     let mut pages = 1usize;
     while let Some(url) = next.take() {
         if !visited.insert(url.to_string()) {
-            ctx.note(format!("referrers pagination loops at {url}: stopped"));
-            break;
+            // A looping list may miss a required referrer: Unknown, not a violation.
+            return Err(Unk::new(
+                "PaginationLoop",
+                format!("referrers of {subject}: the Link pagination loops at {url}; the list is incomplete"),
+            ));
         }
         if pages >= ctx.d.inner.config.max_pages {
             // A truncated list could miss a required referrer: Unknown, not a violation.
@@ -869,7 +872,10 @@ async fn build(
         .filter(|d| server_filtered || !classify::filtered_out_early(filters, d))
         .collect();
     let futs = candidates.into_iter().map(|d| async move {
-        let (artifact_type, kinds, media_type) = if classify::needs_fetch(&d) {
+        // Entries of a fallback tag index are written by clients, not the registry: each
+        // must really have this subject, so its manifest is always checked (cached by digest).
+        let verify = method == DiscoveryMethod::TagSchema;
+        let (artifact_type, kinds, media_type) = if verify || classify::needs_fetch(&d) {
             let Some(f) = fetch_manifest(ctx, &d.digest).await? else {
                 ctx.note(format!(
                     "{} is listed as a referrer of {subject} but its manifest is gone: ignored",
@@ -1227,7 +1233,12 @@ async fn list_tags(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
         match &next {
             None => return Ok(Arc::new(TagList::Complete(tags))),
             Some(n) if !visited.insert(n.clone()) => {
-                return Ok(Arc::new(TagList::Complete(tags)));
+                // A looping tag list may hide fallback tags: fetch them directly instead.
+                ctx.note(format!(
+                    "repository {}: the tag list pagination loops; fallback tags fetched directly",
+                    ctx.repo
+                ));
+                return Ok(Arc::new(TagList::Unavailable));
             }
             Some(_) => {}
         }

@@ -106,7 +106,7 @@ pub fn analyze(p: &GitlabCleanupPolicy) -> Vec<LifecycleFinding> {
             Severity::High,
             Confidence::Reported,
             format!(
-                "name_regex {:?} matches {} and name_regex_keep does not keep them: the cleanup policy deletes them like image tags (older than {}, beyond keep_n {}) while the signed images stay. GitLab's docs never mention signatures; users report it.",
+                "name_regex {:?} matches {} and name_regex_keep does not keep them: the cleanup policy deletes them like image tags (older than {}, beyond keep_n {}) while the images they describe stay. GitLab's docs never mention signatures; users report it.",
                 p.name_regex.as_deref().unwrap_or_default(),
                 labels(&ref_shapes),
                 p.older_than.as_deref().unwrap_or("any age"),

@@ -82,7 +82,7 @@ pub fn analyze(spec: &QuayLifecycleSpec) -> Vec<LifecycleFinding> {
             Severity::High,
             Confidence::Reported,
             format!(
-                "auto-prune ({} {}) applies to {}: released Quay versions{} prune them like image tags while the signed images stay (fixed only on master/redhat-3.18 by PROJQUAY-11682, in no release tag yet).",
+                "auto-prune ({} {}) applies to {}: released Quay versions{} prune them like image tags while the images they describe stay (fixed only on master/redhat-3.18 by PROJQUAY-11682, in no release tag yet).",
                 p.method,
                 serde_json::to_string(&p.value).unwrap_or_default(),
                 labels(&shapes),
@@ -109,8 +109,8 @@ pub fn analyze(spec: &QuayLifecycleSpec) -> Vec<LifecycleFinding> {
             FindingKind::OrphansReferrers,
             Severity::Low,
             Confidence::Inferred,
-            "When a signed image's tags expire, Quay keeps the manifest because referrers point at it (data/model/gc.py), and referrers keep their hidden $temp tags: subject and referrers stay forever as untagged storage. Nothing breaks; quota leaks.",
-            "Delete referrers along with images you let expire (e.g. `oras manifest delete` on each referrer), or do not set expirations on signed images.",
+            "When the tags of an image with referrers expire, Quay keeps the manifest because referrers point at it (data/model/gc.py), and referrers keep their hidden $temp tags: subject and referrers stay forever as untagged storage. Nothing breaks; quota leaks.",
+            "Delete referrers along with images you let expire (e.g. `oras manifest delete` on each referrer), or do not set expirations on images that carry referrers.",
         ));
     }
     out
