@@ -775,3 +775,57 @@ async fn classification_fetches_only_uninformative_referrers() -> TestResult {
     );
     Ok(())
 }
+
+/// The native method finds the same referrers (digests and artifact types) as an
+/// independent client, the `oci-client` crate's `pull_referrers`, on the same registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_matches_oci_client() -> TestResult {
+    let e = env(Quirks::default())?;
+    let img = e.seeder.push_image("peer/app", "v1").await?;
+    let mut pushed = BTreeMap::new();
+    for (t, payload) in [
+        (SIG, b"sig".as_slice()),
+        (media::SPDX_JSON, b"{\"spdxVersion\":\"SPDX-2.3\"}".as_slice()),
+        ("application/vnd.in-toto+json", b"{}".as_slice()),
+    ] {
+        let a = e
+            .seeder
+            .push_artifact("peer/app", Some(&img.subject()), t, payload, None)
+            .await?;
+        pushed.insert(a.digest.clone(), t.to_string());
+    }
+    let out = Discoverer::default()
+        .discover(
+            &e.client,
+            DiscoveryMode::Native,
+            None,
+            &DiscoveryRequest::new(e.client.registry(), "peer/app", &img.digest),
+        )
+        .await;
+    let ours: BTreeMap<String, String> = found(&out)
+        .referrers
+        .iter()
+        .map(|r| (r.digest.clone(), r.artifact_type.clone().unwrap_or_default()))
+        .collect();
+    let oc = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let reference = oci_client::Reference::with_digest(
+        e.reg.host(),
+        "peer/app".to_string(),
+        img.digest.clone(),
+    );
+    let index = oc
+        .pull_referrers(&reference, None)
+        .await
+        .map_err(|err| format!("oci-client pull_referrers: {err}"))?;
+    let theirs: BTreeMap<String, String> = index
+        .manifests
+        .iter()
+        .map(|m| (m.digest.clone(), m.artifact_type.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, pushed);
+    Ok(())
+}

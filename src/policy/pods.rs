@@ -119,10 +119,15 @@ pub fn workload_of(
                 _ => ("ReplicaSet".to_string(), o.name.clone()),
             },
             "Job" => match o.name.rsplit_once('-') {
+                // The CronJob controller names Jobs `<cronjob>-<scheduled time in minutes since
+                // the epoch>`: 8 digits, after 2015 (23,667,840). A date suffix like
+                // `migrate-20240101` is below that and stays a Job.
                 Some((base, suffix))
                     if !base.is_empty()
-                        && suffix.len() >= 8
-                        && suffix.chars().all(|c| c.is_ascii_digit()) =>
+                        && suffix.len() == 8
+                        && suffix
+                            .parse::<u64>()
+                            .is_ok_and(|m| (23_667_840..100_000_000).contains(&m)) =>
                 {
                     ("CronJob".to_string(), base.to_string())
                 }
@@ -271,6 +276,8 @@ mod tests {
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "backup"));
         let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "migrate")]);
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate"));
+        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "migrate-20240101")]);
+        assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate-20240101"));
         let w = workload_of("ns", "db-0", &BTreeMap::new(), &[owner("StatefulSet", "db")]);
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("StatefulSet", "db"));
         let w = workload_of("ns", "agent-x", &BTreeMap::new(), &[owner("DaemonSet", "agent")]);

@@ -129,8 +129,8 @@ impl RegistryDirectory {
     }
 
     /// Registers credentials (from a pod's imagePullSecret `source`, e.g. `ns/name`) for a
-    /// registry host that has no RegistryProfile. The implicit entry of that host is rebuilt
-    /// with them when the source changes.
+    /// registry host that has no RegistryProfile; the first source registered for a host
+    /// is kept. They only read referrers (never reach a pod or a status).
     pub fn set_pull_credentials(
         &self,
         registry: &str,
@@ -139,7 +139,10 @@ impl RegistryDirectory {
     ) {
         let host = api_host(registry);
         let mut creds = self.pull_credentials.lock().unwrap_or_else(|p| p.into_inner());
-        if creds.get(&host).is_some_and(|(s, _)| s == source) {
+        // The first Secret that names a host is used for it: several namespaces with
+        // different Secrets for one host would otherwise rebuild the client (and lose its
+        // token cache) on every evaluation.
+        if creds.contains_key(&host) {
             return;
         }
         creds.insert(host.clone(), (source.to_string(), credentials));
