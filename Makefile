@@ -18,7 +18,8 @@ release: ## optimised build
 	$(CARGO) build --locked --release
 
 test: deps ## the whole test suite (installs docker-registry first if missing)
-	$(CARGO) test --locked --all-targets -- --test-threads=2
+	$(CARGO) test --locked --lib --bins --tests -- --test-threads=2
+	$(CARGO) test --locked --benches --no-run   # the benchmark must build; it runs with `make bench`
 	$(CARGO) test --locked --doc
 
 lint: ## rustfmt check and clippy with warnings as errors

@@ -940,6 +940,7 @@ fn phase_cpu() -> support::Result<Value> {
         outcomes.insert(
             key.clone(),
             Arc::new(DiscoveryOutcome::Found(DiscoveryReport {
+                platforms: vec![],
                 subject: key.digest.clone(),
                 subject_media_type: Some(support::media::OCI_MANIFEST.into()),
                 referrers_api: Some(true),

@@ -288,6 +288,7 @@ mod tests {
     #[test]
     fn tree_nests_referrers() {
         let report = DiscoveryReport {
+            platforms: vec![],
             subject: "sha256:s".into(),
             subject_media_type: None,
             referrers_api: Some(true),

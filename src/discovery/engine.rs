@@ -323,6 +323,7 @@ struct RunState {
     notes: Vec<String>,
     visited: HashSet<String>,
     subject_media_type: Option<String>,
+    platforms: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -539,6 +540,7 @@ impl Discoverer {
                 notes: Vec::new(),
                 visited: HashSet::new(),
                 subject_media_type: None,
+                platforms: Vec::new(),
             }),
         };
         let result = self.run_inner(&ctx, req).await;
@@ -552,6 +554,7 @@ impl Discoverer {
                     subject_media_type: st.subject_media_type.clone(),
                     referrers_api: st.referrers_api,
                     methods: st.methods.clone(),
+                    platforms: st.platforms.clone(),
                     referrers,
                     requests,
                     notes: st.notes.clone(),
@@ -624,6 +627,7 @@ impl Discoverer {
                     if let Some(facts) = facts.filter(|x| x.is_index) {
                         ctx.method(DiscoveryMethod::InIndex);
                         let plats = classify::platform_manifests(facts);
+                        ctx.st().platforms = plats.iter().map(|p| p.digest.clone()).collect();
                         let futs = plats.iter().map(|p| {
                             tree(ctx, p.digest.clone(), AttachedTo::Platform, depth, filters)
                         });

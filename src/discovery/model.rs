@@ -174,6 +174,11 @@ pub struct DiscoveryReport {
     pub referrers_api: Option<bool>,
     /// Methods that ran, in order.
     pub methods: Vec<DiscoveryMethod>,
+    /// When the subject is an index and `platforms` was asked: its platform manifests
+    /// (attestation manifests excluded). A policy that cannot tell which platform runs
+    /// counts a platform referrer only when every platform carries one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
     /// All referrers found, direct ones first, sorted by (attachedTo, method, artifactType, digest).
     pub referrers: Vec<Referrer>,
     /// Registry requests this discovery cost (0 when served from cache).

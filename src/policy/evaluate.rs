@@ -337,13 +337,37 @@ pub fn referrer_satisfies(req: &Requirement, r: &Referrer) -> bool {
     false
 }
 
-fn counts(subject_match: SubjectMatch, r: &Referrer) -> bool {
+/// Whether a requirement is met.
+///
+/// `Exact`: by referrers of the running digest. `IndexOrPlatform`: also by referrers of
+/// the index it belongs to; and when the running digest is an index (its platform
+/// manifests are listed in the report), by referrers of its platform manifests — but
+/// since refwarden cannot tell which platform a node runs, only when every platform
+/// manifest carries enough of them.
+fn requirement_met(req: &Requirement, subject_match: SubjectMatch, report: &DiscoveryReport) -> bool {
+    let need = req.min_count.max(1) as usize;
+    let distinct = |attached: &[AttachedTo], subject: Option<&str>| -> usize {
+        report
+            .referrers
+            .iter()
+            .filter(|r| attached.contains(&r.attached_to))
+            .filter(|r| subject.is_none_or(|s| r.subject == s))
+            .filter(|r| referrer_satisfies(req, r))
+            .map(|r| r.digest.as_str())
+            .collect::<BTreeSet<&str>>()
+            .len()
+    };
     match subject_match {
-        SubjectMatch::Exact => r.attached_to == AttachedTo::Requested,
-        SubjectMatch::IndexOrPlatform => matches!(
-            r.attached_to,
-            AttachedTo::Requested | AttachedTo::Index | AttachedTo::Platform
-        ),
+        SubjectMatch::Exact => distinct(&[AttachedTo::Requested], None) >= need,
+        SubjectMatch::IndexOrPlatform => {
+            distinct(&[AttachedTo::Requested, AttachedTo::Index], None) >= need
+                || (!report.platforms.is_empty()
+                    && report.platforms.iter().all(|p| {
+                        distinct(&[AttachedTo::Requested, AttachedTo::Index], None)
+                            + distinct(&[AttachedTo::Platform], Some(p))
+                            >= need
+                    }))
+        }
     }
 }
 
@@ -355,15 +379,7 @@ pub fn missing_requirements(
 ) -> Vec<String> {
     requirements
         .iter()
-        .filter(|req| {
-            let found: BTreeSet<&str> = report
-                .referrers
-                .iter()
-                .filter(|r| counts(subject_match, r) && referrer_satisfies(req, r))
-                .map(|r| r.digest.as_str())
-                .collect();
-            (found.len() as u32) < req.min_count.max(1)
-        })
+        .filter(|req| !requirement_met(req, subject_match, report))
         .map(|r| r.name.clone())
         .collect()
 }

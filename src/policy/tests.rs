@@ -96,6 +96,7 @@ fn referrer(d: u8, kinds: &[ArtifactKind], attached: AttachedTo) -> Referrer {
 
 fn found(referrers: Vec<Referrer>) -> Arc<DiscoveryOutcome> {
     Arc::new(DiscoveryOutcome::Found(DiscoveryReport {
+        platforms: vec![],
         subject: digest(1),
         subject_media_type: None,
         referrers_api: Some(false),
@@ -209,26 +210,66 @@ fn registry_error_is_unknown_never_compliant_or_violation() {
 
 #[test]
 fn subject_match_exact_vs_index_or_platform() {
-    let on_index = found(vec![
-        referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Index),
-        referrer(3, &[ArtifactKind::SpdxSbom], AttachedTo::Platform),
-    ]);
-    let DiscoveryOutcome::Found(report) = on_index.as_ref() else {
-        panic!()
+    let on_platform = |d: u8, kind: ArtifactKind, platform: u8| {
+        let mut r = referrer(d, &[kind], AttachedTo::Platform);
+        r.subject = digest(platform);
+        r
+    };
+    let report = |referrers: Vec<Referrer>, platforms: &[u8]| {
+        let DiscoveryOutcome::Found(mut r) = found(referrers).as_ref().clone() else {
+            panic!()
+        };
+        r.platforms = platforms.iter().map(|p| digest(*p)).collect();
+        r
     };
     let reqs = sig_and_sbom().require;
-    assert!(missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, report).is_empty());
+    // A signature on the index the running platform manifest belongs to counts.
+    let r = report(
+        vec![
+            referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Index),
+            referrer(3, &[ArtifactKind::SpdxSbom], AttachedTo::Requested),
+        ],
+        &[],
+    );
+    assert!(missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, &r).is_empty());
     assert_eq!(
-        missing_requirements(&reqs, SubjectMatch::Exact, report),
-        vec!["signature".to_string(), "sbom".to_string()]
+        missing_requirements(&reqs, SubjectMatch::Exact, &r),
+        vec!["signature".to_string()]
+    );
+    // The running digest is an index of two platforms: an SBOM on one platform only
+    // is not enough (refwarden cannot tell which platform the node runs) …
+    let one = report(
+        vec![
+            referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Requested),
+            on_platform(4, ArtifactKind::SpdxSbom, 10),
+        ],
+        &[10, 11],
+    );
+    assert_eq!(
+        missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, &one),
+        vec!["sbom".to_string()]
+    );
+    // … an SBOM on every platform is.
+    let all = report(
+        vec![
+            referrer(2, &[ArtifactKind::CosignSignature], AttachedTo::Requested),
+            on_platform(4, ArtifactKind::SpdxSbom, 10),
+            on_platform(5, ArtifactKind::SpdxSbom, 11),
+        ],
+        &[10, 11],
+    );
+    assert!(missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, &all).is_empty());
+    assert_eq!(
+        missing_requirements(&reqs, SubjectMatch::Exact, &all),
+        vec!["sbom".to_string()]
     );
     // A signature on the SBOM (nested) never satisfies the image's own signature.
-    let nested = found(vec![referrer(5, &[ArtifactKind::CosignSignature], AttachedTo::Referrer)]);
-    let DiscoveryOutcome::Found(report) = nested.as_ref() else {
-        panic!()
-    };
+    let nested = report(
+        vec![referrer(5, &[ArtifactKind::CosignSignature], AttachedTo::Referrer)],
+        &[],
+    );
     assert_eq!(
-        missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, report),
+        missing_requirements(&reqs, SubjectMatch::IndexOrPlatform, &nested),
         vec!["signature".to_string(), "sbom".to_string()]
     );
 }
@@ -241,6 +282,7 @@ fn artifact_types_legacy_suffixes_and_min_count() {
     cosign.method = DiscoveryMethod::CosignTag;
     cosign.tag = Some(format!("{}.sig", digest(1).replace(':', "-")));
     let report = DiscoveryReport {
+        platforms: vec![],
         subject: digest(1),
         subject_media_type: None,
         referrers_api: None,
