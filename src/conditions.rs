@@ -99,8 +99,22 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_transition_time() {
-        let old = vec![new_condition(READY, Status::True, "A", "m", Some(1), &t(100))];
-        let fresh = vec![new_condition(READY, Status::True, "B", "m2", Some(2), &t(200))];
+        let old = vec![new_condition(
+            READY,
+            Status::True,
+            "A",
+            "m",
+            Some(1),
+            &t(100),
+        )];
+        let fresh = vec![new_condition(
+            READY,
+            Status::True,
+            "B",
+            "m2",
+            Some(2),
+            &t(200),
+        )];
         let merged = merge(&old, fresh);
         assert_eq!(merged[0].last_transition_time, t(100));
         assert_eq!(merged[0].reason, "B");
@@ -116,7 +130,14 @@ mod tests {
 
     #[test]
     fn new_condition_type_gets_now() {
-        let fresh = vec![new_condition(STALLED, Status::False, "B", "", None, &t(300))];
+        let fresh = vec![new_condition(
+            STALLED,
+            Status::False,
+            "B",
+            "",
+            None,
+            &t(300),
+        )];
         let merged = merge(&[], fresh);
         assert_eq!(merged[0].last_transition_time, t(300));
         assert!(find(&merged, STALLED).is_some());

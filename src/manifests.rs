@@ -11,8 +11,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec};
 use kube::CustomResourceExt;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::crd::{ReferrerPolicy, RegistryProfile, WorkloadRef};
@@ -165,7 +165,11 @@ pub fn decode_strict<T: DeserializeOwned>(origin: &Origin, v: &Value) -> Result<
         let path = e.path().to_string();
         load_error(
             origin,
-            if path == "." { "<root>".to_string() } else { path },
+            if path == "." {
+                "<root>".to_string()
+            } else {
+                path
+            },
             e.into_inner().to_string(),
         )
     })?;
@@ -211,8 +215,7 @@ fn template_pod(
     template: Option<&PodTemplateSpec>,
     field: &str,
 ) -> Result<PodInfo, LoadError> {
-    let template =
-        template.ok_or_else(|| load_error(origin, field, "missing pod template"))?;
+    let template = template.ok_or_else(|| load_error(origin, field, "missing pod template"))?;
     let mut meta = template.metadata.clone().unwrap_or_default();
     meta.namespace = Some(namespace.to_string());
     meta.name = Some(format!("{}-template", workload.name));
@@ -245,7 +248,11 @@ fn name_of(origin: &Origin, v: &Value) -> Result<String, LoadError> {
 /// Adds one document (or the items of a List) to `inputs`.
 pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(), LoadError> {
     if !v.is_object() {
-        return Err(load_error(origin, "<document>", "not a Kubernetes object (expected a mapping)"));
+        return Err(load_error(
+            origin,
+            "<document>",
+            "not a Kubernetes object (expected a mapping)",
+        ));
     }
     let (api_version, kind) = kind_of(v);
     if kind.is_empty() {
@@ -390,7 +397,10 @@ mod tests {
         let mut inputs = Inputs::default();
         let e = add_document(&mut inputs, &origin(), &v).expect_err("unknown field");
         assert_eq!(e.field, "spec.template.spec.containers[0].imagePullPolicyy");
-        assert_eq!(e.to_string(), "x.yaml: document 2: spec.template.spec.containers[0].imagePullPolicyy: unknown field");
+        assert_eq!(
+            e.to_string(),
+            "x.yaml: document 2: spec.template.spec.containers[0].imagePullPolicyy: unknown field"
+        );
     }
 
     #[test]
@@ -418,7 +428,14 @@ mod tests {
         }
         assert_eq!(inputs.pods.len(), 2);
         let cj = &inputs.pods[0];
-        assert_eq!((cj.workload.kind.as_str(), cj.workload.name.as_str(), cj.namespace.as_str()), ("CronJob", "nightly", "ops"));
+        assert_eq!(
+            (
+                cj.workload.kind.as_str(),
+                cj.workload.name.as_str(),
+                cj.namespace.as_str()
+            ),
+            ("CronJob", "nightly", "ops")
+        );
         assert_eq!(cj.labels.get("app").map(String::as_str), Some("n"));
         assert_eq!(cj.images[0].image, "ghcr.io/acme/job:1");
         assert_eq!(inputs.skipped.len(), 1);

@@ -39,7 +39,10 @@ fn convert(v: &Value, depth: usize) -> Value {
     match v {
         Value::Object(map) => {
             let mut out = serde_json::Map::new();
-            let nullable = map.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+            let nullable = map
+                .get("nullable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             for (k, val) in map {
                 if k.starts_with("x-kubernetes-") || k == "nullable" {
                     continue;

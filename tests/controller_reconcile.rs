@@ -95,7 +95,10 @@ fn mock_client_with_secrets(secrets: Vec<(String, Value)>) -> (Client, ApiServer
                 query,
                 body: body.clone(),
             });
-            let known = secrets.iter().find(|(p, _)| *p == path).map(|(_, v)| v.clone());
+            let known = secrets
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, v)| v.clone());
             let (status, answer) = if let (true, Some(secret)) = (method == "GET", known) {
                 (StatusCode::OK, secret)
             } else if method == "GET" && path.contains("/secrets/") {
@@ -306,7 +309,10 @@ fn after_reconciling(mut calls: Vec<Call>, name: &str) -> Vec<Call> {
                "lastTransitionTime": ts(NOW)}),
         "{first:?}"
     );
-    assert!(first.body["status"].get("observedGeneration").is_none(), "{first:?}");
+    assert!(
+        first.body["status"].get("observedGeneration").is_none(),
+        "{first:?}"
+    );
     calls
 }
 
@@ -782,8 +788,10 @@ async fn evaluate_cli_writes_the_status_the_controller_writes() -> TestResult {
     let (client, api) = mock_client();
     let ctx = test_context(client);
     with_local_profile(&ctx, &s.reg);
-    ctx.pods.insert(pod("web-abc123-x1", "web", &signed, "uid-1"));
-    ctx.pods.insert(pod("web-abc123-x2", "web", &plain, "uid-2"));
+    ctx.pods
+        .insert(pod("web-abc123-x1", "web", &signed, "uid-1"));
+    ctx.pods
+        .insert(pod("web-abc123-x2", "web", &plain, "uid-2"));
     let obj = policy_obj("shared", "web", require.clone());
     policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
     let patch = api

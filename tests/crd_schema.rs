@@ -56,10 +56,19 @@ fn valid_specs_pass() {
 #[test]
 fn registry_url_is_checked() {
     assert_rejected(json!({}), "spec.registryUrl");
-    assert_rejected(json!({"registryUrl": "ftp://example.com"}), "spec.registryUrl");
-    assert_rejected(json!({"registryUrl": "https://example.com/v2/"}), "spec.registryUrl");
+    assert_rejected(
+        json!({"registryUrl": "ftp://example.com"}),
+        "spec.registryUrl",
+    );
+    assert_rejected(
+        json!({"registryUrl": "https://example.com/v2/"}),
+        "spec.registryUrl",
+    );
     assert_rejected(json!({"registryUrl": "example.com"}), "spec.registryUrl");
-    assert_rejected(json!({"registryUrl": "https://user:pw@example.com"}), "spec.registryUrl");
+    assert_rejected(
+        json!({"registryUrl": "https://user:pw@example.com"}),
+        "spec.registryUrl",
+    );
     // CEL: http:// needs plainHttp, and plainHttp needs http://.
     assert_rejected(json!({"registryUrl": "http://example.com"}), "plainHttp");
     assert_rejected(
@@ -77,12 +86,21 @@ fn fields_are_checked() {
         }
         spec
     };
-    assert_rejected(base(json!({"testRepository": "Library/Alpine"})), "spec.testRepository");
+    assert_rejected(
+        base(json!({"testRepository": "Library/Alpine"})),
+        "spec.testRepository",
+    );
     assert_rejected(base(json!({"testTag": "-bad"})), "spec.testTag");
     assert_rejected(base(json!({"timeoutSeconds": 0})), "spec.timeoutSeconds");
     assert_rejected(base(json!({"timeoutSeconds": 301})), "spec.timeoutSeconds");
-    assert_rejected(base(json!({"discovery": {"mode": "Fast"}})), "spec.discovery.mode");
-    assert_rejected(base(json!({"probe": {"interval": "1 hour"}})), "spec.probe.interval");
+    assert_rejected(
+        base(json!({"discovery": {"mode": "Fast"}})),
+        "spec.discovery.mode",
+    );
+    assert_rejected(
+        base(json!({"probe": {"interval": "1 hour"}})),
+        "spec.probe.interval",
+    );
     assert_rejected(
         base(json!({"rateLimit": {"requestsPerSecond": 0, "burst": 1}})),
         "spec.rateLimit.requestsPerSecond",
@@ -95,10 +113,7 @@ fn fields_are_checked() {
         base(json!({"credentialsSecretRef": {"name": "x"}})),
         "spec.credentialsSecretRef.namespace",
     );
-    assert_rejected(
-        base(json!({"caBundle": {}})),
-        "caBundle",
-    );
+    assert_rejected(base(json!({"caBundle": {}})), "caBundle");
     assert_rejected(
         base(json!({"caBundle": {
             "configMapRef": {"namespace": "a", "name": "b", "key": "c"},
@@ -106,7 +121,10 @@ fn fields_are_checked() {
         }})),
         "caBundle",
     );
-    assert_rejected(base(json!({"insecureSkipTlsVerify": "yes"})), "spec.insecureSkipTlsVerify");
+    assert_rejected(
+        base(json!({"insecureSkipTlsVerify": "yes"})),
+        "spec.insecureSkipTlsVerify",
+    );
 }
 
 #[test]
@@ -140,7 +158,13 @@ fn printer_columns_and_short_name() {
             .as_ref()
             .is_some_and(|s| !s.is_empty())
     );
-    assert!(crd.spec.versions[0].subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert!(
+        crd.spec.versions[0]
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
 }
 
 #[test]

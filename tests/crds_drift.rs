@@ -9,9 +9,8 @@ fn committed_crds_match_the_rust_types() {
     assert!(!generated.is_empty());
     for crd in &generated {
         let path = dir.join(&crd.file_name);
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{} is missing ({e}); run `make crds`", path.display())
-        });
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} is missing ({e}); run `make crds`", path.display()));
         assert!(
             committed == crd.yaml,
             "{} is stale: run `make crds` and commit the result",
@@ -20,7 +19,11 @@ fn committed_crds_match_the_rust_types() {
     }
     // No CRD file in crds/ that the types no longer produce.
     for entry in std::fs::read_dir(&dir).expect("crds/ exists") {
-        let name = entry.expect("dir entry").file_name().to_string_lossy().to_string();
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
         if name.ends_with(".yaml") {
             assert!(
                 generated.iter().any(|g| g.file_name == name),

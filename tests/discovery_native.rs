@@ -785,7 +785,10 @@ async fn native_matches_oci_client() -> TestResult {
     let mut pushed = BTreeMap::new();
     for (t, payload) in [
         (SIG, b"sig".as_slice()),
-        (media::SPDX_JSON, b"{\"spdxVersion\":\"SPDX-2.3\"}".as_slice()),
+        (
+            media::SPDX_JSON,
+            b"{\"spdxVersion\":\"SPDX-2.3\"}".as_slice(),
+        ),
         ("application/vnd.in-toto+json", b"{}".as_slice()),
     ] {
         let a = e
@@ -805,7 +808,12 @@ async fn native_matches_oci_client() -> TestResult {
     let ours: BTreeMap<String, String> = found(&out)
         .referrers
         .iter()
-        .map(|r| (r.digest.clone(), r.artifact_type.clone().unwrap_or_default()))
+        .map(|r| {
+            (
+                r.digest.clone(),
+                r.artifact_type.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     let oc = oci_client::Client::new(oci_client::client::ClientConfig {
         protocol: oci_client::client::ClientProtocol::Http,
@@ -823,7 +831,12 @@ async fn native_matches_oci_client() -> TestResult {
     let theirs: BTreeMap<String, String> = index
         .manifests
         .iter()
-        .map(|m| (m.digest.clone(), m.artifact_type.clone().unwrap_or_default()))
+        .map(|m| {
+            (
+                m.digest.clone(),
+                m.artifact_type.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(ours, theirs);
     assert_eq!(ours, pushed);

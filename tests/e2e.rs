@@ -58,8 +58,12 @@ async fn apply<K>(api: &Api<K>, name: &str, obj: serde_json::Value) -> support::
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
-        .await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await?;
     Ok(())
 }
 
@@ -86,7 +90,8 @@ async fn controller_reports_compliance_of_running_workloads() -> TestResult {
     let Some(path) = kubeconfig() else {
         return Ok(());
     };
-    let push = env("REFWARDEN_E2E_REGISTRY_PUSH").ok_or("REFWARDEN_E2E_REGISTRY_PUSH is not set")?;
+    let push =
+        env("REFWARDEN_E2E_REGISTRY_PUSH").ok_or("REFWARDEN_E2E_REGISTRY_PUSH is not set")?;
     let cluster_host =
         env("REFWARDEN_E2E_REGISTRY_CLUSTER").ok_or("REFWARDEN_E2E_REGISTRY_CLUSTER is not set")?;
     let client = client(&path).await?;
@@ -221,8 +226,13 @@ async fn controller_reports_compliance_of_running_workloads() -> TestResult {
 #[test]
 fn skip_or_fail_is_decided_by_the_environment() {
     // Documented behaviour: without a kubeconfig the e2e test skips, unless required.
-    if env("REFWARDEN_E2E_KUBECONFIG").is_none() && env("REFWARDEN_E2E_REQUIRED").as_deref() == Some("1") {
+    if env("REFWARDEN_E2E_KUBECONFIG").is_none()
+        && env("REFWARDEN_E2E_REQUIRED").as_deref() == Some("1")
+    {
         let r = std::panic::catch_unwind(kubeconfig);
-        assert!(r.is_err(), "REFWARDEN_E2E_REQUIRED=1 must fail without a kubeconfig");
+        assert!(
+            r.is_err(),
+            "REFWARDEN_E2E_REQUIRED=1 must fail without a kubeconfig"
+        );
     }
 }

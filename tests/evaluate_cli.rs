@@ -14,7 +14,9 @@ use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder};
 type TestResult = support::Result<()>;
 
 fn refwarden(args: &[&str]) -> std::io::Result<Output> {
-    Command::new(env!("CARGO_BIN_EXE_refwarden")).args(args).output()
+    Command::new(env!("CARGO_BIN_EXE_refwarden"))
+        .args(args)
+        .output()
 }
 
 fn demo_dir() -> PathBuf {
@@ -48,9 +50,15 @@ async fn seed_demo() -> support::Result<Demo> {
     for (repo, types) in [
         (
             "demo/complete",
-            vec!["application/vnd.dev.cosign.artifact.sig.v1+json", "application/spdx+json"],
+            vec![
+                "application/vnd.dev.cosign.artifact.sig.v1+json",
+                "application/spdx+json",
+            ],
         ),
-        ("demo/sig-only", vec!["application/vnd.dev.cosign.artifact.sig.v1+json"]),
+        (
+            "demo/sig-only",
+            vec!["application/vnd.dev.cosign.artifact.sig.v1+json"],
+        ),
         ("demo/bare", vec![]),
     ] {
         let img = seeder.push_image(repo, "1.0").await?;
@@ -68,9 +76,7 @@ async fn seed_demo() -> support::Result<Demo> {
         }
         digests.push(img.digest);
     }
-    let digests: [String; 3] = digests
-        .try_into()
-        .map_err(|_| "three digests expected")?;
+    let digests: [String; 3] = digests.try_into().map_err(|_| "three digests expected")?;
     Ok(Demo { reg, digests })
 }
 
@@ -96,7 +102,11 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
     ])
     .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "violations found; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "violations found; stderr: {stderr}"
+    );
     let report: Value = serde_json::from_slice(&out.stdout)?;
     let policy = &report["referrerPolicies"][0];
     assert_eq!(policy["name"], "signature-and-sbom");
@@ -154,7 +164,10 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
     // The RegistryProfile was probed live.
     let profile = &report["registryProfiles"][0]["status"];
     assert_eq!(profile["discoveryMode"], "TagFallback");
-    assert_eq!(profile["capabilities"]["referrersApi"]["state"], "Unsupported");
+    assert_eq!(
+        profile["capabilities"]["referrersApi"]["state"],
+        "Unsupported"
+    );
 
     // -o yaml prints the same status objects.
     let out = run(vec![
@@ -191,7 +204,12 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
     );
     let f = dir.path().join("all.yaml");
     std::fs::write(&f, &compliant)?;
-    let out = run(vec!["evaluate".into(), "-f".into(), f.display().to_string()]).await?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -215,11 +233,21 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
     let report: Value = serde_json::from_slice(&out.stdout)?;
     let unknown = &report["referrerPolicies"][0]["status"]["unknown"][0];
     assert_eq!(unknown["reason"], "ImageNotFound");
-    assert!(unknown["message"].as_str().unwrap_or_default().contains("TagNotFound"));
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TagNotFound")
+    );
 
     // Malformed YAML -> 2, naming the file and document.
     std::fs::write(&f, format!("{profile}\n---\nkind: [unclosed\n"))?;
-    let out = run(vec!["evaluate".into(), "-f".into(), f.display().to_string()]).await?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("all.yaml: document 2"), "{err}");
@@ -229,17 +257,27 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
         &f,
         compliant.replace("replicas: 2", "replicas: 2\n  replicaz: 3"),
     )?;
-    let out = run(vec!["evaluate".into(), "-f".into(), f.display().to_string()]).await?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("document 3: spec.replicaz: unknown field"), "{err}");
+    assert!(
+        err.contains("document 3: spec.replicaz: unknown field"),
+        "{err}"
+    );
 
     // A bad preset in a policy -> 2, naming the field.
-    std::fs::write(
-        &f,
-        compliant.replace("preset: sbom", "preset: sbomz"),
-    )?;
-    let out = run(vec!["evaluate".into(), "-f".into(), f.display().to_string()]).await?;
+    std::fs::write(&f, compliant.replace("preset: sbom", "preset: sbomz"))?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("document 2: spec.require"), "{err}");
@@ -273,8 +311,20 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
     // (the same file given twice is read once)
     assert_eq!(out.status.code(), Some(0));
     let twice = dir.path().join("twice.yaml");
-    std::fs::write(&twice, format!("{compliant}\n---\n{}", std::fs::read_to_string(demo_dir().join("referrerpolicy.yaml"))?.replace("REGISTRY_HOST", &host)))?;
-    let out = run(vec!["evaluate".into(), "-f".into(), twice.display().to_string()]).await?;
+    std::fs::write(
+        &twice,
+        format!(
+            "{compliant}\n---\n{}",
+            std::fs::read_to_string(demo_dir().join("referrerpolicy.yaml"))?
+                .replace("REGISTRY_HOST", &host)
+        ),
+    )?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        twice.display().to_string(),
+    ])
+    .await?;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("defined twice"));
 
@@ -331,7 +381,10 @@ async fn kubectl_pod_list_snapshot_uses_image_ids() -> TestResult {
                 json!([])),
         ]
     });
-    std::fs::write(dir.path().join("pods.json"), serde_json::to_vec_pretty(&list)?)?;
+    std::fs::write(
+        dir.path().join("pods.json"),
+        serde_json::to_vec_pretty(&list)?,
+    )?;
     let out = run(vec![
         "evaluate".into(),
         "-f".into(),

@@ -91,7 +91,11 @@ fn assert_least_privilege(objs: &[Value], secret_namespaces: &[&str]) {
                     "ClusterRole grants leases cluster-wide"
                 );
             } else if touches_secrets {
-                assert_eq!(verbs, ["get"], "secret verbs (get only, never list/watch): {rule}");
+                assert_eq!(
+                    verbs,
+                    ["get"],
+                    "secret verbs (get only, never list/watch): {rule}"
+                );
                 secret_role_namespaces.insert(
                     role["metadata"]["namespace"]
                         .as_str()

@@ -80,8 +80,16 @@ async fn from_cluster_reads_deployed_digests_like_deployed_flag() {
         kubeconfig.display().to_string(),
     );
     let base: Vec<String> = [
-        "lifecycle", "analyze", "--ecr-policy", &policy, "--inventory", &inv,
-        "--now", "2025-06-01T00:00:00Z", "-o", "json",
+        "lifecycle",
+        "analyze",
+        "--ecr-policy",
+        &policy,
+        "--inventory",
+        &inv,
+        "--now",
+        "2025-06-01T00:00:00Z",
+        "-o",
+        "json",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -98,12 +106,22 @@ async fn from_cluster_reads_deployed_digests_like_deployed_flag() {
         let mut args = base.clone();
         args.push("--from-cluster".into());
         let kc = kc.clone();
-        move || run(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&kc))
+        move || {
+            run(
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                Some(&kc),
+            )
+        }
     })
     .await
     .expect("join");
     server.abort();
-    assert_eq!(with_flag.status.code(), Some(1), "{}", String::from_utf8_lossy(&with_flag.stderr));
+    assert_eq!(
+        with_flag.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&with_flag.stderr)
+    );
     assert_eq!(
         from_cluster.status.code(),
         Some(1),
@@ -153,8 +171,20 @@ fn family_flags_exit_codes() {
     );
     let code = |args: &[&str]| run(args, None);
     let out = code(&["lifecycle", "analyze", "--gitlab-policy", &safe]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = code(&["lifecycle", "analyze", "--gitlab-policy", &risky, "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = code(&[
+        "lifecycle",
+        "analyze",
+        "--gitlab-policy",
+        &risky,
+        "-o",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(
@@ -162,14 +192,22 @@ fn family_flags_exit_codes() {
             .as_array()
             .expect("findings")
             .iter()
-            .any(|f| f["kind"] == "DeletesReferrers" && f["rule"].as_str().unwrap_or("").contains("name_regex")),
+            .any(|f| f["kind"] == "DeletesReferrers"
+                && f["rule"].as_str().unwrap_or("").contains("name_regex")),
         "{v}"
     );
     let out = code(&["lifecycle", "analyze", "--gitlab-policy", &broken]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gitlab-broken.json"));
     // An invalid ECR policy is a finding (InvalidPolicy naming the rule), not a crash.
-    let out = code(&["lifecycle", "analyze", "--ecr-policy", &ecr_invalid, "-o", "json"]);
+    let out = code(&[
+        "lifecycle",
+        "analyze",
+        "--ecr-policy",
+        &ecr_invalid,
+        "-o",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let f = &v["findings"][0];

@@ -113,10 +113,18 @@ async fn distribution_anonymous_delete_enabled() -> TestResult {
     let report = probe::run(&client(&reg.url(), Credentials::Anonymous), &opts(true)).await;
 
     assert!(report.is_reachable());
-    assert_eq!(report.distribution_api_version.as_deref(), Some("registry/2.0"));
+    assert_eq!(
+        report.distribution_api_version.as_deref(),
+        Some("registry/2.0")
+    );
     assert_eq!(report.test_digest.as_deref(), Some(img.digest.as_str()));
     // distribution 2.8 has no referrers API: 404 text/plain "404 page not found".
-    assert_cap(&report, "referrersApi", CapabilityState::Unsupported, "NotFound");
+    assert_cap(
+        &report,
+        "referrersApi",
+        CapabilityState::Unsupported,
+        "NotFound",
+    );
     assert_eq!(report.capabilities.referrers_api.http_status, Some(404));
     assert_cap(
         &report,
@@ -124,8 +132,18 @@ async fn distribution_anonymous_delete_enabled() -> TestResult {
         CapabilityState::Unsupported,
         "ReferrersApiUnsupported",
     );
-    assert_cap(&report, "chunkedUpload", CapabilityState::Supported, "ChunkAccepted");
-    assert_cap(&report, "crossRepoMount", CapabilityState::Supported, "Mounted");
+    assert_cap(
+        &report,
+        "chunkedUpload",
+        CapabilityState::Supported,
+        "ChunkAccepted",
+    );
+    assert_cap(
+        &report,
+        "crossRepoMount",
+        CapabilityState::Supported,
+        "Mounted",
+    );
     assert_cap(
         &report,
         "deleteManifests",
@@ -150,7 +168,10 @@ async fn distribution_anonymous_delete_enabled() -> TestResult {
         blob_status(&reg.url(), &scratch, &img.config_digest, None).await,
         404
     );
-    assert_eq!(blob_status(&reg.url(), REPO, &img.config_digest, None).await, 200);
+    assert_eq!(
+        blob_status(&reg.url(), REPO, &img.config_digest, None).await,
+        200
+    );
 
     let status = probe::status::from_report(
         &report,
@@ -164,7 +185,10 @@ async fn distribution_anonymous_delete_enabled() -> TestResult {
             ),
         },
     );
-    assert_eq!(status.discovery_mode, Some(EffectiveDiscoveryMode::TagFallback));
+    assert_eq!(
+        status.discovery_mode,
+        Some(EffectiveDiscoveryMode::TagFallback)
+    );
     assert_eq!((status.score, status.score_out_of), (4, 5));
     Ok(())
 }
@@ -179,8 +203,18 @@ async fn distribution_delete_disabled_is_unsupported_despite_allow_header() -> T
         .push_image(REPO, TAG)
         .await?;
     let report = probe::run(&client(&reg.url(), Credentials::Anonymous), &opts(true)).await;
-    assert_cap(&report, "deleteManifests", CapabilityState::Unsupported, "DeleteDisabled");
-    assert_cap(&report, "deleteBlobs", CapabilityState::Unsupported, "DeleteDisabled");
+    assert_cap(
+        &report,
+        "deleteManifests",
+        CapabilityState::Unsupported,
+        "DeleteDisabled",
+    );
+    assert_cap(
+        &report,
+        "deleteBlobs",
+        CapabilityState::Unsupported,
+        "DeleteDisabled",
+    );
     assert_eq!(report.capabilities.delete_manifests.http_status, Some(405));
     // OPTIONS still advertises DELETE: the message shows it, the verdict ignores it.
     let msg = report
@@ -190,7 +224,12 @@ async fn distribution_delete_disabled_is_unsupported_despite_allow_header() -> T
         .clone()
         .unwrap_or_default();
     assert!(msg.contains("Allow") && msg.contains("DELETE"), "{msg}");
-    assert_cap(&report, "crossRepoMount", CapabilityState::Supported, "Mounted");
+    assert_cap(
+        &report,
+        "crossRepoMount",
+        CapabilityState::Supported,
+        "Mounted",
+    );
     // The mounted link cannot be removed without delete: said in a note.
     assert!(
         report.notes.iter().any(|n| n.contains("could not delete")),
@@ -222,9 +261,24 @@ async fn distribution_htpasswd_with_and_without_credentials() -> TestResult {
         &opts(true),
     )
     .await;
-    assert_cap(&with, "referrersApi", CapabilityState::Unsupported, "NotFound");
-    assert_cap(&with, "chunkedUpload", CapabilityState::Supported, "ChunkAccepted");
-    assert_cap(&with, "crossRepoMount", CapabilityState::Supported, "Mounted");
+    assert_cap(
+        &with,
+        "referrersApi",
+        CapabilityState::Unsupported,
+        "NotFound",
+    );
+    assert_cap(
+        &with,
+        "chunkedUpload",
+        CapabilityState::Supported,
+        "ChunkAccepted",
+    );
+    assert_cap(
+        &with,
+        "crossRepoMount",
+        CapabilityState::Supported,
+        "Mounted",
+    );
     assert_cap(
         &with,
         "deleteBlobs",
@@ -301,9 +355,24 @@ async fn distribution_token_auth_full_and_read_only() -> TestResult {
     let writer = client(&reg.url(), basic("writer", "wpass-123"));
     let report = probe::run(&writer, &opts(true)).await;
     assert_eq!(report.test_digest.as_deref(), Some(img.digest.as_str()));
-    assert_cap(&report, "referrersApi", CapabilityState::Unsupported, "NotFound");
-    assert_cap(&report, "chunkedUpload", CapabilityState::Supported, "ChunkAccepted");
-    assert_cap(&report, "crossRepoMount", CapabilityState::Supported, "Mounted");
+    assert_cap(
+        &report,
+        "referrersApi",
+        CapabilityState::Unsupported,
+        "NotFound",
+    );
+    assert_cap(
+        &report,
+        "chunkedUpload",
+        CapabilityState::Supported,
+        "ChunkAccepted",
+    );
+    assert_cap(
+        &report,
+        "crossRepoMount",
+        CapabilityState::Supported,
+        "Mounted",
+    );
     assert_cap(
         &report,
         "deleteManifests",
@@ -326,7 +395,12 @@ async fn distribution_token_auth_full_and_read_only() -> TestResult {
     let reader = client(&reg.url(), basic("reader", "rpass-456"));
     let ro = probe::run(&reader, &opts(true)).await;
     assert_eq!(ro.test_digest.as_deref(), Some(img.digest.as_str()));
-    assert_cap(&ro, "referrersApi", CapabilityState::Unsupported, "NotFound");
+    assert_cap(
+        &ro,
+        "referrersApi",
+        CapabilityState::Unsupported,
+        "NotFound",
+    );
     assert_cap(
         &ro,
         "chunkedUpload",
@@ -375,7 +449,12 @@ async fn missing_test_image_makes_referrers_unknown() -> TestResult {
         "TestImageNotFound",
     );
     // The probes that need no image still ran.
-    assert_cap(&report, "chunkedUpload", CapabilityState::Supported, "ChunkAccepted");
+    assert_cap(
+        &report,
+        "chunkedUpload",
+        CapabilityState::Supported,
+        "ChunkAccepted",
+    );
     Ok(())
 }
 
@@ -393,7 +472,12 @@ async fn unreachable_registry_fails_the_probe() -> TestResult {
         report.reachable.as_ref().err().map(|(r, _)| r.as_str()),
         Some("Unreachable")
     );
-    assert_cap(&report, "referrersApi", CapabilityState::Unknown, "Unreachable");
+    assert_cap(
+        &report,
+        "referrersApi",
+        CapabilityState::Unknown,
+        "Unreachable",
+    );
     assert_eq!(report.score, 0);
     Ok(())
 }
@@ -412,7 +496,12 @@ async fn spec_registry_with_referrers_api_scores_five() -> TestResult {
     reg.clear_access_log();
     let report = probe::run(&client(&reg.url(), Credentials::Anonymous), &opts(true)).await;
     assert_eq!(report.test_digest.as_deref(), Some(digest.as_str()));
-    assert_cap(&report, "referrersApi", CapabilityState::Supported, "IndexReturned");
+    assert_cap(
+        &report,
+        "referrersApi",
+        CapabilityState::Supported,
+        "IndexReturned",
+    );
     assert_cap(
         &report,
         "artifactTypeFilter",
@@ -423,8 +512,9 @@ async fn spec_registry_with_referrers_api_scores_five() -> TestResult {
     // The filter went out URL-encoded (`+` as %2B).
     let log = reg.access_log();
     assert!(
-        log.iter()
-            .any(|e| e.path.contains("artifactType=application%2Fvnd.dev.refwarden.probe.v1%2Bjson")),
+        log.iter().any(|e| e
+            .path
+            .contains("artifactType=application%2Fvnd.dev.refwarden.probe.v1%2Bjson")),
         "{log:?}"
     );
     // Every upload session opened was cancelled.
@@ -445,8 +535,16 @@ async fn spec_registry_quirks() -> TestResult {
     let (reg, _) = oci_with_image(Quirks::default()).await?;
     let c = client(&reg.url(), Credentials::Anonymous);
     let cases: &[(ReferrersMode, CapabilityState, &str)] = &[
-        (ReferrersMode::NotFoundPlain, CapabilityState::Unsupported, "NotFound"),
-        (ReferrersMode::NotFoundHtml, CapabilityState::Unsupported, "NotFound"),
+        (
+            ReferrersMode::NotFoundPlain,
+            CapabilityState::Unsupported,
+            "NotFound",
+        ),
+        (
+            ReferrersMode::NotFoundHtml,
+            CapabilityState::Unsupported,
+            "NotFound",
+        ),
         (
             ReferrersMode::WrongContentTypeJson,
             CapabilityState::Unsupported,
@@ -483,7 +581,10 @@ async fn spec_registry_quirks() -> TestResult {
         reg.update_quirks(|q| q.referrers = *mode);
         let report = probe::run(&c, &opts(false)).await;
         assert_eq!(
-            (report.capabilities.referrers_api.state, report.capabilities.referrers_api.reason.as_str()),
+            (
+                report.capabilities.referrers_api.state,
+                report.capabilities.referrers_api.reason.as_str()
+            ),
             (*state, *reason),
             "mode {mode:?}: {:?}",
             report.capabilities.referrers_api
@@ -512,9 +613,24 @@ async fn spec_registry_quirks() -> TestResult {
     });
     reg.clear_access_log();
     let report = probe::run(&c, &opts(true)).await;
-    assert_cap(&report, "crossRepoMount", CapabilityState::Unsupported, "MountRefused");
-    assert_cap(&report, "chunkedUpload", CapabilityState::Unsupported, "ChunkRejected");
-    assert_cap(&report, "deleteManifests", CapabilityState::Unsupported, "DeleteDisabled");
+    assert_cap(
+        &report,
+        "crossRepoMount",
+        CapabilityState::Unsupported,
+        "MountRefused",
+    );
+    assert_cap(
+        &report,
+        "chunkedUpload",
+        CapabilityState::Unsupported,
+        "ChunkRejected",
+    );
+    assert_cap(
+        &report,
+        "deleteManifests",
+        CapabilityState::Unsupported,
+        "DeleteDisabled",
+    );
     let log = reg.access_log();
     let opened = log
         .iter()
@@ -550,7 +666,8 @@ async fn write_probes_off_sends_no_write() -> TestResult {
     );
     let log = reg.access_log();
     assert!(
-        !log.iter().any(|e| e.method == "POST" || e.method == "PATCH" || e.method == "PUT"),
+        !log.iter()
+            .any(|e| e.method == "POST" || e.method == "PATCH" || e.method == "PUT"),
         "{log:?}"
     );
     Ok(())
@@ -565,7 +682,10 @@ async fn spec_registry_rate_limit_is_retried() -> TestResult {
     assert_eq!(report.api_version.state, CapabilityState::Supported);
     let log = reg.access_log();
     assert_eq!(log.first().map(|e| e.status), Some(429), "{log:?}");
-    assert_eq!(log.get(1).map(|e| (e.path.as_str(), e.status)), Some(("/v2/", 200)));
+    assert_eq!(
+        log.get(1).map(|e| (e.path.as_str(), e.status)),
+        Some(("/v2/", 200))
+    );
     Ok(())
 }
 
@@ -582,16 +702,37 @@ async fn cli_probe_json_is_the_status_and_exit_codes_hold() -> TestResult {
     let url = reg.url();
     let out = tokio::task::spawn_blocking(move || {
         refwarden()
-            .args(["probe", &url, "--plain-http", "-r", REPO, "-t", TAG, "-o", "json"])
+            .args([
+                "probe",
+                &url,
+                "--plain-http",
+                "-r",
+                REPO,
+                "-t",
+                TAG,
+                "-o",
+                "json",
+            ])
             .output()
     })
     .await??;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: refwarden::crd::RegistryProfileStatus = serde_json::from_slice(&out.stdout)?;
     assert_eq!(status.test_digest.as_deref(), Some(img.digest.as_str()));
-    assert_eq!(status.capabilities.referrers_api.state, CapabilityState::Unsupported);
+    assert_eq!(
+        status.capabilities.referrers_api.state,
+        CapabilityState::Unsupported
+    );
     assert_eq!((status.score, status.score_out_of), (4, 5));
-    assert_eq!(status.discovery_mode, Some(EffectiveDiscoveryMode::TagFallback));
+    assert_eq!(
+        status.discovery_mode,
+        Some(EffectiveDiscoveryMode::TagFallback)
+    );
     let raw: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     for field in [
         "conditions",
@@ -617,7 +758,13 @@ async fn cli_probe_json_is_the_status_and_exit_codes_hold() -> TestResult {
     .await??;
     assert_eq!(out.status.code(), Some(0));
     let table = String::from_utf8_lossy(&out.stdout);
-    for row in ["referrers API", "chunked upload", "cross-repo mount", "delete blobs", "4/5"] {
+    for row in [
+        "referrers API",
+        "chunked upload",
+        "cross-repo mount",
+        "delete blobs",
+        "4/5",
+    ] {
         assert!(table.contains(row), "{row} missing in\n{table}");
     }
 

@@ -82,13 +82,15 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
     };
     let digest = match (&reference.digest, &reference.tag) {
         (Some(d), _) => d.clone(),
-        (None, Some(tag)) => match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: cannot resolve {}: {e}", args.image);
-                return ExitCode::FAILURE;
+        (None, Some(tag)) => {
+            match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: cannot resolve {}: {e}", args.image);
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
         (None, None) => {
             eprintln!("error: IMAGE_REF {:?}: no tag or digest", args.image);
             return ExitCode::from(EXIT_BAD_INPUT);

@@ -19,7 +19,9 @@ use serde::Serialize;
 
 use super::output::table;
 use super::{EXIT_BAD_INPUT, RegistryArgs};
-use crate::crd::{CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus};
+use crate::crd::{
+    CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus,
+};
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::manifests;
 use crate::policy::{self, PolicyInput, RegistryDirectory, RegistryEntry};
@@ -141,7 +143,9 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     for (origin, p) in &inputs.policies {
         let name = p.metadata.name.clone().unwrap_or_default();
         if !seen.insert(name.clone()) {
-            return Err(format!("{origin}: ReferrerPolicy {name:?} is defined twice"));
+            return Err(format!(
+                "{origin}: ReferrerPolicy {name:?} is defined twice"
+            ));
         }
     }
     let mut report = EvaluationReport {
@@ -269,7 +273,10 @@ pub fn exit_code(report: &EvaluationReport) -> u8 {
     }
 }
 
-fn cond<'a>(conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> &'a str {
+fn cond<'a>(
+    conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    t: &str,
+) -> &'a str {
     crate::conditions::find(conds, t)
         .map(|c| c.status.as_str())
         .unwrap_or("-")
@@ -296,7 +303,10 @@ pub fn render_table(report: &EvaluationReport) -> String {
             })
             .collect();
         out.push_str("REGISTRY PROFILES\n");
-        out.push_str(&table(&["NAME", "REFERRERS", "SCORE", "MODE", "READY"], &rows));
+        out.push_str(&table(
+            &["NAME", "REFERRERS", "SCORE", "MODE", "READY"],
+            &rows,
+        ));
         out.push('\n');
     }
     let rows: Vec<Vec<String>> = report
@@ -317,7 +327,15 @@ pub fn render_table(report: &EvaluationReport) -> String {
         .collect();
     out.push_str("REFERRER POLICIES\n");
     out.push_str(&table(
-        &["NAME", "COMPLIANT", "PODS", "IMAGES", "OK", "VIOLATIONS", "UNKNOWN"],
+        &[
+            "NAME",
+            "COMPLIANT",
+            "PODS",
+            "IMAGES",
+            "OK",
+            "VIOLATIONS",
+            "UNKNOWN",
+        ],
         &rows,
     ));
     for p in &report.referrer_policies {

@@ -37,7 +37,9 @@ fn cap_row(name: &str, c: &Capability) -> Vec<String> {
         name.to_string(),
         c.state.to_string(),
         c.reason.clone(),
-        c.http_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        c.http_status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
         c.message.clone().unwrap_or_default(),
     ]
 }

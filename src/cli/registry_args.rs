@@ -38,13 +38,13 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Builds the client configuration for `registry_url`. Errors name the flag at fault.
     pub fn client_config(&self, registry_url: &str) -> Result<RegistryClientConfig, String> {
-        let mut cfg = RegistryClientConfig::new(registry_url, self.plain_http)
-            .map_err(|e| e.to_string())?;
+        let mut cfg =
+            RegistryClientConfig::new(registry_url, self.plain_http).map_err(|e| e.to_string())?;
         cfg.insecure_skip_tls_verify = self.insecure_skip_tls_verify;
         cfg.timeout = Duration::from_secs(self.timeout_seconds);
         if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+            let pem =
+                std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
             cfg.ca_bundle_pem = Some(pem);
         }
         cfg.credentials = self.credentials(&cfg)?;

@@ -32,7 +32,10 @@ pub async fn findings(
                 Err(e) => {
                     return Some(Err((
                         "LifecycleSourceUnavailable".into(),
-                        format!("spec.lifecycle.ecr.configMapKeyRef: reading ConfigMap {}/{} failed: {e}", r.namespace, r.name),
+                        format!(
+                            "spec.lifecycle.ecr.configMapKeyRef: reading ConfigMap {}/{} failed: {e}",
+                            r.namespace, r.name
+                        ),
                     )));
                 }
             };
@@ -67,12 +70,16 @@ pub async fn findings(
             let aws = lifecycle::aws::ecr_client(&host.region).await;
             for repo in &ecr.repositories {
                 match lifecycle::aws::get_lifecycle_policy(&aws, Some(&host.account), repo).await {
-                    Ok(Some(p)) => out.extend(lifecycle::analyze_ecr_policy_text(&p.text, Some(repo))),
+                    Ok(Some(p)) => {
+                        out.extend(lifecycle::analyze_ecr_policy_text(&p.text, Some(repo)))
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         return Some(Err((
                             "LifecycleSourceUnavailable".into(),
-                            format!("spec.lifecycle.ecr.awsApi: GetLifecyclePolicy for {repo}: {e}"),
+                            format!(
+                                "spec.lifecycle.ecr.awsApi: GetLifecyclePolicy for {repo}: {e}"
+                            ),
                         )));
                     }
                 }
@@ -104,7 +111,14 @@ pub fn apply(
         Ok(findings) => {
             let (st, reason, message) = lifecycle::lifecycle_condition(&findings);
             status.lifecycle_findings = findings;
-            new_condition(lifecycle::LIFECYCLE_SAFE, st, &reason, message, generation, now)
+            new_condition(
+                lifecycle::LIFECYCLE_SAFE,
+                st,
+                &reason,
+                message,
+                generation,
+                now,
+            )
         }
         Err((reason, message)) => {
             status.lifecycle_findings = previous
@@ -124,7 +138,9 @@ pub fn apply(
     status
         .conditions
         .retain(|c| c.type_ != lifecycle::LIFECYCLE_SAFE);
-    status.conditions.extend(conditions::merge(prev, vec![cond]));
+    status
+        .conditions
+        .extend(conditions::merge(prev, vec![cond]));
 }
 
 #[cfg(test)]
@@ -146,14 +162,20 @@ mod tests {
         let mut s1 = RegistryProfileStatus::default();
         apply(&mut s1, Some(Ok(risky.clone())), Some(1), None, &t(10));
         let c = conditions::find(&s1.conditions, lifecycle::LIFECYCLE_SAFE).expect("cond");
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "HighRisk"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "HighRisk")
+        );
         assert_eq!(s1.lifecycle_findings, risky);
 
         // Source unavailable later: previous findings kept, condition Unknown.
         let mut s2 = RegistryProfileStatus::default();
         apply(
             &mut s2,
-            Some(Err(("LifecycleSourceUnavailable".into(), "spec.lifecycle.ecr.awsApi: x".into()))),
+            Some(Err((
+                "LifecycleSourceUnavailable".into(),
+                "spec.lifecycle.ecr.awsApi: x".into(),
+            ))),
             Some(1),
             Some(&s1),
             &t(20),
@@ -179,6 +201,9 @@ mod tests {
         let mut s = RegistryProfileStatus::default();
         apply(&mut s, Some(Ok(vec![])), None, None, &t(1));
         let c = conditions::find(&s.conditions, lifecycle::LIFECYCLE_SAFE).expect("cond");
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "NoRiskyRules"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "NoRiskyRules")
+        );
     }
 }

@@ -15,7 +15,9 @@ use tracing::{Instrument, info_span, warn};
 use super::diff;
 use super::{Context, Error};
 use crate::conditions::{self, Status, new_condition};
-use crate::crd::{CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus};
+use crate::crd::{
+    CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus,
+};
 use crate::policy::BrokenProfile;
 use crate::probe::{self, ProbeOptions, status::StatusContext};
 use crate::profile::{self as pf, CaObject, ProfileObjects};
@@ -185,7 +187,11 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
     let aws_credentials = if obj.spec.credentials_provider == CredentialsProvider::AwsEcr {
         let bucket = now.0.as_second() / (6 * 3600);
         fingerprint.push_str(&format!("|aws:{bucket}"));
-        if ctx.profiles.client_if_current(&name, &fingerprint).is_none() {
+        if ctx
+            .profiles
+            .client_if_current(&name, &fingerprint)
+            .is_none()
+        {
             Some(
                 crate::lifecycle::aws::ecr_credentials_for(&obj.spec.registry_url)
                     .await

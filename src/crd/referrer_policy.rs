@@ -32,11 +32,7 @@ pub const GLOB_PATTERN: &str = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Compliant\")].status"
     ),
-    printcolumn(
-        name = "PODS",
-        type_ = "integer",
-        json_path = ".status.summary.pods"
-    ),
+    printcolumn(name = "PODS", type_ = "integer", json_path = ".status.summary.pods"),
     printcolumn(
         name = "VIOLATIONS",
         type_ = "integer",
@@ -49,7 +45,11 @@ pub const GLOB_PATTERN: &str = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0
         json_path = ".status.summary.unknown",
         description = "Images whose referrers could not be discovered"
     ),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ReferrerPolicySpec {
@@ -98,12 +98,16 @@ pub struct ImageFilter {
     /// Repositories to check (empty: all). `*` matches within a path segment, `**` across segments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[schemars(inner(regex(pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$")))]
+    #[schemars(inner(regex(
+        pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$"
+    )))]
     pub include: Vec<String>,
     /// Repositories to skip, applied after `include`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
-    #[schemars(inner(regex(pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$")))]
+    #[schemars(inner(regex(
+        pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$"
+    )))]
     pub exclude: Vec<String>,
 }
 
@@ -115,7 +119,10 @@ pub struct ImageFilter {
 #[serde(rename_all = "camelCase")]
 pub struct Requirement {
     /// Name shown in violations (`missing: [signature]`).
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
     pub name: String,
     /// A built-in preset: signature, sbom, cosign-signature, sigstore-bundle, notation-signature,
     /// spdx-sbom, cyclonedx-sbom, in-toto-attestation, slsa-provenance, openvex.
@@ -124,7 +131,9 @@ pub struct Requirement {
     /// Artifact types that satisfy the requirement (any of), matched exactly (parameters ignored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
-    #[schemars(inner(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*$")))]
+    #[schemars(inner(regex(
+        pattern = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]*$"
+    )))]
     pub artifact_types: Vec<String>,
     /// Legacy cosign tag suffixes that satisfy it (`sig`, `att`, `sbom`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -208,7 +217,9 @@ impl LegacySuffix {
 }
 
 /// Where a referrer may be attached to count.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 pub enum SubjectMatch {
     /// Only the running digest.
     Exact,
@@ -258,7 +269,9 @@ pub struct ComplianceSummary {
 }
 
 /// A workload: the top-level owner of a pod.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadRef {
     /// Namespace.

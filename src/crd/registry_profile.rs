@@ -56,7 +56,11 @@ pub const SCORE_OUT_OF: u32 = 5;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "!self.registryUrl.startsWith('http://') || (has(self.plainHttp) && self.plainHttp)"
@@ -84,7 +88,12 @@ pub struct RegistryProfileSpec {
 
     /// Repository of the image the probe resolves (must exist for the referrers verdict).
     #[serde(default = "default_test_repository")]
-    #[schemars(regex(pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"), length(max = 255))]
+    #[schemars(
+        regex(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+        ),
+        length(max = 255)
+    )]
     pub test_repository: String,
 
     /// Tag of the test image.
@@ -156,15 +165,23 @@ fn default_timeout_seconds() -> u32 {
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
     /// Namespace of the Secret.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
     pub namespace: String,
     /// Name of the Secret.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(min = 1, max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        length(min = 1, max = 253)
+    )]
     pub name: String,
 }
 
 /// Source of registry credentials.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 pub enum CredentialsProvider {
     /// `credentialsSecretRef` (anonymous without one).
     #[default]
@@ -198,10 +215,16 @@ pub struct CaBundleRef {
 #[serde(rename_all = "camelCase")]
 pub struct KeyReference {
     /// Namespace of the object.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
     pub namespace: String,
     /// Name of the object.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(min = 1, max = 253))]
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        length(min = 1, max = 253)
+    )]
     pub name: String,
     /// Key within the object's data.
     #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
@@ -218,7 +241,9 @@ pub struct DiscoverySpec {
 }
 
 /// Requested discovery mode.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 pub enum DiscoveryMode {
     /// Use the referrers API when the registry has it, else the tag fallbacks.
     #[default]
@@ -251,7 +276,12 @@ pub struct ProbeSpec {
     pub write_probes: bool,
     /// Repository where write probes act. Default: `<testRepository>-refwarden-probe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"), length(max = 255))]
+    #[schemars(
+        regex(
+            pattern = r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+        ),
+        length(max = 255)
+    )]
     pub scratch_repository: Option<String>,
 }
 
@@ -399,7 +429,9 @@ impl Capability {
 }
 
 /// State of one capability.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 pub enum CapabilityState {
     /// The registry has it.
     Supported,

@@ -802,7 +802,9 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
             // A looping list may miss a required referrer: Unknown, not a violation.
             return Err(Unk::new(
                 "PaginationLoop",
-                format!("referrers of {subject}: the Link pagination loops at {url}; the list is incomplete"),
+                format!(
+                    "referrers of {subject}: the Link pagination loops at {url}; the list is incomplete"
+                ),
             ));
         }
         if pages >= ctx.d.inner.config.max_pages {

@@ -344,7 +344,11 @@ pub fn referrer_satisfies(req: &Requirement, r: &Referrer) -> bool {
 /// manifests are listed in the report), by referrers of its platform manifests — but
 /// since refwarden cannot tell which platform a node runs, only when every platform
 /// manifest carries enough of them.
-fn requirement_met(req: &Requirement, subject_match: SubjectMatch, report: &DiscoveryReport) -> bool {
+fn requirement_met(
+    req: &Requirement,
+    subject_match: SubjectMatch,
+    report: &DiscoveryReport,
+) -> bool {
     let need = req.min_count.max(1) as usize;
     let distinct = |attached: &[AttachedTo], subject: Option<&str>| -> usize {
         report
@@ -408,7 +412,11 @@ pub struct Evaluation {
 }
 
 fn bounded(workloads: &BTreeSet<WorkloadRef>) -> Vec<WorkloadRef> {
-    workloads.iter().take(MAX_WORKLOADS_PER_IMAGE).cloned().collect()
+    workloads
+        .iter()
+        .take(MAX_WORKLOADS_PER_IMAGE)
+        .cloned()
+        .collect()
 }
 
 fn methods_label(methods: &[DiscoveryMethod]) -> Option<String> {
@@ -567,7 +575,14 @@ pub fn status(
             generation,
             now,
         ),
-        new_condition(COMPLIANT, compliant_status, reason, message, generation, now),
+        new_condition(
+            COMPLIANT,
+            compliant_status,
+            reason,
+            message,
+            generation,
+            now,
+        ),
         new_condition(
             conditions::RECONCILING,
             Status::False,
@@ -606,7 +621,9 @@ pub fn reconciling_status(
     now: &Time,
 ) -> ReferrerPolicyStatus {
     let mut st = previous.cloned().unwrap_or_default();
-    let gen_label = generation.map(|g| g.to_string()).unwrap_or_else(|| "?".into());
+    let gen_label = generation
+        .map(|g| g.to_string())
+        .unwrap_or_else(|| "?".into());
     let mut fresh = vec![new_condition(
         conditions::RECONCILING,
         Status::True,

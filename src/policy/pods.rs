@@ -268,22 +268,61 @@ mod tests {
     fn workloads_are_attributed_to_top_level_owners() {
         let mut labels = BTreeMap::new();
         labels.insert("pod-template-hash".to_string(), "7d9f8c6b5".to_string());
-        let w = workload_of("ns", "web-7d9f8c6b5-abcde", &labels, &[owner("ReplicaSet", "web-7d9f8c6b5")]);
+        let w = workload_of(
+            "ns",
+            "web-7d9f8c6b5-abcde",
+            &labels,
+            &[owner("ReplicaSet", "web-7d9f8c6b5")],
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Deployment", "web"));
-        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("ReplicaSet", "bare-rs")]);
-        assert_eq!((w.kind.as_str(), w.name.as_str()), ("ReplicaSet", "bare-rs"));
-        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "backup-29412345")]);
+        let w = workload_of(
+            "ns",
+            "p",
+            &BTreeMap::new(),
+            &[owner("ReplicaSet", "bare-rs")],
+        );
+        assert_eq!(
+            (w.kind.as_str(), w.name.as_str()),
+            ("ReplicaSet", "bare-rs")
+        );
+        let w = workload_of(
+            "ns",
+            "p",
+            &BTreeMap::new(),
+            &[owner("Job", "backup-29412345")],
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "backup"));
         let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "migrate")]);
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate"));
-        let w = workload_of("ns", "p", &BTreeMap::new(), &[owner("Job", "migrate-20240101")]);
-        assert_eq!((w.kind.as_str(), w.name.as_str()), ("Job", "migrate-20240101"));
-        let w = workload_of("ns", "db-0", &BTreeMap::new(), &[owner("StatefulSet", "db")]);
+        let w = workload_of(
+            "ns",
+            "p",
+            &BTreeMap::new(),
+            &[owner("Job", "migrate-20240101")],
+        );
+        assert_eq!(
+            (w.kind.as_str(), w.name.as_str()),
+            ("Job", "migrate-20240101")
+        );
+        let w = workload_of(
+            "ns",
+            "db-0",
+            &BTreeMap::new(),
+            &[owner("StatefulSet", "db")],
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("StatefulSet", "db"));
-        let w = workload_of("ns", "agent-x", &BTreeMap::new(), &[owner("DaemonSet", "agent")]);
+        let w = workload_of(
+            "ns",
+            "agent-x",
+            &BTreeMap::new(),
+            &[owner("DaemonSet", "agent")],
+        );
         assert_eq!((w.kind.as_str(), w.name.as_str()), ("DaemonSet", "agent"));
         let w = workload_of("ns", "solo", &BTreeMap::new(), &[]);
-        assert_eq!((w.kind.as_str(), w.name.as_str(), w.namespace.as_str()), ("Pod", "solo", "ns"));
+        assert_eq!(
+            (w.kind.as_str(), w.name.as_str(), w.namespace.as_str()),
+            ("Pod", "solo", "ns")
+        );
     }
 
     #[test]
@@ -330,7 +369,9 @@ mod tests {
             image: format!("myapp@{D2}"),
             image_id: Some(D1.into()),
         };
-        assert!(matches!(image_source(&c), ImageSource::Digest { ref key, .. } if key.digest == D2));
+        assert!(
+            matches!(image_source(&c), ImageSource::Digest { ref key, .. } if key.digest == D2)
+        );
         let c = ContainerImage {
             image: "registry.example.com/app:1".into(),
             image_id: None,

@@ -77,11 +77,13 @@ fn host_aliases(host: &str) -> Vec<String> {
     let h = host.to_ascii_lowercase();
     let h = h.strip_suffix(":443").unwrap_or(&h).to_string();
     match h.as_str() {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => vec![
-            "docker.io".into(),
-            "index.docker.io".into(),
-            "registry-1.docker.io".into(),
-        ],
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            vec![
+                "docker.io".into(),
+                "index.docker.io".into(),
+                "registry-1.docker.io".into(),
+            ]
+        }
         _ => vec![h],
     }
 }
@@ -138,7 +140,10 @@ impl RegistryDirectory {
         credentials: crate::registry::Credentials,
     ) {
         let host = api_host(registry);
-        let mut creds = self.pull_credentials.lock().unwrap_or_else(|p| p.into_inner());
+        let mut creds = self
+            .pull_credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         // The first Secret that names a host is used for it: several namespaces with
         // different Secrets for one host would otherwise rebuild the client (and lose its
         // token cache) on every evaluation.
@@ -243,7 +248,10 @@ pub struct PolicyResult {
     pub invalid: Option<InvalidSpec>,
 }
 
-fn check_profiles(spec: &ReferrerPolicySpec, directory: &RegistryDirectory) -> Result<(), InvalidSpec> {
+fn check_profiles(
+    spec: &ReferrerPolicySpec,
+    directory: &RegistryDirectory,
+) -> Result<(), InvalidSpec> {
     let names = directory.names();
     for (i, n) in spec.registry_profiles.iter().enumerate() {
         if !names.contains(n) {
@@ -376,10 +384,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_plain_http_like_docker() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["ghcr.io", "registry.local:5000", "10.0.0.1:5000", "localhost.example.com"] {
+        for h in [
+            "ghcr.io",
+            "registry.local:5000",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -32,7 +32,9 @@ pub fn validate(selector: &LabelSelector, field: &str) -> Result<(), String> {
             }
         }
         if e.key.is_empty() {
-            return Err(format!("{field}.matchExpressions[{i}].key: must not be empty"));
+            return Err(format!(
+                "{field}.matchExpressions[{i}].key: must not be empty"
+            ));
         }
     }
     Ok(())
@@ -71,7 +73,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -96,8 +100,14 @@ mod tests {
                 expr("env", "NotIn", &["dev"]),
             ]),
         };
-        assert!(matches(Some(&sel), &labels(&[("app", "web"), ("tier", "front")])));
-        assert!(!matches(Some(&sel), &labels(&[("app", "web"), ("tier", "back")])));
+        assert!(matches(
+            Some(&sel),
+            &labels(&[("app", "web"), ("tier", "front")])
+        ));
+        assert!(!matches(
+            Some(&sel),
+            &labels(&[("app", "web"), ("tier", "back")])
+        ));
         assert!(!matches(
             Some(&sel),
             &labels(&[("app", "web"), ("tier", "front"), ("canary", "1")])
@@ -117,7 +127,10 @@ mod tests {
             match_expressions: Some(vec![expr("a", "Equals", &["b"])]),
         };
         let err = validate(&sel, "spec.podSelector").expect_err("invalid");
-        assert!(err.starts_with("spec.podSelector.matchExpressions[0].operator"), "{err}");
+        assert!(
+            err.starts_with("spec.podSelector.matchExpressions[0].operator"),
+            "{err}"
+        );
         let sel = LabelSelector {
             match_labels: None,
             match_expressions: Some(vec![expr("a", "In", &[])]),

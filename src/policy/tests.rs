@@ -123,12 +123,32 @@ fn compliant_noncompliant_unknown_and_counts() {
     let b = format!("ghcr.io/acme/b@{}", digest(20));
     let c = format!("ghcr.io/acme/c@{}", digest(30));
     let pods = vec![
-        pod("prod", "a-1", ("Deployment", "a"), &[("ghcr.io/acme/a:1", &a)]),
-        pod("prod", "a-2", ("Deployment", "a"), &[("ghcr.io/acme/a:1", &a)]),
-        pod("prod", "b-1", ("StatefulSet", "b"), &[("ghcr.io/acme/b:1", &b)]),
+        pod(
+            "prod",
+            "a-1",
+            ("Deployment", "a"),
+            &[("ghcr.io/acme/a:1", &a)],
+        ),
+        pod(
+            "prod",
+            "a-2",
+            ("Deployment", "a"),
+            &[("ghcr.io/acme/a:1", &a)],
+        ),
+        pod(
+            "prod",
+            "b-1",
+            ("StatefulSet", "b"),
+            &[("ghcr.io/acme/b:1", &b)],
+        ),
         pod("dev", "c-1", ("Pod", "c-1"), &[("ghcr.io/acme/c:1", &c)]),
         // A locally loaded image: bare image ID, no repository.
-        pod("dev", "local", ("Pod", "local"), &[("local/app:dev", &digest(99))]),
+        pod(
+            "dev",
+            "local",
+            ("Pod", "local"),
+            &[("local/app:dev", &digest(99))],
+        ),
     ];
     let sel = select(&policy, &pods, &NamespaceLabels::new());
     assert_eq!(sel.pods, 5);
@@ -170,17 +190,26 @@ fn compliant_noncompliant_unknown_and_counts() {
     assert_eq!(v.workloads[0].kind, "StatefulSet");
     assert_eq!(v.discovery_method.as_deref(), Some("tag-schema+cosign-tag"));
     let reasons: BTreeSet<&str> = eval.unknown.iter().map(|u| u.reason.as_str()).collect();
-    assert_eq!(reasons, BTreeSet::from(["DigestNotResolvable", "RegistryUnavailable"]));
+    assert_eq!(
+        reasons,
+        BTreeSet::from(["DigestNotResolvable", "RegistryUnavailable"])
+    );
 
     let st = status(&policy, &eval, Some(3), None, &now(100));
     let compliant = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
-    assert_eq!((compliant.status.as_str(), compliant.reason.as_str()), ("False", "MissingReferrers"));
+    assert_eq!(
+        (compliant.status.as_str(), compliant.reason.as_str()),
+        ("False", "MissingReferrers")
+    );
     let ready = crate::conditions::find(&st.conditions, "Ready").expect("Ready");
     assert_eq!(ready.status, "True");
     assert_eq!(st.observed_generation, Some(3));
     // Never "signed"/"verified": refwarden only checks presence.
     let text = serde_json::to_string(&st).expect("json");
-    assert!(!text.contains("signed") && !text.contains("verified"), "{text}");
+    assert!(
+        !text.contains("signed") && !text.contains("verified"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -198,10 +227,20 @@ fn registry_error_is_unknown_never_compliant_or_violation() {
             }),
         )]);
         let eval = judge(&policy, &sel, &outcomes);
-        assert_eq!((eval.summary.compliant, eval.summary.non_compliant, eval.summary.unknown), (0, 0, 1));
+        assert_eq!(
+            (
+                eval.summary.compliant,
+                eval.summary.non_compliant,
+                eval.summary.unknown
+            ),
+            (0, 0, 1)
+        );
         let st = status(&policy, &eval, None, None, &now(1));
         let c = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "RegistryUnavailable"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "RegistryUnavailable")
+        );
     }
     // Not discovered at all: Unknown too.
     let eval = judge(&policy, &sel, &BTreeMap::new());
@@ -265,7 +304,11 @@ fn subject_match_exact_vs_index_or_platform() {
     );
     // A signature on the SBOM (nested) never satisfies the image's own signature.
     let nested = report(
-        vec![referrer(5, &[ArtifactKind::CosignSignature], AttachedTo::Referrer)],
+        vec![referrer(
+            5,
+            &[ArtifactKind::CosignSignature],
+            AttachedTo::Referrer,
+        )],
         &[],
     );
     assert_eq!(
@@ -330,14 +373,40 @@ fn selectors_and_globs_select() {
     };
     let policy = compile(&s).expect("valid");
     let ns = NamespaceLabels::from([
-        ("prod".to_string(), BTreeMap::from([("env".to_string(), "prod".to_string())])),
-        ("dev".to_string(), BTreeMap::from([("env".to_string(), "dev".to_string())])),
+        (
+            "prod".to_string(),
+            BTreeMap::from([("env".to_string(), "prod".to_string())]),
+        ),
+        (
+            "dev".to_string(),
+            BTreeMap::from([("env".to_string(), "dev".to_string())]),
+        ),
     ]);
     let pods = vec![
-        pod("prod", "a", ("Pod", "a"), &[(&format!("ghcr.io/acme/app@{}", digest(1)), "")]),
-        pod("prod", "b", ("Pod", "b"), &[(&format!("ghcr.io/acme/legacy/x@{}", digest(2)), "")]),
-        pod("prod", "c", ("Pod", "c"), &[(&format!("docker.io/library/nginx@{}", digest(3)), "")]),
-        pod("dev", "d", ("Pod", "d"), &[(&format!("ghcr.io/acme/app@{}", digest(4)), "")]),
+        pod(
+            "prod",
+            "a",
+            ("Pod", "a"),
+            &[(&format!("ghcr.io/acme/app@{}", digest(1)), "")],
+        ),
+        pod(
+            "prod",
+            "b",
+            ("Pod", "b"),
+            &[(&format!("ghcr.io/acme/legacy/x@{}", digest(2)), "")],
+        ),
+        pod(
+            "prod",
+            "c",
+            ("Pod", "c"),
+            &[(&format!("docker.io/library/nginx@{}", digest(3)), "")],
+        ),
+        pod(
+            "dev",
+            "d",
+            ("Pod", "d"),
+            &[(&format!("ghcr.io/acme/app@{}", digest(4)), "")],
+        ),
     ];
     let sel = select(&policy, &pods, &ns);
     assert_eq!(sel.pods, 3, "the dev pod is not selected");
@@ -368,7 +437,14 @@ fn violations_are_bounded_sorted_and_stable() {
     let st1 = status(&policy, &eval, Some(1), None, &now(10));
     assert_eq!(st1.violations.len(), 3);
     let names: Vec<&str> = st1.violations.iter().map(|v| v.image.as_str()).collect();
-    assert_eq!(names, vec!["ghcr.io/acme/app10", "ghcr.io/acme/app11", "ghcr.io/acme/app12"]);
+    assert_eq!(
+        names,
+        vec![
+            "ghcr.io/acme/app10",
+            "ghcr.io/acme/app11",
+            "ghcr.io/acme/app12"
+        ]
+    );
     // Same inputs in another order: same status; conditions keep their transition time.
     pods.reverse();
     let sel2 = select(&policy, &pods, &NamespaceLabels::new());
@@ -383,7 +459,14 @@ fn workloads_per_image_are_bounded() {
     let policy = compile(&sig_and_sbom()).expect("valid");
     let image = format!("ghcr.io/acme/app@{}", digest(1));
     let pods: Vec<PodInfo> = (0..25)
-        .map(|i| pod("p", &format!("p{i}"), ("Deployment", &format!("d{i:02}")), &[(&image, "")]))
+        .map(|i| {
+            pod(
+                "p",
+                &format!("p{i}"),
+                ("Deployment", &format!("d{i:02}")),
+                &[(&image, "")],
+            )
+        })
         .collect();
     let sel = select(&policy, &pods, &NamespaceLabels::new());
     let outcomes = BTreeMap::from([(key("ghcr.io/acme/app", 1), found(vec![]))]);
@@ -406,10 +489,16 @@ fn invalid_specs_name_the_field() {
     assert_eq!(compile(&s).expect_err("empty").field, "spec.require");
     let mut s = sig_and_sbom();
     s.require = vec![req("nothing", None)];
-    assert_eq!(compile(&s).expect_err("no matcher").field, "spec.require[0]");
+    assert_eq!(
+        compile(&s).expect_err("no matcher").field,
+        "spec.require[0]"
+    );
     let mut s = sig_and_sbom();
     s.recheck_interval = "soon".into();
-    assert_eq!(compile(&s).expect_err("duration").field, "spec.recheckInterval");
+    assert_eq!(
+        compile(&s).expect_err("duration").field,
+        "spec.recheckInterval"
+    );
 
     let e = compile(&{
         let mut s = sig_and_sbom();
@@ -419,18 +508,35 @@ fn invalid_specs_name_the_field() {
     .expect_err("too short");
     let st = invalid_spec_status(&e, Some(7), None, &now(5));
     let stalled = crate::conditions::find(&st.conditions, "Stalled").expect("Stalled");
-    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "InvalidSpec"));
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
     let ready = crate::conditions::find(&st.conditions, "Ready").expect("Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
-    assert!(ready.message.starts_with("spec.recheckInterval"), "{}", ready.message);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        ready.message.starts_with("spec.recheckInterval"),
+        "{}",
+        ready.message
+    );
     assert_eq!(st.observed_generation, Some(7));
 }
 
 #[test]
 fn no_images_is_compliant_with_its_own_reason() {
     let policy = compile(&sig_and_sbom()).expect("valid");
-    let eval = judge(&policy, &select(&policy, &[], &NamespaceLabels::new()), &BTreeMap::new());
+    let eval = judge(
+        &policy,
+        &select(&policy, &[], &NamespaceLabels::new()),
+        &BTreeMap::new(),
+    );
     let st = status(&policy, &eval, None, None, &now(1));
     let c = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "NoImagesSelected"));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "NoImagesSelected")
+    );
 }

@@ -16,7 +16,9 @@ use tracing::{debug, warn};
 
 use crate::crd::{Capabilities, Capability, CapabilityState};
 use crate::oci;
-use crate::registry::{Endpoint, RegistryClient, RegistryError, RegistryRequest, RegistryResponse, Scope};
+use crate::registry::{
+    Endpoint, RegistryClient, RegistryError, RegistryRequest, RegistryResponse, Scope,
+};
 use verdict::{Answer, DeleteTarget, Observation};
 
 /// An artifact type used to test `?artifactType=` filtering.
@@ -217,7 +219,10 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
                 None,
                 format!("cannot verify without the test image: {message}"),
             );
-            (c.clone(), verdict::artifact_type_filter(&c, &Observation::skipped("NotProbed", "")))
+            (
+                c.clone(),
+                verdict::artifact_type_filter(&c, &Observation::skipped("NotProbed", "")),
+            )
         }
     };
 
@@ -331,7 +336,10 @@ async fn resolve_test_image(
     let body = match get {
         Ok(r) if r.status.as_u16() == 200 => Some(r.body),
         Ok(r) => {
-            debug!(status = r.status.as_u16(), "GET of the test manifest failed");
+            debug!(
+                status = r.status.as_u16(),
+                "GET of the test manifest failed"
+            );
             None
         }
         Err(e) => {
@@ -345,7 +353,9 @@ async fn resolve_test_image(
         (None, None) => {
             return Err((
                 "TestImageUnresolvable".into(),
-                format!("{repo}:{tag}: no Docker-Content-Digest header and the manifest could not be read"),
+                format!(
+                    "{repo}:{tag}: no Docker-Content-Digest header and the manifest could not be read"
+                ),
             ));
         }
     };
@@ -359,7 +369,11 @@ async fn resolve_test_image(
 /// The config digest of a manifest, or of the first platform manifest of an index.
 async fn find_blob(client: &RegistryClient, repo: &str, body: &Bytes) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if let Some(cfg) = v.get("config").and_then(|c| c.get("digest")).and_then(|d| d.as_str()) {
+    if let Some(cfg) = v
+        .get("config")
+        .and_then(|c| c.get("digest"))
+        .and_then(|d| d.as_str())
+    {
         return Some(cfg.to_string());
     }
     let child = v
@@ -370,9 +384,12 @@ async fn find_blob(client: &RegistryClient, repo: &str, body: &Bytes) -> Option<
         .to_string();
     let r = client
         .send(
-            RegistryRequest::get(format!("/v2/{repo}/manifests/{child}"), Endpoint::ManifestGet)
-                .accept(oci::manifest_accept_header())
-                .scope(Scope::pull(repo)),
+            RegistryRequest::get(
+                format!("/v2/{repo}/manifests/{child}"),
+                Endpoint::ManifestGet,
+            )
+            .accept(oci::manifest_accept_header())
+            .scope(Scope::pull(repo)),
         )
         .await
         .ok()?;
@@ -380,10 +397,7 @@ async fn find_blob(client: &RegistryClient, repo: &str, body: &Bytes) -> Option<
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-    v.get("config")?
-        .get("digest")?
-        .as_str()
-        .map(str::to_string)
+    v.get("config")?.get("digest")?.as_str().map(str::to_string)
 }
 
 async fn probe_delete(client: &RegistryClient, repo: &str, target: DeleteTarget) -> Capability {
@@ -393,18 +407,13 @@ async fn probe_delete(client: &RegistryClient, repo: &str, target: DeleteTarget)
     };
     let path = format!("/v2/{repo}/{kind}/{}", impossible_digest());
     let options = client
-        .send(
-            RegistryRequest::options(&path, Endpoint::Options).scope(Scope::pull(repo)),
-        )
+        .send(RegistryRequest::options(&path, Endpoint::Options).scope(Scope::pull(repo)))
         .await
         .ok()
         .and_then(|r| r.header("allow").map(str::to_string));
     let obs = observe(
         client
-            .send(
-                RegistryRequest::delete(&path, ep_delete)
-                    .scope(Scope::new(repo, &["delete"])),
-            )
+            .send(RegistryRequest::delete(&path, ep_delete).scope(Scope::new(repo, &["delete"])))
             .await,
     );
     verdict::delete(target, &obs, options.as_deref())
@@ -412,7 +421,10 @@ async fn probe_delete(client: &RegistryClient, repo: &str, target: DeleteTarget)
 
 async fn cancel_upload(client: &RegistryClient, location: &str, notes: &mut Vec<String>) {
     let r = client
-        .send(RegistryRequest::delete(location, Endpoint::BlobUploadCancel))
+        .send(RegistryRequest::delete(
+            location,
+            Endpoint::BlobUploadCancel,
+        ))
         .await;
     match r {
         Ok(r) if r.status.is_success() || r.status.as_u16() == 404 => {}
@@ -439,9 +451,12 @@ async fn probe_chunked_upload(
 ) -> Capability {
     let post = client
         .send(
-            RegistryRequest::post(format!("/v2/{scratch}/blobs/uploads/"), Endpoint::BlobUploadStart)
-                .header("content-length", "0")
-                .scope(Scope::push_pull(scratch)),
+            RegistryRequest::post(
+                format!("/v2/{scratch}/blobs/uploads/"),
+                Endpoint::BlobUploadStart,
+            )
+            .header("content-length", "0")
+            .scope(Scope::push_pull(scratch)),
         )
         .await;
     let location = post

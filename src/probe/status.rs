@@ -249,7 +249,10 @@ mod tests {
             previous: None,
             now: t(10),
         };
-        let first = from_report(&report(Capability::unknown("Unreachable", None, ""), false), &ctx);
+        let first = from_report(
+            &report(Capability::unknown("Unreachable", None, ""), false),
+            &ctx,
+        );
         let ready = conditions::find(&first.conditions, "Ready").expect("Ready");
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason, "Unreachable");
@@ -259,7 +262,10 @@ mod tests {
             now: t(20),
             ..ctx
         };
-        let second = from_report(&report(Capability::unknown("Unreachable", None, ""), false), &ctx2);
+        let second = from_report(
+            &report(Capability::unknown("Unreachable", None, ""), false),
+            &ctx2,
+        );
         let ready2 = conditions::find(&second.conditions, "Ready").expect("Ready");
         assert_eq!(ready2.last_transition_time, t(10));
         assert_eq!(second.last_probe_time, Some(t(20)));

@@ -66,7 +66,9 @@ impl Answer {
     }
 
     fn has_code(&self, code: &str) -> bool {
-        self.error_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+        self.error_codes
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
     }
 
     fn codes_text(&self) -> String {
@@ -195,7 +197,9 @@ pub fn referrers_api(obs: &Observation) -> Capability {
                 Capability::unsupported(
                     reason,
                     status,
-                    format!("200 with Content-Type {ct}, not an OCI image index: treated as no referrers API"),
+                    format!(
+                        "200 with Content-Type {ct}, not an OCI image index: treated as no referrers API"
+                    ),
                 )
             } else if !body_is_oci_index(&a.body) {
                 Capability::unsupported(
@@ -204,11 +208,7 @@ pub fn referrers_api(obs: &Observation) -> Capability {
                     "200 with the OCI index Content-Type, but the body is not an image index",
                 )
             } else {
-                Capability::supported(
-                    "IndexReturned",
-                    status,
-                    "200 with an OCI image index",
-                )
+                Capability::supported("IndexReturned", status, "200 with an OCI image index")
             }
         }
         404 => {
@@ -238,7 +238,10 @@ pub fn referrers_api(obs: &Observation) -> Capability {
         400 => Capability::unsupported(
             "BadRequest",
             status,
-            format!("400{}: the endpoint is not served as the spec requires", a.codes_text()),
+            format!(
+                "400{}: the endpoint is not served as the spec requires",
+                a.codes_text()
+            ),
         ),
         405 => Capability::unsupported("MethodNotAllowed", status, "405 Method Not Allowed"),
         406 => Capability::unsupported(
@@ -320,7 +323,11 @@ pub fn artifact_type_filter(referrers: &Capability, obs: &Observation) -> Capabi
         400 | 404 | 405 | 406 => Capability::unsupported(
             "FilterRejected",
             status,
-            format!("the filtered request answered HTTP {}{}", a.status, a.codes_text()),
+            format!(
+                "the filtered request answered HTTP {}{}",
+                a.status,
+                a.codes_text()
+            ),
         ),
         _ => common(a, "filtered referrers").unwrap_or_else(|| {
             Capability::unknown(
@@ -560,8 +567,7 @@ mod tests {
         obs
     }
 
-    const EMPTY_INDEX: &str =
-        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    const EMPTY_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     const INDEX_CT: Option<&str> = Some("application/vnd.oci.image.index.v1+json");
 
     #[test]

@@ -55,7 +55,9 @@ pub async fn resolve_digest(
         401 | 403 => {
             return Err(err(
                 "AuthFailed",
-                format!("{repository}:{tag}: HTTP {status} (credentials missing or not allowed to pull)"),
+                format!(
+                    "{repository}:{tag}: HTTP {status} (credentials missing or not allowed to pull)"
+                ),
             ));
         }
         429 => {
