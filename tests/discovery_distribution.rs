@@ -157,6 +157,28 @@ async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> Tes
         .collect();
     assert_eq!(ours, theirs);
 
+    // Cosign legacy tags: the ORAS Python SDK lists the repository's `sha256-<hex>.sig/.att/.sbom`
+    // tags and reads their manifests' digests; refwarden's cosign-tag referrers are exactly those.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oras_cosign_tags.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([reg.host().as_str(), "app", img.digest.as_str()])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "oras_cosign_tags.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: std::collections::BTreeMap<String, String> = serde_json::from_slice(&out.stdout)?;
+    let ours_cosign: std::collections::BTreeMap<String, String> = rep
+        .referrers
+        .iter()
+        .filter(|r| r.method == DiscoveryMethod::CosignTag)
+        .map(|r| (r.tag.clone().unwrap_or_default(), r.digest.clone()))
+        .collect();
+    assert_eq!(ours_cosign, peer);
+    assert_eq!(peer.len(), 2, ".sig and .att: {peer:?}");
+
     // The CLI, as a user runs it (JSON output, tag resolved to the digest).
     let bin = env!("CARGO_BIN_EXE_refwarden");
     let out = Command::new(bin)
