@@ -159,7 +159,10 @@ async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> Tes
 
     // Cosign legacy tags: the ORAS Python SDK lists the repository's `sha256-<hex>.sig/.att/.sbom`
     // tags and reads their manifests' digests; refwarden's cosign-tag referrers are exactly those.
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oras_cosign_tags.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/oras_cosign_tags.py"
+    );
     let out = Command::new("python3")
         .arg(script)
         .args([reg.host().as_str(), "app", img.digest.as_str()])

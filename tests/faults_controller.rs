@@ -349,12 +349,9 @@ async fn killed_mid_reconcile_then_restarted_converges() -> TestResult {
     Ok(())
 }
 
-/// Known gap (reported): after a restart the per-Pod `MissingReferrers`
-/// Warning is published again, because `policy::baseline` rebuilds the
-/// non-compliant set from the stored status but starts with an empty
-/// `warned` set. Un-ignore once the controller seeds `warned` on restart.
+/// After a restart the per-Pod `MissingReferrers` Warning is not published again:
+/// `policy::baseline` seeds the warned (pod, image) pairs from the stored violations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "controller re-publishes per-Pod warnings after a restart (see doc comment)"]
 async fn restart_publishes_no_pod_warning_twice() -> TestResult {
     support::init_tracing();
     let (_, reference_events, runs) = restart_runs().await?;

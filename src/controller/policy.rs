@@ -221,7 +221,7 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         let mem = ctx.memory.lock().unwrap_or_else(|p| p.into_inner());
         mem.get(&name).cloned()
     }
-    .unwrap_or_else(|| baseline(previous));
+    .unwrap_or_else(|| baseline(previous, &selected_pods));
     let change = diff::compliance_change(
         &memory.non_compliant,
         &evaluation.violations,
@@ -312,18 +312,31 @@ fn write_needed(
     diff::policy_status_needs_write(previous, new, now, interval)
 }
 
-/// What is known before this replica's first evaluation: the stored violations.
-fn baseline(previous: Option<&ReferrerPolicyStatus>) -> PolicyMemory {
+/// What is known before this replica's first evaluation: the stored violations, and
+/// the pods that run them — warned by the replica that wrote them, so a restart or a
+/// failover does not warn them again.
+fn baseline(previous: Option<&ReferrerPolicyStatus>, pods: &[&Arc<PodEntry>]) -> PolicyMemory {
+    let non_compliant: BTreeMap<ImageId, Vec<String>> = previous
+        .map(|s| {
+            s.violations
+                .iter()
+                .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let warned = pods
+        .iter()
+        .flat_map(|p| {
+            let key = p.key();
+            pod_images(p)
+                .into_iter()
+                .filter(|id| non_compliant.contains_key(id))
+                .map(move |id| (key.clone(), id.0, id.1))
+        })
+        .collect();
     PolicyMemory {
-        non_compliant: previous
-            .map(|s| {
-                s.violations
-                    .iter()
-                    .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        warned: BTreeSet::new(),
+        non_compliant,
+        warned,
     }
 }
 
