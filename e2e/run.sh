@@ -6,6 +6,7 @@
 # (set KEEP=1 to keep the cluster for debugging).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/bin:$PATH"   # helm/kubectl from `make deps`
 
 CLUSTER=${CLUSTER:-refwarden-e2e}
 REGISTRY_NAME=${REGISTRY_NAME:-refwarden-registry}
