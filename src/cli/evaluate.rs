@@ -26,7 +26,9 @@ use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::manifests;
 use crate::policy::{self, PolicyInput, RegistryDirectory, RegistryEntry};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::registry::{RateLimit, RegistryClient};
+use crate::profile::{self, ProfileObjects};
+use crate::registry::RegistryClient;
+use std::sync::Arc;
 
 /// Exit code: some images Unknown, no violations.
 pub const EXIT_UNKNOWN: u8 = 3;
@@ -92,31 +94,31 @@ pub struct EvaluationReport {
     pub skipped: Vec<String>,
 }
 
+/// The client of a RegistryProfile read from a file: the profile's own settings
+/// (`profile::client_config`, as the controller builds them), with credentials and CA
+/// from the command-line flags, since the Secrets and ConfigMaps it names are not in
+/// the files.
 async fn entry_for_profile(
     rp: &RegistryProfile,
     flags: &RegistryArgs,
 ) -> Result<(String, RegistryClient), String> {
+    let mut spec = rp.spec.clone();
+    spec.credentials_secret_ref = None;
+    spec.ca_bundle = None;
+    spec.insecure_skip_tls_verify |= flags.insecure_skip_tls_verify;
+    let mut cfg = profile::client_config(&spec, ProfileObjects::default(), Arc::default())
+        .map_err(|b| b.message)?;
     let mut flags = flags.clone();
-    flags.plain_http = flags.plain_http || rp.spec.plain_http;
-    flags.insecure_skip_tls_verify =
-        flags.insecure_skip_tls_verify || rp.spec.insecure_skip_tls_verify;
-    flags.timeout_seconds = u64::from(rp.spec.timeout_seconds);
-    let mut cfg = flags.client_config(&rp.spec.registry_url)?;
-    if rp.spec.credentials_provider == CredentialsProvider::AwsEcr {
-        cfg.credentials = crate::lifecycle::aws::ecr_credentials_for(&rp.spec.registry_url)
+    flags.plain_http = spec.plain_http;
+    let from_flags = flags.client_config(&spec.registry_url)?;
+    cfg.credentials = from_flags.credentials;
+    cfg.ca_bundle_pem = from_flags.ca_bundle_pem;
+    if spec.credentials_provider == CredentialsProvider::AwsEcr {
+        cfg.credentials = crate::lifecycle::aws::ecr_credentials_for(&spec.registry_url)
             .await
             .map_err(|e| format!("spec.credentialsProvider AwsEcr: {e}"))?;
     }
-    if let Some(rl) = &rp.spec.rate_limit {
-        cfg.rate_limit = Some(RateLimit {
-            requests_per_second: rl.requests_per_second,
-            burst: rl.burst,
-        });
-    }
-    let host = match cfg.registry_url.port() {
-        Some(p) => format!("{}:{p}", cfg.registry_url.host_str().unwrap_or_default()),
-        None => cfg.registry_url.host_str().unwrap_or_default().to_string(),
-    };
+    let host = profile::registry_host(&spec).map_err(|b| b.message)?;
     let client = RegistryClient::new(cfg).map_err(|e| e.to_string())?;
     Ok((host, client))
 }

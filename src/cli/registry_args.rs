@@ -33,6 +33,9 @@ pub struct RegistryArgs {
     /// Timeout of one request, in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout_seconds: u64,
+    /// The password read from stdin, kept so several registries (`evaluate`) read it once.
+    #[arg(skip)]
+    stdin_password: std::sync::Arc<std::sync::OnceLock<SecretString>>,
 }
 
 impl RegistryArgs {
@@ -59,17 +62,27 @@ impl RegistryArgs {
 
     fn credentials(&self, cfg: &RegistryClientConfig) -> Result<Credentials, String> {
         if let Some(username) = &self.username {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|e| format!("--password-stdin: cannot read standard input: {e}"))?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
-            if password.is_empty() {
-                return Err("--password-stdin: standard input was empty".into());
-            }
+            let password = match self.stdin_password.get() {
+                Some(p) => p.clone(),
+                None => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut password)
+                        .map_err(|e| {
+                            format!("--password-stdin: cannot read standard input: {e}")
+                        })?;
+                    let password = password.trim_end_matches(['\r', '\n']).to_string();
+                    if password.is_empty() {
+                        return Err("--password-stdin: standard input was empty".into());
+                    }
+                    self.stdin_password
+                        .get_or_init(|| SecretString::from(password))
+                        .clone()
+                }
+            };
             return Ok(Credentials::Basic {
                 username: username.clone(),
-                password: SecretString::from(password),
+                password,
             });
         }
         if let Some(path) = &self.docker_config {
