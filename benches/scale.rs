@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodSt
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
 };
-use refwarden::controller::stores::{PodEntry, PodStore};
+use refwarden::controller::stores::PodStore;
 use refwarden::crd::{
     DiscoveryMode, EffectiveDiscoveryMode, ImageFilter, Preset, ReferrerPolicySpec, Requirement,
     SubjectMatch,
@@ -41,6 +41,7 @@ use refwarden::discovery::{
     ArtifactKind, AttachedTo, Discoverer, DiscovererConfig, DiscoveryMethod, DiscoveryOutcome,
     DiscoveryReport, Referrer,
 };
+use refwarden::policy::pods::ImageInterner;
 use refwarden::policy::{
     ImageKey, NamespaceLabels, PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, compile,
     evaluate_policy, judge, select,
@@ -445,10 +446,12 @@ fn to_pod(p: &PodLite) -> Pod {
     }
 }
 
+/// Pods as the controller's store holds them (images shared between pods, as the store does).
 fn pod_infos(images: &[Img], host: &str, n: usize) -> Vec<PodInfo> {
     let mut pods = Vec::with_capacity(n);
+    let mut interner = ImageInterner::default();
     for_each_pod(images, host, n, |p| {
-        pods.push(PodInfo::from_pod(&to_pod(&p)))
+        pods.push(PodInfo::from_pod_interned(&to_pod(&p), &mut interner))
     });
     pods
 }
@@ -871,7 +874,8 @@ fn phase_podstore(n: usize) -> support::Result<Value> {
             pod_json_bytes += serde_json::to_vec(&pod).map(|v| v.len()).unwrap_or(0);
             sampled += 1;
         }
-        store.insert(PodEntry::from_pod(&pod, false));
+        // The reflector's path: a watch event applied to the store.
+        store.apply_event(&kube::runtime::watcher::Event::Apply(pod));
     });
     let heap = live_bytes().saturating_sub(heap0);
     let rss = proc_status_kib("VmRSS:").saturating_sub(rss0);

@@ -436,7 +436,7 @@ mod tests {
             ),
             ("CronJob", "nightly", "ops")
         );
-        assert_eq!(cj.labels.get("app").map(String::as_str), Some("n"));
+        assert_eq!(cj.labels.get("app"), Some("n"));
         assert_eq!(cj.images[0].image, "ghcr.io/acme/job:1");
         assert_eq!(inputs.skipped.len(), 1);
         assert_eq!(inputs.skipped[0].1, "v1/ConfigMap");

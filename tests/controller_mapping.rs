@@ -130,13 +130,6 @@ async fn pod_changes_map_to_selecting_policies_only() {
         .expect("resync");
     assert!(matches!(all, PodChange::All));
     assert!(ctx.pods.is_ready());
-    assert_eq!(
-        ctx.pods.snapshot()[0]
-            .info
-            .labels
-            .get("app")
-            .map(String::as_str),
-        Some("web")
-    );
+    assert_eq!(ctx.pods.snapshot()[0].info.labels.get("app"), Some("web"));
     assert_eq!(names(ctx.policies_for(&all)).len(), 4);
 }

@@ -534,6 +534,85 @@ async fn missing_secret_sets_ready_false_naming_the_field() -> TestResult {
     Ok(())
 }
 
+/// What passes the schema but cannot work: a Secret of the wrong type, a CA bundle that is not
+/// there or not PEM. Each is `Ready=False` with a reason and a message naming the field
+/// (`Stalled=False`: fixing the Secret or ConfigMap, not the spec, heals it, and the controller
+/// rechecks); the profile's images are then Unknown for policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_secret_or_ca_reference_sets_ready_false_naming_the_field() -> TestResult {
+    let creds = json!({"namespace": "ops", "name": "creds"});
+    let cases: Vec<(&str, Value, Vec<(String, Value)>, &str, &str)> = vec![
+        (
+            "Secret of the wrong type",
+            json!({"registryUrl": "https://registry.invalid", "credentialsSecretRef": creds}),
+            vec![(
+                "/api/v1/namespaces/ops/secrets/creds".into(),
+                json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                       "metadata": {"name": "creds", "namespace": "ops"},
+                       "data": {"token": "c2VjcmV0LXRva2Vu"}}),
+            )],
+            "CredentialsInvalid",
+            "spec.credentialsSecretRef: Secret ops/creds",
+        ),
+        (
+            "CA ConfigMap that does not exist",
+            json!({"registryUrl": "https://registry.invalid",
+                   "caBundle": {"configMapRef": {"namespace": "ops", "name": "ca", "key": "ca.crt"}}}),
+            vec![],
+            "CaBundleNotFound",
+            "spec.caBundle.configMapRef: ConfigMap ops/ca not found",
+        ),
+        (
+            "CA Secret without PEM",
+            json!({"registryUrl": "https://registry.invalid",
+                   "caBundle": {"secretRef": {"namespace": "ops", "name": "ca", "key": "ca.crt"}}}),
+            vec![(
+                "/api/v1/namespaces/ops/secrets/ca".into(),
+                json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                       "metadata": {"name": "ca", "namespace": "ops"},
+                       "data": {"ca.crt": "bm90IGEgY2VydGlmaWNhdGU="}}),
+            )],
+            "CaBundleInvalid",
+            "spec.caBundle.secretRef: Secret ops/ca key ca.crt",
+        ),
+    ];
+    for (what, spec, objects, reason, message_start) in cases {
+        let (client, api) = mock_client_with_secrets(objects);
+        let ctx = test_context(client);
+        let action = profile::reconcile(Arc::new(profile_obj(spec, None)), ctx.clone()).await?;
+        assert_eq!(action, Action::requeue(profile::BROKEN_RECHECK), "{what}");
+        let calls = api.calls();
+        let patch = calls.last().expect("a status patch");
+        assert_status_patch(patch, "registryprofiles", "dist");
+        let conditions = patch.body["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let find = |t: &str| conditions.iter().find(|c| c["type"] == t).cloned();
+        let ready = find("Ready").expect("Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some(reason)),
+            "{what}"
+        );
+        let message = ready["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(message_start), "{what}: {message}");
+        assert!(
+            !message.contains("c2VjcmV0") && !message.contains("secret-token"),
+            "{what}: {message}"
+        );
+        let stalled = find("Stalled").expect("Stalled");
+        assert_eq!(stalled["status"], "False", "{what}: {stalled}");
+        let err = ctx
+            .profiles
+            .directory()
+            .entry_for("registry.invalid", &[])
+            .expect_err("broken profile");
+        assert_eq!(err.reason, reason, "{what}");
+    }
+    Ok(())
+}
+
 /// Replaces every timestamp in a status with a placeholder.
 fn without_times(mut v: Value) -> Value {
     fn walk(v: &mut Value) {

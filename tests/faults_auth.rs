@@ -16,7 +16,7 @@ use refwarden::crd::{
     SubjectMatch, WorkloadRef,
 };
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, DiscoveryRequest};
-use refwarden::policy::pods::ContainerImage;
+use refwarden::policy::pods::{ContainerImage, PodImage};
 use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig, RetryPolicy};
 use secrecy::SecretString;
@@ -378,16 +378,16 @@ fn pod(name: &str, image: String, image_id: String) -> PodInfo {
     PodInfo {
         namespace: "default".into(),
         name: name.into(),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         workload: WorkloadRef {
             namespace: "default".into(),
             kind: "Pod".into(),
             name: name.into(),
         },
-        images: vec![ContainerImage {
+        images: vec![PodImage::shared(ContainerImage {
             image,
             image_id: Some(image_id),
-        }],
+        })],
     }
 }
 

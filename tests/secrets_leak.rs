@@ -21,7 +21,7 @@ use refwarden::crd::{
     SubjectMatch, WorkloadRef,
 };
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryRequest};
-use refwarden::policy::pods::ContainerImage;
+use refwarden::policy::pods::{ContainerImage, PodImage};
 use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
 use refwarden::probe::status::{StatusContext, from_report};
 use refwarden::probe::{self, ProbeOptions};
@@ -293,16 +293,16 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         let pod = PodInfo {
             namespace: "ns".into(),
             name: "pod".into(),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             workload: WorkloadRef {
                 namespace: "ns".into(),
                 kind: "Pod".into(),
                 name: "pod".into(),
             },
-            images: vec![ContainerImage {
+            images: vec![PodImage::shared(ContainerImage {
                 image: format!("{host}/app:v1"),
                 image_id: Some(format!("{host}/app@{}", img.digest)),
-            }],
+            })],
         };
         let spec = ReferrerPolicySpec {
             namespace_selector: None,

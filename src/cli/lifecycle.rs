@@ -118,7 +118,7 @@ fn parse_deployed(s: &str) -> Result<Vec<String>, String> {
 
 /// Digests the cluster's pods run (imageID, or a digest-pinned spec), deduplicated.
 async fn deployed_from_cluster() -> Result<Vec<String>, String> {
-    use crate::policy::pods::{ImageSource, PodInfo, image_source};
+    use crate::policy::pods::{ImageSource, PodInfo};
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("no usable kubeconfig or in-cluster config: {e}"))?;
@@ -132,8 +132,10 @@ async fn deployed_from_cluster() -> Result<Vec<String>, String> {
         .iter()
         .map(PodInfo::from_pod)
         .flat_map(|p| p.images)
-        .filter_map(|c| match image_source(&c) {
-            ImageSource::Digest { key, index } => Some(std::iter::once(key.digest).chain(index)),
+        .filter_map(|c| match &c.source {
+            ImageSource::Digest { key, index } => {
+                Some(std::iter::once(key.digest.clone()).chain(index.clone()))
+            }
             _ => None,
         })
         .flatten()

@@ -19,7 +19,7 @@ use super::stores::PodEntry;
 use super::{Context, Error, PolicyMemory};
 use crate::crd::{ReferrerPolicy, ReferrerPolicyStatus};
 use crate::policy::evaluate::selects_pod;
-use crate::policy::pods::{ImageSource, image_source};
+use crate::policy::pods::ImageSource;
 use crate::policy::{PolicyInput, evaluate_policy, select};
 
 /// Kind label in metrics.
@@ -60,8 +60,8 @@ fn pod_images(p: &PodEntry) -> BTreeSet<ImageId> {
     p.info
         .images
         .iter()
-        .filter_map(|c| match image_source(c) {
-            ImageSource::Digest { key, .. } => Some((key.repository_path(), key.digest)),
+        .filter_map(|c| match &c.source {
+            ImageSource::Digest { key, .. } => Some((key.repository_path(), key.digest.clone())),
             _ => None,
         })
         .collect()

@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::{DiscoveryMode, EffectiveDiscoveryMode};
+use crate::policy::pods::ImageInterner;
 use crate::policy::{BrokenProfile, NamespaceLabels, PodInfo, RegistryDirectory, RegistryEntry};
 use crate::registry::{RegistryClient, RequestCounters};
 
@@ -26,6 +27,15 @@ pub struct PodEntry {
 impl PodEntry {
     /// Extracts what is kept.
     pub fn from_pod(pod: &Pod, keep_pull_secrets: bool) -> Self {
+        Self::from_pod_interned(pod, keep_pull_secrets, &mut ImageInterner::default())
+    }
+
+    /// [`PodEntry::from_pod`], sharing images with other pods through `interner`.
+    pub fn from_pod_interned(
+        pod: &Pod,
+        keep_pull_secrets: bool,
+        interner: &mut ImageInterner,
+    ) -> Self {
         let pull_secrets = if keep_pull_secrets {
             pod.spec
                 .as_ref()
@@ -41,7 +51,7 @@ impl PodEntry {
             vec![]
         };
         Self {
-            info: PodInfo::from_pod(pod),
+            info: PodInfo::from_pod_interned(pod, interner),
             uid: pod.metadata.uid.clone(),
             pull_secrets,
         }
@@ -68,6 +78,7 @@ pub struct PodStore {
     buffer: Arc<RwLock<HashMap<String, Arc<PodEntry>>>>,
     ready: Arc<AtomicBool>,
     keep_pull_secrets: bool,
+    images: Arc<Mutex<ImageInterner>>,
 }
 
 /// A change of the pod store that may change policy results.
@@ -88,6 +99,16 @@ impl PodStore {
         }
     }
 
+    fn entry(&self, pod: &Pod) -> PodEntry {
+        let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        PodEntry::from_pod_interned(pod, self.keep_pull_secrets, &mut images)
+    }
+
+    /// Distinct container images held (each shared by every pod running it).
+    pub fn distinct_images(&self) -> usize {
+        self.images.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Applies a watcher event; returns what changed (None: nothing relevant).
     pub fn apply_event(&self, event: &kube::runtime::watcher::Event<Pod>) -> Option<PodChange> {
         use kube::runtime::watcher::Event;
@@ -100,7 +121,7 @@ impl PodStore {
                 None
             }
             Event::InitApply(pod) => {
-                let e = PodEntry::from_pod(pod, self.keep_pull_secrets);
+                let e = self.entry(pod);
                 self.buffer
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -115,7 +136,7 @@ impl PodStore {
                 Some(PodChange::All)
             }
             Event::Apply(pod) => {
-                let e = Arc::new(PodEntry::from_pod(pod, self.keep_pull_secrets));
+                let e = Arc::new(self.entry(pod));
                 let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
                 let old = map.insert(e.key(), e.clone());
                 if old.as_deref() == Some(e.as_ref()) {

@@ -95,18 +95,20 @@ fn default_max_reported() -> u32 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageFilter {
-    /// Repositories to check (empty: all). `*` matches within a path segment, `**` across segments.
+    /// Repositories to check (empty: all), as `registry/path` globs (`docker.io/library/nginx`,
+    /// `ghcr.io/acme/**`): `*` matches within a path segment, `**` across segments. A glob that
+    /// matches none of the images the selected pods run sets `Ready=False`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[schemars(inner(regex(
-        pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$"
+        pattern = r"^(\*\*|(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))+)$"
     )))]
     pub include: Vec<String>,
     /// Repositories to skip, applied after `include`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     #[schemars(inner(regex(
-        pattern = r"^(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))*$"
+        pattern = r"^(\*\*|(\*\*|[a-z0-9._?*-]+(:[0-9*?]+)?)(/(\*\*|[a-z0-9._?*-]+))+)$"
     )))]
     pub exclude: Vec<String>,
 }

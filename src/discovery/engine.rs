@@ -543,7 +543,7 @@ impl Discoverer {
                 platforms: Vec::new(),
             }),
         };
-        let result = self.run_inner(&ctx, req).await;
+        let result = self.run_inner(&ctx, mode, req).await;
         let requests = ctx.requests.load(Ordering::Relaxed);
         let outcome = match result {
             Ok(mut referrers) => {
@@ -573,17 +573,29 @@ impl Discoverer {
         Arc::new(outcome)
     }
 
-    async fn run_inner(&self, ctx: &Ctx<'_>, req: &DiscoveryRequest) -> Result<Vec<Referrer>, Unk> {
-        if let Err(e) = oci::parse_digest(&req.digest) {
-            return Err(Unk::new("InvalidInput", format!("digest: {e}")));
+    /// The fresh cached outcome of `req` without platform expansion, when there is one.
+    async fn cached_without_platforms(
+        &self,
+        mode: DiscoveryMode,
+        req: &DiscoveryRequest,
+    ) -> Option<DiscoveryReport> {
+        let mut key = CacheKey::new(req, mode, self.inner.config.max_depth);
+        key.platforms = false;
+        match self.inner.outcomes.get(&key).await?.as_ref() {
+            DiscoveryOutcome::Found(r) => Some(r.clone()),
+            DiscoveryOutcome::Unknown { .. } => None,
         }
-        if let Some(i) = &req.index_digest
-            && let Err(e) = oci::parse_digest(i)
-        {
-            return Err(Unk::new("InvalidInput", format!("indexDigest: {e}")));
-        }
-        let depth = req.depth.min(self.inner.config.max_depth);
-        let filters = &req.artifact_types;
+    }
+
+    /// Referrers of the requested digest and, when the pod spec pins the index a platform
+    /// manifest belongs to, of that index and the BuildKit attestations it holds for the digest.
+    async fn direct_and_index(
+        &self,
+        ctx: &Ctx<'_>,
+        req: &DiscoveryRequest,
+        depth: u32,
+        filters: &[String],
+    ) -> Result<Vec<Referrer>, Unk> {
         let mut all = tree(
             ctx,
             req.digest.clone(),
@@ -592,7 +604,6 @@ impl Discoverer {
             filters,
         )
         .await?;
-
         if let Some(index) = req.index_digest.as_ref().filter(|i| **i != req.digest) {
             all.extend(tree(ctx, index.clone(), AttachedTo::Index, depth, filters).await?);
             ctx.method(DiscoveryMethod::InIndex);
@@ -609,6 +620,42 @@ impl Discoverer {
                 None => ctx.note(format!("index {index} was not found in the repository")),
             }
         }
+        Ok(all)
+    }
+
+    async fn run_inner(
+        &self,
+        ctx: &Ctx<'_>,
+        mode: DiscoveryMode,
+        req: &DiscoveryRequest,
+    ) -> Result<Vec<Referrer>, Unk> {
+        if let Err(e) = oci::parse_digest(&req.digest) {
+            return Err(Unk::new("InvalidInput", format!("digest: {e}")));
+        }
+        if let Some(i) = &req.index_digest
+            && let Err(e) = oci::parse_digest(i)
+        {
+            return Err(Unk::new("InvalidInput", format!("indexDigest: {e}")));
+        }
+        let depth = req.depth.min(self.inner.config.max_depth);
+        let filters = &req.artifact_types;
+        // Platform expansion is asked for after the same request without it (policies expand
+        // only images that miss a requirement on their own digest): reuse that answer instead
+        // of listing the digest's (and its index's) referrers again.
+        let base = match req.platforms {
+            true => self.cached_without_platforms(mode, req).await,
+            false => None,
+        };
+        let mut all = match base {
+            Some(base) => {
+                let mut st = ctx.st();
+                st.referrers_api = base.referrers_api.or(st.referrers_api);
+                st.methods = base.methods;
+                st.notes = base.notes;
+                base.referrers
+            }
+            None => self.direct_and_index(ctx, req, depth, filters).await?,
+        };
 
         if req.platforms {
             match fetch_manifest(ctx, &req.digest).await? {

@@ -4,13 +4,13 @@
 //! The controller and `refwarden evaluate` both call these functions (through
 //! `policy::reconcile`), so they cannot disagree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::glob::RepoFilter;
-use super::pods::{ImageKey, ImageSource, PodInfo, image_source};
+use super::pods::{ImageKey, ImageSource, PodImage, PodInfo};
 use super::selector;
 use crate::conditions::{self, Status, new_condition};
 use crate::crd::{
@@ -23,6 +23,8 @@ use crate::registry::ImageReference;
 
 /// Condition type: every selected image carries its required referrers.
 pub const COMPLIANT: &str = "Compliant";
+/// Reason of `Ready=False`: an include glob matches none of the repositories the selected pods run.
+pub const GLOB_MATCHES_NOTHING: &str = "GlobMatchesNothing";
 /// Workloads listed per violation at most.
 pub const MAX_WORKLOADS_PER_IMAGE: usize = 10;
 
@@ -172,6 +174,10 @@ pub struct Selection {
     pub tags: BTreeMap<String, TagUse>,
     /// Images that cannot be looked up, by image string.
     pub unknown: BTreeMap<String, UnknownUse>,
+    /// Distinct repositories the selected pods run, before `spec.images` filters them.
+    pub repositories_seen: u32,
+    /// Indexes of `spec.images.include` globs that match none of those repositories.
+    pub unmatched_includes: Vec<usize>,
 }
 
 impl Selection {
@@ -231,73 +237,117 @@ pub fn selects_pod(policy: &CompiledPolicy, pod: &PodInfo, namespaces: &Namespac
         && selector::matches(policy.spec.pod_selector.as_ref(), &pod.labels)
 }
 
+fn namespace_selected(policy: &CompiledPolicy, ns: &str, namespaces: &NamespaceLabels) -> bool {
+    let mut fallback = BTreeMap::new();
+    selector::matches(
+        policy.spec.namespace_selector.as_ref(),
+        namespace_labels(namespaces, ns, &mut fallback),
+    )
+}
+
 /// Selects pods and their images.
+///
+/// Each namespace's selector answer and each distinct image's `spec.images` answer is computed
+/// once per call (pods share [`PodImage`]s), and nothing is cloned for an image or workload
+/// already recorded: this runs for every policy over every pod.
 pub fn select<'a>(
     policy: &CompiledPolicy,
     pods: impl IntoIterator<Item = &'a PodInfo>,
     namespaces: &NamespaceLabels,
 ) -> Selection {
     let mut sel = Selection::default();
+    let mut ns_selected: HashMap<&'a str, bool> = HashMap::new();
+    let mut image_selected: HashMap<*const PodImage, bool> = HashMap::new();
+    let mut repositories: HashSet<&'a str> = HashSet::new();
+    let mut include_matched = vec![false; policy.filter.include_len()];
     for pod in pods {
-        if !selects_pod(policy, pod, namespaces) {
+        let ns_ok = *ns_selected
+            .entry(pod.namespace.as_str())
+            .or_insert_with(|| namespace_selected(policy, &pod.namespace, namespaces));
+        if !ns_ok || !selector::matches(policy.spec.pod_selector.as_ref(), &pod.labels) {
             continue;
         }
         sel.pods += 1;
         for c in &pod.images {
-            match image_source(c) {
+            // A name that does not parse has no repository to filter on: it stays selected
+            // (and is reported Unknown).
+            let wanted = *image_selected.entry(Arc::as_ptr(c)).or_insert_with(|| {
+                let Some(path) = c.repository_path.as_deref() else {
+                    return true;
+                };
+                repositories.insert(path);
+                let (selected, includes) = policy.filter.check(path);
+                for i in includes {
+                    include_matched[i] = true;
+                }
+                selected
+            });
+            if !wanted {
+                continue;
+            }
+            match &c.source {
                 ImageSource::Digest { key, index } => {
-                    if !policy.filter.matches(&key.repository_path()) {
+                    if !sel.images.contains_key(key) {
+                        sel.images.insert(
+                            key.clone(),
+                            ImageUse {
+                                image: c.image.clone(),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    let Some(entry) = sel.images.get_mut(key) else {
                         continue;
+                    };
+                    if let Some(i) = index
+                        && !entry.index.contains(i)
+                    {
+                        entry.index.insert(i.clone());
                     }
-                    let entry = sel.images.entry(key).or_default();
-                    if entry.image.is_empty() {
-                        entry.image = c.image.clone();
+                    if !entry.workloads.contains(&pod.workload) {
+                        entry.workloads.insert(pod.workload.clone());
                     }
-                    entry.index.extend(index);
-                    entry.workloads.insert(pod.workload.clone());
                 }
                 ImageSource::Tag(r) => {
-                    if !policy
-                        .filter
-                        .matches(&format!("{}/{}", r.registry, r.repository))
-                    {
-                        continue;
-                    }
-                    let key = r.whole();
-                    let entry = sel.tags.entry(key).or_insert_with(|| TagUse {
+                    let entry = sel.tags.entry(r.whole()).or_insert_with(|| TagUse {
                         reference: r.clone(),
                         workloads: BTreeSet::new(),
                     });
-                    entry.workloads.insert(pod.workload.clone());
+                    if !entry.workloads.contains(&pod.workload) {
+                        entry.workloads.insert(pod.workload.clone());
+                    }
                 }
                 ImageSource::Unresolvable {
                     image,
                     reason,
                     message,
                 } => {
-                    // Filter on the repository when the name parses at all.
-                    if let Ok(r) = ImageReference::parse(&image)
-                        && !policy
-                            .filter
-                            .matches(&format!("{}/{}", r.registry, r.repository))
-                    {
-                        continue;
-                    }
                     let digest = c
                         .image_id
                         .as_deref()
                         .map(super::pods::normalise_image_id)
                         .map(str::to_string);
-                    let entry = sel.unknown.entry(image).or_insert_with(|| UnknownUse {
-                        digest,
-                        reason,
-                        message,
-                        workloads: BTreeSet::new(),
-                    });
-                    entry.workloads.insert(pod.workload.clone());
+                    let entry = sel
+                        .unknown
+                        .entry(image.clone())
+                        .or_insert_with(|| UnknownUse {
+                            digest,
+                            reason: reason.clone(),
+                            message: message.clone(),
+                            workloads: BTreeSet::new(),
+                        });
+                    if !entry.workloads.contains(&pod.workload) {
+                        entry.workloads.insert(pod.workload.clone());
+                    }
                 }
             }
         }
+    }
+    sel.repositories_seen = u32::try_from(repositories.len()).unwrap_or(u32::MAX);
+    if !repositories.is_empty() {
+        sel.unmatched_includes = (0..include_matched.len())
+            .filter(|i| !include_matched[*i])
+            .collect();
     }
     sel
 }
@@ -409,6 +459,10 @@ pub struct Evaluation {
     pub violations: Vec<PolicyViolation>,
     /// Every Unknown image, sorted by (image, digest).
     pub unknown: Vec<UnknownImage>,
+    /// See [`Selection::repositories_seen`].
+    pub repositories_seen: u32,
+    /// See [`Selection::unmatched_includes`].
+    pub unmatched_includes: Vec<usize>,
 }
 
 fn bounded(workloads: &BTreeSet<WorkloadRef>) -> Vec<WorkloadRef> {
@@ -444,6 +498,8 @@ pub fn judge(
             pods: selection.pods,
             ..Default::default()
         },
+        repositories_seen: selection.repositories_seen,
+        unmatched_includes: selection.unmatched_includes.clone(),
         ..Default::default()
     };
     for (key, use_) in &selection.images {
@@ -563,15 +619,46 @@ pub fn status(
             format!("all {} images carry the required referrers", s.images),
         )
     };
+    let counts = format!(
+        "{} pods, {} images: {} compliant, {} missing referrers, {} unknown",
+        s.pods, s.images, s.compliant, s.non_compliant, s.unknown
+    );
+    // An include glob that matches nothing the selected pods run is most likely a typo that
+    // would leave images unchecked: not Ready, naming the glob (the rest is still evaluated).
+    let ready = if eval.unmatched_includes.is_empty() {
+        (Status::True, "Evaluated", counts)
+    } else {
+        let globs: Vec<String> = eval
+            .unmatched_includes
+            .iter()
+            .map(|i| {
+                let pattern = policy
+                    .spec
+                    .images
+                    .include
+                    .get(*i)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                format!("spec.images.include[{i}] {pattern:?}")
+            })
+            .collect();
+        (
+            Status::False,
+            GLOB_MATCHES_NOTHING,
+            format!(
+                "{} {} none of the {} repositories the selected pods run; fix or remove it ({counts})",
+                globs.join(", "),
+                if globs.len() == 1 { "matches" } else { "match" },
+                eval.repositories_seen,
+            ),
+        )
+    };
     let fresh = vec![
         new_condition(
             conditions::READY,
-            Status::True,
-            "Evaluated",
-            format!(
-                "{} pods, {} images: {} compliant, {} missing referrers, {} unknown",
-                s.pods, s.images, s.compliant, s.non_compliant, s.unknown
-            ),
+            ready.0,
+            ready.1,
+            ready.2,
             generation,
             now,
         ),

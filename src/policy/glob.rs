@@ -8,6 +8,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 pub struct RepoFilter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
+    include_len: usize,
 }
 
 fn build(patterns: &[String], field: &str) -> Result<Option<GlobSet>, String> {
@@ -18,6 +19,12 @@ fn build(patterns: &[String], field: &str) -> Result<Option<GlobSet>, String> {
     for (i, p) in patterns.iter().enumerate() {
         if p.trim().is_empty() {
             return Err(format!("{field}[{i}]: empty glob"));
+        }
+        if p != "**" && !p.contains('/') {
+            return Err(format!(
+                "{field}[{i}]: {p:?} never matches: globs match the normalised repository \
+                 `registry/path` (e.g. docker.io/library/nginx), so they need a `/` (or are `**`)"
+            ));
         }
         if p.contains("***") {
             return Err(format!("{field}[{i}]: {p:?} is not a valid glob (`***`)"));
@@ -40,7 +47,33 @@ impl RepoFilter {
         Ok(Self {
             include: build(include, "spec.images.include")?,
             exclude: build(exclude, "spec.images.exclude")?,
+            include_len: include.len(),
         })
+    }
+
+    /// [`RepoFilter::matches`], plus the indexes of the include globs that match.
+    pub fn check(&self, repository: &str) -> (bool, Vec<usize>) {
+        let includes = self.matching_includes(repository);
+        let included = self.include.is_none() || !includes.is_empty();
+        let selected = included
+            && !self
+                .exclude
+                .as_ref()
+                .is_some_and(|set| set.is_match(repository));
+        (selected, includes)
+    }
+
+    /// Number of include globs.
+    pub fn include_len(&self) -> usize {
+        self.include_len
+    }
+
+    /// Indexes of the include globs that match `repository` (empty without include globs).
+    pub fn matching_includes(&self, repository: &str) -> Vec<usize> {
+        self.include
+            .as_ref()
+            .map(|set| set.matches(repository))
+            .unwrap_or_default()
     }
 
     /// Whether a normalised repository (`docker.io/library/nginx`) is selected.
@@ -96,5 +129,26 @@ mod tests {
         assert!(err.starts_with("spec.images.include[0]"), "{err}");
         let err = RepoFilter::new(&[], &["a/***".into()]).expect_err("invalid");
         assert!(err.starts_with("spec.images.exclude[0]"), "{err}");
+        // No `/`: it can never match a `registry/path` repository.
+        for g in ["nginx", "*", "ghcr.io", "localhost:5000"] {
+            let err = RepoFilter::new(&["ghcr.io/**".into(), g.into()], &[]).expect_err(g);
+            assert!(err.starts_with("spec.images.include[1]"), "{err}");
+            assert!(err.contains("never matches"), "{err}");
+        }
+        assert!(RepoFilter::new(&["**".into(), "**/nginx".into()], &[]).is_ok());
+    }
+
+    #[test]
+    fn matching_includes_names_the_globs_that_match() {
+        let filter = f(&["ghcr.io/acme/**", "ghcr.io/*/app", "quay.io/**"], &[]);
+        assert_eq!(filter.include_len(), 3);
+        assert_eq!(filter.matching_includes("ghcr.io/acme/app"), vec![0, 1]);
+        assert_eq!(filter.matching_includes("quay.io/x/y"), vec![2]);
+        assert!(
+            filter
+                .matching_includes("docker.io/library/nginx")
+                .is_empty()
+        );
+        assert!(f(&[], &[]).matching_includes("ghcr.io/acme/app").is_empty());
     }
 }

@@ -4,7 +4,8 @@
 //! The reflector holds [`PodInfo`] only (namespace, name, labels, top-level
 //! owner, images), not whole Pods, so memory stays flat at 10,000 pods.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -13,12 +14,158 @@ use crate::crd::WorkloadRef;
 use crate::registry::ImageReference;
 
 /// One container's image.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerImage {
     /// The image as the pod spec names it.
     pub image: String,
     /// `status.*ContainerStatuses[].imageID` when the container started.
     pub image_id: Option<String>,
+}
+
+/// A container image with what policy evaluation derives from it, computed once when the pod is
+/// stored (not per policy and evaluation) and shared by every pod that runs the same image.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PodImage {
+    /// The image and imageID as the pod has them.
+    pub container: ContainerImage,
+    /// Which digest it runs ([`image_source`]).
+    pub source: ImageSource,
+    /// `registry/repository` (what `spec.images` globs match) when the name parses.
+    pub repository_path: Option<String>,
+}
+
+impl PodImage {
+    /// Derives the source and repository path of one container image.
+    pub fn new(container: ContainerImage) -> Self {
+        let source = image_source(&container);
+        let repository_path = match &source {
+            ImageSource::Digest { key, .. } => Some(key.repository_path()),
+            ImageSource::Tag(r) => Some(format!("{}/{}", r.registry, r.repository)),
+            ImageSource::Unresolvable { image, .. } => ImageReference::parse(image)
+                .ok()
+                .map(|r| format!("{}/{}", r.registry, r.repository)),
+        };
+        Self {
+            container,
+            source,
+            repository_path,
+        }
+    }
+
+    /// [`PodImage::new`] behind an `Arc`.
+    pub fn shared(container: ContainerImage) -> Arc<Self> {
+        Arc::new(Self::new(container))
+    }
+}
+
+impl std::ops::Deref for PodImage {
+    type Target = ContainerImage;
+    fn deref(&self) -> &ContainerImage {
+        &self.container
+    }
+}
+
+/// Shares one [`PodImage`] between all pods running the same image (a few digests run in many
+/// pods), so the pod store holds each distinct image once. Entries no pod uses any more are
+/// dropped when the table has doubled since the last sweep.
+#[derive(Debug, Default)]
+pub struct ImageInterner {
+    table: HashMap<ContainerImage, Arc<PodImage>>,
+    live_after_sweep: usize,
+}
+
+impl ImageInterner {
+    /// The shared image for `c`.
+    pub fn intern(&mut self, c: ContainerImage) -> Arc<PodImage> {
+        if let Some(i) = self.table.get(&c) {
+            return i.clone();
+        }
+        if self.table.len() >= 2 * self.live_after_sweep.max(512) {
+            self.table.retain(|_, v| Arc::strong_count(v) > 1);
+            self.live_after_sweep = self.table.len();
+        }
+        let i = PodImage::shared(c.clone());
+        self.table.insert(c, i.clone());
+        i
+    }
+
+    /// Distinct images held.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no image is held.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+/// Pod labels, compact: sorted `(key, value)` pairs in one boxed slice (a `BTreeMap` node
+/// alone costs over 500 bytes; pods typically carry a handful of labels).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_ref())
+    }
+
+    /// `(key, value)` pairs, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no label.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(m: BTreeMap<String, String>) -> Self {
+        // A BTreeMap iterates sorted by key, without duplicates.
+        Labels(
+            m.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        iter.into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect::<BTreeMap<String, String>>()
+            .into()
+    }
+}
+
+/// Label lookup shared by pod labels ([`Labels`]) and namespace labels (`BTreeMap`).
+pub trait LabelSet {
+    /// The value of `key`.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelSet for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+}
+
+impl LabelSet for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
 }
 
 /// The part of a Pod refwarden needs.
@@ -29,16 +176,21 @@ pub struct PodInfo {
     /// Name.
     pub name: String,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Top-level owner (or the Pod itself).
     pub workload: WorkloadRef,
     /// Images of containers, init containers and ephemeral containers (deduplicated).
-    pub images: Vec<ContainerImage>,
+    pub images: Vec<Arc<PodImage>>,
 }
 
 impl PodInfo {
     /// Extracts what is needed from a Pod.
     pub fn from_pod(pod: &Pod) -> Self {
+        Self::from_pod_interned(pod, &mut ImageInterner::default())
+    }
+
+    /// [`PodInfo::from_pod`], sharing images through `interner`.
+    pub fn from_pod_interned(pod: &Pod, interner: &mut ImageInterner) -> Self {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -62,15 +214,15 @@ impl PodInfo {
                 }
             }
         }
-        let mut images: Vec<ContainerImage> = Vec::new();
+        let mut containers: Vec<ContainerImage> = Vec::new();
         let mut push = |cname: &str, image: Option<&String>| {
             let Some(image) = image else { return };
             let ci = ContainerImage {
                 image: image.clone(),
                 image_id: ids.get(cname).map(|s| s.to_string()),
             };
-            if !images.contains(&ci) {
-                images.push(ci);
+            if !containers.contains(&ci) {
+                containers.push(ci);
             }
         };
         if let Some(spec) = &pod.spec {
@@ -87,9 +239,9 @@ impl PodInfo {
         Self {
             namespace,
             name,
-            labels,
+            labels: labels.into(),
             workload,
-            images,
+            images: containers.into_iter().map(|c| interner.intern(c)).collect(),
         }
     }
 }
@@ -101,7 +253,7 @@ impl PodInfo {
 pub fn workload_of(
     namespace: &str,
     pod_name: &str,
-    labels: &BTreeMap<String, String>,
+    labels: &impl LabelSet,
     owners: &[OwnerReference],
 ) -> WorkloadRef {
     let owner = owners
@@ -111,7 +263,7 @@ pub fn workload_of(
     let (kind, name) = match owner {
         None => ("Pod".to_string(), pod_name.to_string()),
         Some(o) => match o.kind.as_str() {
-            "ReplicaSet" => match labels.get("pod-template-hash") {
+            "ReplicaSet" => match labels.label("pod-template-hash") {
                 Some(hash) if o.name.ends_with(&format!("-{hash}")) => (
                     "Deployment".to_string(),
                     o.name[..o.name.len() - hash.len() - 1].to_string(),
@@ -385,5 +537,51 @@ mod tests {
             image_source(&c),
             ImageSource::Unresolvable { ref reason, .. } if reason == "InvalidImageReference"
         ));
+    }
+
+    #[test]
+    fn labels_are_sorted_and_looked_up_by_key() {
+        let l: Labels = [
+            ("tier", "web"),
+            ("app", "shop"),
+            ("pod-template-hash", "abc"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.get("app"), Some("shop"));
+        assert_eq!(l.get("tier"), Some("web"));
+        assert_eq!(l.get("pod-template-hash"), Some("abc"));
+        assert_eq!(l.get("missing"), None);
+        assert_eq!(l.get(""), None);
+        let keys: Vec<&str> = l.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["app", "pod-template-hash", "tier"]);
+        assert!(Labels::default().is_empty());
+        assert_eq!(Labels::default().get("app"), None);
+    }
+
+    #[test]
+    fn pods_running_the_same_image_share_it_and_unused_images_are_swept() {
+        let c = |i: usize| ContainerImage {
+            image: format!("ghcr.io/acme/app{i}:1"),
+            image_id: Some(format!("ghcr.io/acme/app{i}@{D1}")),
+        };
+        let mut interner = ImageInterner::default();
+        let a = interner.intern(c(0));
+        let b = interner.intern(c(0));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(interner.len(), 1);
+        assert_eq!(a.repository_path.as_deref(), Some("ghcr.io/acme/app0"));
+        assert!(matches!(&a.source, ImageSource::Digest { key, .. } if key.digest == D1));
+        // Images no pod holds any more are dropped once the table has doubled.
+        let kept: Vec<_> = (1..=600).map(|i| interner.intern(c(i))).collect();
+        drop(kept);
+        assert!(interner.len() > 512);
+        for i in 601..=1100 {
+            interner.intern(c(i));
+        }
+        assert!(interner.len() < 1000, "{} images held", interner.len());
+        // `a` is still used: it survived every sweep and is still shared.
+        assert!(Arc::ptr_eq(&a, &interner.intern(c(0))));
     }
 }

@@ -324,6 +324,7 @@ pub async fn evaluate_policy<'p>(
 
     // Discover every distinct image once (the Discoverer caches and coalesces across policies).
     let platforms = input.spec.subject_match == SubjectMatch::IndexOrPlatform;
+    let require = &input.spec.require;
     let jobs: Vec<(ImageKey, Option<String>)> = selection
         .images
         .iter()
@@ -342,11 +343,20 @@ pub async fn evaluate_policy<'p>(
                         &key.repository,
                         &key.digest,
                     );
-                    req.platforms = platforms;
                     req.index_digest = if platforms { index } else { None };
-                    discoverer
+                    let outcome = discoverer
                         .discover(&entry.client, entry.mode, entry.hint, &req)
-                        .await
+                        .await;
+                    // Platform manifests matter only for a requirement the image misses on its
+                    // own digest (and its index): expand just those, reusing the answer above.
+                    if platforms && misses_a_requirement(require, &outcome) {
+                        req.platforms = true;
+                        discoverer
+                            .discover(&entry.client, entry.mode, entry.hint, &req)
+                            .await
+                    } else {
+                        outcome
+                    }
                 }
             };
             (key, outcome)
@@ -375,6 +385,18 @@ pub async fn evaluate_policy<'p>(
         status,
         evaluation: Some(evaluation),
         invalid: None,
+    }
+}
+
+/// Whether a discovery found referrers that leave some requirement unmet on the running digest
+/// and its index (Unknown outcomes stay as they are).
+fn misses_a_requirement(require: &[crate::crd::Requirement], outcome: &DiscoveryOutcome) -> bool {
+    match outcome {
+        DiscoveryOutcome::Found(report) => {
+            !evaluate::missing_requirements(require, SubjectMatch::IndexOrPlatform, report)
+                .is_empty()
+        }
+        DiscoveryOutcome::Unknown { .. } => false,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Kubernetes label selectors (`matchLabels` + `matchExpressions`).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::pods::LabelSet;
 
 /// Checks a selector is well formed. Errors name the field, e.g. `spec.podSelector.matchExpressions[0].operator`.
 pub fn validate(selector: &LabelSelector, field: &str) -> Result<(), String> {
@@ -41,21 +41,21 @@ pub fn validate(selector: &LabelSelector, field: &str) -> Result<(), String> {
 }
 
 /// Whether `labels` match `selector` (None or empty selector: everything). Assumes [`validate`] passed.
-pub fn matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+pub fn matches(selector: Option<&LabelSelector>, labels: &impl LabelSet) -> bool {
     let Some(sel) = selector else {
         return true;
     };
     for (k, v) in sel.match_labels.iter().flatten() {
-        if labels.get(k) != Some(v) {
+        if labels.label(k) != Some(v.as_str()) {
             return false;
         }
     }
     for e in sel.match_expressions.iter().flatten() {
         let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
+        let value = labels.label(&e.key);
         let ok = match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+            "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
             "Exists" => value.is_some(),
             "DoesNotExist" => value.is_none(),
             _ => false,
@@ -71,6 +71,7 @@ pub fn matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, Strin
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use std::collections::BTreeMap;
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

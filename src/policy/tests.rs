@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::evaluate::*;
-use super::pods::{ContainerImage, ImageKey, PodInfo};
+use super::pods::{ContainerImage, ImageKey, PodImage, PodInfo};
 use crate::crd::{
     ImageFilter, LegacySuffix, Preset, ReferrerPolicySpec, Requirement, SubjectMatch, WorkloadRef,
 };
@@ -58,7 +58,7 @@ fn pod(ns: &str, name: &str, workload: (&str, &str), images: &[(&str, &str)]) ->
     PodInfo {
         namespace: ns.into(),
         name: name.into(),
-        labels: BTreeMap::from([("app".to_string(), workload.1.to_string())]),
+        labels: [("app", workload.1)].into_iter().collect(),
         workload: WorkloadRef {
             namespace: ns.into(),
             kind: workload.0.into(),
@@ -66,13 +66,15 @@ fn pod(ns: &str, name: &str, workload: (&str, &str), images: &[(&str, &str)]) ->
         },
         images: images
             .iter()
-            .map(|(image, id)| ContainerImage {
-                image: image.to_string(),
-                image_id: if id.is_empty() {
-                    None
-                } else {
-                    Some(id.to_string())
-                },
+            .map(|(image, id)| {
+                PodImage::shared(ContainerImage {
+                    image: image.to_string(),
+                    image_id: if id.is_empty() {
+                        None
+                    } else {
+                        Some(id.to_string())
+                    },
+                })
             })
             .collect(),
     }
@@ -538,5 +540,97 @@ fn no_images_is_compliant_with_its_own_reason() {
     assert_eq!(
         (c.status.as_str(), c.reason.as_str()),
         ("True", "NoImagesSelected")
+    );
+}
+
+#[test]
+fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
+    let mut s = sig_and_sbom();
+    s.images = ImageFilter {
+        include: vec![
+            "ghcr.io/acme/**".into(),
+            "ghcr.io/acme-corp/**".into(),
+            "quay.io/acme/*".into(),
+        ],
+        exclude: vec![],
+    };
+    let policy = compile(&s).expect("valid");
+    let pods = vec![
+        pod(
+            "prod",
+            "a",
+            ("Pod", "a"),
+            &[(&format!("ghcr.io/acme/app@{}", digest(1)), "")],
+        ),
+        pod(
+            "prod",
+            "b",
+            ("Pod", "b"),
+            &[(&format!("docker.io/library/nginx@{}", digest(2)), "")],
+        ),
+    ];
+    let sel = select(&policy, pods.iter(), &NamespaceLabels::new());
+    assert_eq!(sel.repositories_seen, 2);
+    assert_eq!(sel.unmatched_includes, vec![1, 2]);
+    let outcomes = BTreeMap::from([(key("ghcr.io/acme/app", 1), found(vec![]))]);
+    let eval = judge(&policy, &sel, &outcomes);
+    let st = status(&policy, &eval, Some(3), None, &now(100));
+    let ready = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", GLOB_MATCHES_NOTHING)
+    );
+    assert!(
+        ready.message.starts_with(
+            "spec.images.include[1] \"ghcr.io/acme-corp/**\", spec.images.include[2] \"quay.io/acme/*\" match none of the 2 repositories"
+        ),
+        "{}",
+        ready.message
+    );
+    // The images the other glob selects are still judged.
+    assert_eq!(st.summary.non_compliant, 1);
+    let compliant = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == COMPLIANT)
+        .expect("Compliant");
+    assert_eq!(compliant.reason, "MissingReferrers");
+
+    // Every glob matching something: Ready again. Nothing selected at all: nothing to judge
+    // a glob by, Ready (NoImagesSelected).
+    let mut s2 = s.clone();
+    s2.images.include.truncate(1);
+    let policy2 = compile(&s2).expect("valid");
+    let sel = select(&policy2, pods.iter(), &NamespaceLabels::new());
+    assert!(sel.unmatched_includes.is_empty());
+    let st = status(
+        &policy2,
+        &judge(&policy2, &sel, &outcomes),
+        Some(3),
+        None,
+        &now(100),
+    );
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    let sel = select(&policy, std::iter::empty(), &NamespaceLabels::new());
+    assert!(sel.unmatched_includes.is_empty());
+    let st = status(
+        &policy,
+        &judge(&policy, &sel, &BTreeMap::new()),
+        Some(3),
+        None,
+        &now(100),
+    );
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
     );
 }

@@ -1,0 +1,180 @@
+//! `subjectMatch: IndexOrPlatform` through `evaluate_policy` against the spec OCI registry:
+//! platform manifests are looked at only for images that miss a requirement on their own
+//! digest, and the verdicts are the same as with eager expansion (request counts come from the
+//! registry's access log).
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use refwarden::crd::{
+    ImageFilter, Preset, ReferrerPolicySpec, ReferrerPolicyStatus, Requirement, SubjectMatch,
+    WorkloadRef,
+};
+use refwarden::discovery::Discoverer;
+use refwarden::policy::pods::{ContainerImage, PodImage};
+use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, evaluate_policy};
+use support::{OciRegistry, Quirks, SeedAuth, Seeder};
+
+type TestResult = support::Result<()>;
+
+const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+fn pod(name: &str, host: &str, repo: &str, digest: &str) -> PodInfo {
+    PodInfo {
+        namespace: "default".into(),
+        name: name.into(),
+        labels: Default::default(),
+        workload: WorkloadRef {
+            namespace: "default".into(),
+            kind: "Pod".into(),
+            name: name.into(),
+        },
+        images: vec![PodImage::shared(ContainerImage {
+            image: format!("{host}/{repo}:v1"),
+            image_id: Some(format!("{host}/{repo}@{digest}")),
+        })],
+    }
+}
+
+fn spec(subject_match: SubjectMatch) -> ReferrerPolicySpec {
+    ReferrerPolicySpec {
+        namespace_selector: None,
+        pod_selector: None,
+        images: ImageFilter::default(),
+        require: vec![Requirement {
+            name: "signature".into(),
+            preset: Some(Preset::Signature),
+            artifact_types: vec![],
+            legacy_tag_suffixes: vec![],
+            min_count: 1,
+        }],
+        subject_match,
+        registry_profiles: vec![],
+        recheck_interval: "10m".into(),
+        max_reported_violations: 50,
+    }
+}
+
+async fn evaluate(
+    spec: &ReferrerPolicySpec,
+    pods: &[PodInfo],
+    d: &Discoverer,
+) -> ReferrerPolicyStatus {
+    let input = PolicyInput {
+        name: "p",
+        spec,
+        generation: Some(1),
+        previous: None,
+    };
+    // Loopback registries without a RegistryProfile: implicit anonymous profile over HTTP.
+    let dir = RegistryDirectory::new();
+    evaluate_policy(
+        &input,
+        pods.iter(),
+        &BTreeMap::new(),
+        &dir,
+        d,
+        Time(jiff::Timestamp::now()),
+    )
+    .await
+    .status
+}
+
+fn violating_digests(s: &ReferrerPolicyStatus) -> Vec<String> {
+    let mut v: Vec<String> = s.violations.iter().map(|v| v.digest.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestResult {
+    support::init_tracing();
+    refwarden::registry::ensure_crypto_provider();
+    let reg = OciRegistry::start(Quirks::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let host = reg.host();
+
+    // Signed single-platform image; unsigned one; an index whose every platform is signed;
+    // an index with only one platform signed.
+    let signed = seeder.push_image("signed", "v1").await?;
+    seeder
+        .push_artifact("signed", Some(&signed.subject()), SIG, b"sig", None)
+        .await?;
+    let plain = seeder.push_image("plain", "v1").await?;
+    let all = seeder.push_index("all", "v1").await?;
+    for p in &all.images {
+        seeder
+            .push_artifact("all", Some(&p.subject()), SIG, p.digest.as_bytes(), None)
+            .await?;
+    }
+    let partial = seeder.push_index("partial", "v1").await?;
+    seeder
+        .push_artifact(
+            "partial",
+            Some(&partial.images[0].subject()),
+            SIG,
+            b"one platform",
+            None,
+        )
+        .await?;
+    let pods = vec![
+        pod("signed", &host, "signed", &signed.digest),
+        pod("plain", &host, "plain", &plain.digest),
+        pod("all", &host, "all", &all.digest),
+        pod("partial", &host, "partial", &partial.digest),
+    ];
+
+    reg.clear_access_log();
+    let d = Discoverer::default();
+    let status = evaluate(&spec(SubjectMatch::IndexOrPlatform), &pods, &d).await;
+    let summary = status.summary.clone();
+    assert_eq!(
+        (summary.compliant, summary.non_compliant, summary.unknown),
+        (2, 2, 0),
+        "{status:?}"
+    );
+    let mut want = vec![plain.digest.clone(), partial.digest.clone()];
+    want.sort();
+    assert_eq!(violating_digests(&status), want);
+
+    // The signed image cost its one referrers listing: its manifest was never fetched.
+    // (Seeded content is deterministic: the repositories share digests, so count per repo.)
+    let manifest_gets = |repo: &str, digest: &str| {
+        reg.count_requests("GET", &format!("/v2/{repo}/manifests/{digest}"))
+    };
+    assert_eq!(manifest_gets("signed", &signed.digest), 0);
+    for (repo, d) in [
+        ("plain", &plain.digest),
+        ("all", &all.digest),
+        ("partial", &partial.digest),
+    ] {
+        assert_eq!(
+            manifest_gets(repo, d),
+            1,
+            "{repo}: fetched once to know whether it is an index"
+        );
+    }
+    // Referrers: one listing per running digest (never repeated for the expansion), plus one
+    // per platform of the two indexes.
+    assert_eq!(reg.count_requests("GET", "/referrers/"), 4 + 2 + 2);
+    assert_eq!(reg.request_count(), 8 + 3);
+
+    // A recheck within the TTL: nothing asked again, same verdicts.
+    reg.clear_access_log();
+    let again = evaluate(&spec(SubjectMatch::IndexOrPlatform), &pods, &d).await;
+    assert_eq!(reg.request_count(), 0);
+    assert_eq!(violating_digests(&again), violating_digests(&status));
+
+    // Exact never looks at platforms: the fully signed index is a violation too.
+    let d = Discoverer::default();
+    reg.clear_access_log();
+    let exact = evaluate(&spec(SubjectMatch::Exact), &pods, &d).await;
+    assert_eq!(reg.count_requests("GET", "/manifests/"), 0);
+    assert_eq!(reg.request_count(), 4);
+    let mut want = vec![plain.digest, all.digest, partial.digest];
+    want.sort();
+    assert_eq!(violating_digests(&exact), want);
+    Ok(())
+}
