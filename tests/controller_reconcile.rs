@@ -541,7 +541,15 @@ async fn missing_secret_sets_ready_false_naming_the_field() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_secret_or_ca_reference_sets_ready_false_naming_the_field() -> TestResult {
     let creds = json!({"namespace": "ops", "name": "creds"});
-    let cases: Vec<(&str, Value, Vec<(String, Value)>, &str, &str)> = vec![
+    // (what, spec, objects the API serves by path, Ready reason, Ready message start)
+    type Case = (
+        &'static str,
+        Value,
+        Vec<(String, Value)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "Secret of the wrong type",
             json!({"registryUrl": "https://registry.invalid", "credentialsSecretRef": creds}),

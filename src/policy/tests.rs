@@ -555,7 +555,7 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
         exclude: vec![],
     };
     let policy = compile(&s).expect("valid");
-    let pods = vec![
+    let pods = [
         pod(
             "prod",
             "a",
