@@ -107,7 +107,16 @@ fn require_is_checked() {
 
 #[test]
 fn other_fields_are_checked() {
-    for glob in ["Ghcr.io/x", "a//b", "/a", "a/", "a b", "nginx", "*", "ghcr.io"] {
+    for glob in [
+        "Ghcr.io/x",
+        "a//b",
+        "/a",
+        "a/",
+        "a b",
+        "nginx",
+        "*",
+        "ghcr.io",
+    ] {
         assert_rejected(with(json!({"images": {"include": [glob]}})), "include");
         assert_rejected(with(json!({"images": {"exclude": [glob]}})), "exclude");
     }
