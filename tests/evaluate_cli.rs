@@ -270,6 +270,28 @@ async fn exit_codes_compliant_unknown_and_bad_input() -> TestResult {
         "{err}"
     );
 
+    // An include glob that matches none of the workloads' images (a typo) -> 2, naming it,
+    // even though the images the other glob selects are compliant.
+    std::fs::write(
+        &f,
+        compliant.replace("include: [\"", "include: [\"ghcr.io/acme-typo/**\", \""),
+    )?;
+    let out = run(vec![
+        "evaluate".into(),
+        "-f".into(),
+        f.display().to_string(),
+    ])
+    .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(
+            "NOT READY GlobMatchesNothing: spec.images.include[0] \"ghcr.io/acme-typo/**\" matches none of the 1 repositories"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("signature-and-sbom  True"), "{stdout}");
+
     // A bad preset in a policy -> 2, naming the field.
     std::fs::write(&f, compliant.replace("preset: sbom", "preset: sbomz"))?;
     let out = run(vec![

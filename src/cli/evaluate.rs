@@ -6,7 +6,8 @@
 //! controller's reconciler runs.
 //!
 //! Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and
-//! no violations, 2 bad input.
+//! no violations, 2 bad input (including a policy that is not Ready, e.g. an
+//! `images.include` glob matching none of the workloads' images).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -266,8 +267,14 @@ pub fn exit_code(report: &EvaluationReport) -> u8 {
         .iter()
         .map(|p| p.status.summary.unknown)
         .sum();
+    let not_ready = report
+        .referrer_policies
+        .iter()
+        .any(|p| cond(&p.status.conditions, "Ready") == "False");
     if violations > 0 {
         1
+    } else if not_ready {
+        EXIT_BAD_INPUT
     } else if unknown > 0 {
         EXIT_UNKNOWN
     } else {
@@ -341,10 +348,15 @@ pub fn render_table(report: &EvaluationReport) -> String {
         &rows,
     ));
     for p in &report.referrer_policies {
-        if p.status.violations.is_empty() && p.status.unknown.is_empty() {
+        let not_ready =
+            crate::conditions::find(&p.status.conditions, "Ready").filter(|c| c.status == "False");
+        if p.status.violations.is_empty() && p.status.unknown.is_empty() && not_ready.is_none() {
             continue;
         }
         out.push_str(&format!("\n{}:\n", p.name));
+        if let Some(c) = not_ready {
+            out.push_str(&format!("  NOT READY {}: {}\n", c.reason, c.message));
+        }
         for v in &p.status.violations {
             let workloads: Vec<String> = v
                 .workloads
