@@ -68,10 +68,18 @@ impl std::ops::Deref for PodImage {
 /// Shares one [`PodImage`] between all pods running the same image (a few digests run in many
 /// pods), so the pod store holds each distinct image once. Entries no pod uses any more are
 /// dropped when the table has doubled since the last sweep.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ImageInterner {
     table: HashMap<ContainerImage, Arc<PodImage>>,
     live_after_sweep: usize,
+}
+
+impl std::fmt::Debug for ImageInterner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageInterner")
+            .field("images", &self.table.len())
+            .finish()
+    }
 }
 
 impl ImageInterner {
