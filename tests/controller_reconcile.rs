@@ -808,6 +808,14 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
         for c in &calls {
             assert!(!c.body.to_string().contains("pull-pass-77"), "{c:?}");
         }
+        // A recheck within the TTL reuses the Secret read above.
+        policy::reconcile(Arc::new(obj.clone()), ctx.clone()).await?;
+        let reads = api
+            .calls()
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.ends_with("/secrets/regcred"))
+            .count();
+        assert_eq!(reads, usize::from(opt_in), "Secret read once per TTL");
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -152,6 +152,9 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, PolicyMemory>>,
     /// Compiled specs by policy name and generation (for the pod → policy mapper).
     pub compiled: RwLock<HashMap<String, CompiledEntry>>,
+    /// imagePullSecrets read for `--use-image-pull-secrets`, by (namespace, name); `None`: not
+    /// found. Kept for [`PULL_SECRET_TTL`] so a policy's evaluations do not GET them each time.
+    pub pull_secrets: moka::future::Cache<(String, String), Option<Arc<Secret>>>,
     /// Settings.
     pub settings: Settings,
     /// The clock (fixed in tests).
@@ -178,6 +181,10 @@ impl std::fmt::Debug for Context {
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
+
+/// How long an imagePullSecret read for `--use-image-pull-secrets` is reused (a changed or
+/// new Secret is seen within this time).
+pub const PULL_SECRET_TTL: Duration = Duration::from_secs(60);
 
 impl Context {
     /// A context over the given reflector stores. Not leader until told.
@@ -211,6 +218,10 @@ impl Context {
             unknown_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(600)),
             memory: Mutex::new(HashMap::new()),
             compiled: RwLock::new(HashMap::new()),
+            pull_secrets: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(PULL_SECRET_TTL)
+                .build(),
             settings,
             clock: Arc::new(now),
             all_policies: tokio::sync::watch::channel(0).0,

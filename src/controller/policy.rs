@@ -96,14 +96,26 @@ async fn load_pull_secrets(
         .take(MAX_PULL_SECRETS)
         .collect();
     for (ns, name) in wanted {
-        let api = kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns);
-        let secret = match api.get_opt(&name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::debug!(namespace = %ns, secret = %name, error = %e, "cannot read imagePullSecret");
-                continue;
+        let key = (ns.clone(), name.clone());
+        let secret = match ctx.pull_secrets.get(&key).await {
+            Some(cached) => cached,
+            None => {
+                let api = kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+                match api.get_opt(&name).await {
+                    Ok(s) => {
+                        let s = s.map(Arc::new);
+                        ctx.pull_secrets.insert(key, s.clone()).await;
+                        s
+                    }
+                    Err(e) => {
+                        tracing::debug!(namespace = %ns, secret = %name, error = %e, "cannot read imagePullSecret");
+                        continue;
+                    }
+                }
             }
+        };
+        let Some(secret) = secret else {
+            continue;
         };
         if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
             continue;
