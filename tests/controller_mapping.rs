@@ -133,3 +133,41 @@ async fn pod_changes_map_to_selecting_policies_only() {
     assert_eq!(ctx.pods.snapshot()[0].info.labels.get("app"), Some("web"));
     assert_eq!(names(ctx.policies_for(&all)).len(), 4);
 }
+
+/// Pods share their images in the store; a re-list forgets the images only removed pods ran.
+#[test]
+fn the_pod_store_shares_images_and_forgets_them_on_relist() {
+    let store = refwarden::controller::stores::PodStore::new(false);
+    let a1 = pod("shop", "a1", "web", "ghcr.io/acme/web:1", "a");
+    let a2 = pod("shop", "a2", "web", "ghcr.io/acme/web:1", "a");
+    let b = pod("shop", "b", "db", "ghcr.io/acme/db:1", "b");
+    assert!(store.apply_event(&watcher::Event::Init).is_none());
+    for p in [&a1, &a2, &b] {
+        assert!(
+            store
+                .apply_event(&watcher::Event::InitApply(p.clone()))
+                .is_none()
+        );
+    }
+    assert!(store.apply_event(&watcher::Event::InitDone).is_some());
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.distinct_images(), 2, "a1 and a2 share one image");
+    let snap = store.snapshot();
+    assert!(std::sync::Arc::ptr_eq(
+        &snap[0].info.images[0],
+        &snap[1].info.images[0]
+    ));
+    drop(snap);
+    // Re-list without the db pod.
+    assert!(store.apply_event(&watcher::Event::Init).is_none());
+    for p in [&a1, &a2] {
+        assert!(
+            store
+                .apply_event(&watcher::Event::InitApply(p.clone()))
+                .is_none()
+        );
+    }
+    assert!(store.apply_event(&watcher::Event::InitDone).is_some());
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.distinct_images(), 1);
+}

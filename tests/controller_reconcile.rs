@@ -537,7 +537,7 @@ async fn missing_secret_sets_ready_false_naming_the_field() -> TestResult {
 /// What passes the schema but cannot work: a Secret of the wrong type, a CA bundle that is not
 /// there or not PEM. Each is `Ready=False` with a reason and a message naming the field
 /// (`Stalled=False`: fixing the Secret or ConfigMap, not the spec, heals it, and the controller
-/// rechecks); the profile's images are then Unknown for policies.
+/// rechecks); policies get the broken profile for its registry (so its images are Unknown).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_secret_or_ca_reference_sets_ready_false_naming_the_field() -> TestResult {
     let creds = json!({"namespace": "ops", "name": "creds"});

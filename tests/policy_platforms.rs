@@ -1,7 +1,7 @@
 //! `subjectMatch: IndexOrPlatform` through `evaluate_policy` against the spec OCI registry:
 //! platform manifests are looked at only for images that miss a requirement on their own
-//! digest, and the verdicts are the same as with eager expansion (request counts come from the
-//! registry's access log).
+//! digest, with the verdicts IndexOrPlatform defines (an index is compliant when every platform
+//! carries the artifact, not when one does); request counts come from the registry's access log.
 
 mod support;
 
@@ -176,5 +176,58 @@ async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestR
     let mut want = vec![plain.digest, all.digest, partial.digest];
     want.sort();
     assert_eq!(violating_digests(&exact), want);
+    Ok(())
+}
+
+/// An expanded answer is rebuilt when the answer it was built on is: a platform signature pushed
+/// after the first expansion is seen once the digest's own listing is refreshed, even though the
+/// expanded entry itself has not expired yet. (Bounded sleeps around a 1 s TTL; no timing is
+/// asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expanded_answers_do_not_outlive_the_listing_they_reuse() -> TestResult {
+    support::init_tracing();
+    refwarden::registry::ensure_crypto_provider();
+    let reg = OciRegistry::start(Quirks::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let host = reg.host();
+    let partial = seeder.push_index("partial", "v1").await?;
+    seeder
+        .push_artifact(
+            "partial",
+            Some(&partial.images[0].subject()),
+            SIG,
+            b"amd64",
+            None,
+        )
+        .await?;
+    let pods = vec![pod("partial", &host, "partial", &partial.digest)];
+    let d = Discoverer::new(refwarden::discovery::DiscovererConfig {
+        ttl: std::time::Duration::from_secs(1),
+        ..Default::default()
+    });
+    // t≈0: the digest's own listing is cached (Exact); t≈0.6 s: the expansion reuses it.
+    let exact = evaluate(&spec(SubjectMatch::Exact), &pods, &d).await;
+    assert_eq!(exact.summary.non_compliant, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let before = evaluate(&spec(SubjectMatch::IndexOrPlatform), &pods, &d).await;
+    assert_eq!(violating_digests(&before), vec![partial.digest.clone()]);
+    // The second platform gets its signature; t≈1.2 s: the listing has expired, the expanded
+    // answer (built at 0.6 s) has not.
+    seeder
+        .push_artifact(
+            "partial",
+            Some(&partial.images[1].subject()),
+            SIG,
+            b"arm64",
+            None,
+        )
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let after = evaluate(&spec(SubjectMatch::IndexOrPlatform), &pods, &d).await;
+    assert_eq!(
+        (after.summary.compliant, after.summary.non_compliant),
+        (1, 0),
+        "{after:?}"
+    );
     Ok(())
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -40,7 +40,7 @@ use crate::crd::{ReferrerPolicy, RegistryProfile};
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::policy::CompiledPolicy;
 use crate::policy::evaluate::selects_pod;
-use crate::registry::RequestCounters;
+use crate::registry::{DockerConfig, RequestCounters};
 use backoff::Backoff;
 use diff::{PlannedEvent, Severity};
 use metrics::Metrics;
@@ -152,9 +152,11 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, PolicyMemory>>,
     /// Compiled specs by policy name and generation (for the pod → policy mapper).
     pub compiled: RwLock<HashMap<String, CompiledEntry>>,
-    /// imagePullSecrets read for `--use-image-pull-secrets`, by (namespace, name); `None`: not
-    /// found. Kept for [`PULL_SECRET_TTL`] so a policy's evaluations do not GET them each time.
-    pub pull_secrets: moka::future::Cache<(String, String), Option<Arc<Secret>>>,
+    /// Docker configs of the imagePullSecrets read for `--use-image-pull-secrets`, by
+    /// (namespace, name); `None`: not found or not a dockerconfigjson. Kept for
+    /// [`PULL_SECRET_TTL`] so a policy's evaluations do not GET them each time. (Never printed:
+    /// `Context`'s Debug leaves it out.)
+    pub pull_secrets: moka::future::Cache<(String, String), Option<Arc<DockerConfig>>>,
     /// Settings.
     pub settings: Settings,
     /// The clock (fixed in tests).

@@ -67,6 +67,25 @@ fn pod_images(p: &PodEntry) -> BTreeSet<ImageId> {
         .collect()
 }
 
+/// The docker config of a `kubernetes.io/dockerconfigjson` Secret (`None` for any other Secret).
+fn docker_config_of(
+    ns: &str,
+    name: &str,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> Option<Arc<crate::registry::DockerConfig>> {
+    if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
+        return None;
+    }
+    let bytes = secret.data.as_ref()?.get(".dockerconfigjson")?;
+    match crate::registry::DockerConfig::parse(&bytes.0) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(_) => {
+            tracing::debug!(namespace = %ns, secret = %name, "imagePullSecret is not a valid dockerconfigjson");
+            None
+        }
+    }
+}
+
 /// Distinct imagePullSecrets read per reconcile at most.
 const MAX_PULL_SECRETS: usize = 100;
 
@@ -96,40 +115,22 @@ async fn load_pull_secrets(
         .take(MAX_PULL_SECRETS)
         .collect();
     for (ns, name) in wanted {
-        let key = (ns.clone(), name.clone());
-        let secret = match ctx.pull_secrets.get(&key).await {
-            Some(cached) => cached,
-            None => {
+        // Concurrent misses share one GET; errors are not cached.
+        let read = ctx
+            .pull_secrets
+            .try_get_with((ns.clone(), name.clone()), async {
                 let api = kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns);
-                match api.get_opt(&name).await {
-                    Ok(s) => {
-                        let s = s.map(Arc::new);
-                        ctx.pull_secrets.insert(key, s.clone()).await;
-                        s
-                    }
-                    Err(e) => {
-                        tracing::debug!(namespace = %ns, secret = %name, error = %e, "cannot read imagePullSecret");
-                        continue;
-                    }
-                }
+                let secret = api.get_opt(&name).await?;
+                Ok::<_, kube::Error>(secret.and_then(|s| docker_config_of(&ns, &name, &s)))
+            })
+            .await;
+        let config = match read {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(namespace = %ns, secret = %name, error = %e, "cannot read imagePullSecret");
+                continue;
             }
-        };
-        let Some(secret) = secret else {
-            continue;
-        };
-        if secret.type_.as_deref() != Some("kubernetes.io/dockerconfigjson") {
-            continue;
-        }
-        let Some(bytes) = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(".dockerconfigjson"))
-        else {
-            continue;
-        };
-        let Ok(config) = crate::registry::DockerConfig::parse(&bytes.0) else {
-            tracing::debug!(namespace = %ns, secret = %name, "imagePullSecret is not a valid dockerconfigjson");
-            continue;
         };
         let source = format!("{ns}/{name}");
         for key in config.hosts() {

@@ -131,7 +131,16 @@ impl PodStore {
             Event::InitDone => {
                 let fresh =
                     std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
-                *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                let old = std::mem::replace(
+                    &mut *self.inner.write().unwrap_or_else(|p| p.into_inner()),
+                    fresh,
+                );
+                // A re-list replaced every pod: forget the images only the old ones ran.
+                drop(old);
+                self.images
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sweep();
                 self.ready.store(true, Ordering::Release);
                 Some(PodChange::All)
             }

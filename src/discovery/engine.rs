@@ -544,6 +544,12 @@ impl Discoverer {
             }),
         };
         let result = self.run_inner(&ctx, mode, req).await;
+        if !req.platforms {
+            // An expanded answer built on the previous base must not outlive it.
+            let mut expanded = CacheKey::new(req, mode, self.inner.config.max_depth);
+            expanded.platforms = true;
+            self.inner.outcomes.invalidate(&expanded).await;
+        }
         let requests = ctx.requests.load(Ordering::Relaxed);
         let outcome = match result {
             Ok(mut referrers) => {
@@ -649,6 +655,20 @@ impl Discoverer {
         let mut all = match base {
             Some(base) => {
                 let mut st = ctx.st();
+                // Auto: list the platforms the way the base run learnt works (the remembered
+                // mode may have expired since).
+                if let Resolved::Native { forced: false, .. } = st.resolved {
+                    match base.referrers_api {
+                        Some(true) => {
+                            st.resolved = Resolved::Native {
+                                forced: false,
+                                known: true,
+                            }
+                        }
+                        Some(false) => st.resolved = Resolved::Fallback,
+                        None => {}
+                    }
+                }
                 st.referrers_api = base.referrers_api.or(st.referrers_api);
                 st.methods = base.methods;
                 st.notes = base.notes;

@@ -89,12 +89,17 @@ impl ImageInterner {
             return i.clone();
         }
         if self.table.len() >= 2 * self.live_after_sweep.max(512) {
-            self.table.retain(|_, v| Arc::strong_count(v) > 1);
-            self.live_after_sweep = self.table.len();
+            self.sweep();
         }
         let i = PodImage::shared(c.clone());
         self.table.insert(c, i.clone());
         i
+    }
+
+    /// Drops the images no pod holds any more.
+    pub fn sweep(&mut self) {
+        self.table.retain(|_, v| Arc::strong_count(v) > 1);
+        self.live_after_sweep = self.table.len();
     }
 
     /// Distinct images held.
