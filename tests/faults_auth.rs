@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use refwarden::crd::{
     DiscoveryMode, EffectiveDiscoveryMode, ImageFilter, Preset, ReferrerPolicySpec, Requirement,
-    SubjectMatch, WorkloadRef,
+    SubjectMatch,
 };
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, DiscoveryRequest};
-use refwarden::policy::pods::{ContainerImage, PodImage};
-use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
+use refwarden::policy::{PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig, RetryPolicy};
 use secrecy::SecretString;
 use serde_json::json;
@@ -374,22 +373,7 @@ async fn faults_in_front_of_the_real_registry() -> TestResult {
     Ok(())
 }
 
-fn pod(name: &str, image: String, image_id: String) -> PodInfo {
-    PodInfo {
-        namespace: "default".into(),
-        name: name.into(),
-        labels: Default::default(),
-        workload: WorkloadRef {
-            namespace: "default".into(),
-            kind: "Pod".into(),
-            name: name.into(),
-        },
-        images: vec![PodImage::shared(ContainerImage {
-            image,
-            image_id: Some(image_id),
-        })],
-    }
-}
+use support::running_pod as pod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_through_evaluate_policy() -> TestResult {

@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use refwarden::crd::{
     ImageFilter, Preset, ReferrerPolicySpec, ReferrerPolicyStatus, Requirement, SubjectMatch,
-    WorkloadRef,
 };
 use refwarden::discovery::Discoverer;
-use refwarden::policy::pods::{ContainerImage, PodImage};
 use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, evaluate_policy};
 use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
@@ -22,20 +20,21 @@ type TestResult = support::Result<()>;
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 fn pod(name: &str, host: &str, repo: &str, digest: &str) -> PodInfo {
-    PodInfo {
-        namespace: "default".into(),
-        name: name.into(),
-        labels: Default::default(),
-        workload: WorkloadRef {
-            namespace: "default".into(),
-            kind: "Pod".into(),
-            name: name.into(),
-        },
-        images: vec![PodImage::shared(ContainerImage {
-            image: format!("{host}/{repo}:v1"),
-            image_id: Some(format!("{host}/{repo}@{digest}")),
-        })],
-    }
+    support::running_pod(
+        name,
+        format!("{host}/{repo}:v1"),
+        format!("{host}/{repo}@{digest}"),
+    )
+}
+
+/// The spec registry on 127.0.0.1, its seeder and its `host:port`.
+fn start() -> support::Result<(OciRegistry, Seeder, String)> {
+    support::init_tracing();
+    refwarden::registry::ensure_crypto_provider();
+    let reg = OciRegistry::start(Quirks::default())?;
+    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
+    let host = reg.host();
+    Ok((reg, seeder, host))
 }
 
 fn spec(subject_match: SubjectMatch) -> ReferrerPolicySpec {
@@ -90,11 +89,7 @@ fn violating_digests(s: &ReferrerPolicyStatus) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestResult {
-    support::init_tracing();
-    refwarden::registry::ensure_crypto_provider();
-    let reg = OciRegistry::start(Quirks::default())?;
-    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
-    let host = reg.host();
+    let (reg, seeder, host) = start()?;
 
     // Signed single-platform image; unsigned one; an index whose every platform is signed;
     // an index with only one platform signed.
@@ -185,11 +180,7 @@ async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestR
 /// asserted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expanded_answers_do_not_outlive_the_listing_they_reuse() -> TestResult {
-    support::init_tracing();
-    refwarden::registry::ensure_crypto_provider();
-    let reg = OciRegistry::start(Quirks::default())?;
-    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
-    let host = reg.host();
+    let (_reg, seeder, host) = start()?; // the registry lives until the end of the test
     let partial = seeder.push_index("partial", "v1").await?;
     seeder
         .push_artifact(

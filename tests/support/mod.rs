@@ -184,3 +184,22 @@ pub fn basic_header(user: &str, pass: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
 }
+
+/// A bare Pod in `default` (its own workload) running one image with the runtime's `imageID`.
+pub fn running_pod(name: &str, image: String, image_id: String) -> refwarden::policy::PodInfo {
+    use refwarden::policy::pods::{ContainerImage, PodImage};
+    refwarden::policy::PodInfo {
+        namespace: "default".into(),
+        name: name.into(),
+        labels: Default::default(),
+        workload: refwarden::crd::WorkloadRef {
+            namespace: "default".into(),
+            kind: "Pod".into(),
+            name: name.into(),
+        },
+        images: vec![PodImage::shared(ContainerImage {
+            image,
+            image_id: Some(image_id),
+        })],
+    }
+}
