@@ -11,10 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use refwarden::crd::{
-    DiscoveryMode, EffectiveDiscoveryMode, ImageFilter, Preset, ReferrerPolicySpec, Requirement,
-    SubjectMatch,
-};
+use refwarden::crd::{DiscoveryMode, EffectiveDiscoveryMode, SubjectMatch};
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, DiscoveryRequest};
 use refwarden::policy::{PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig, RetryPolicy};
@@ -409,22 +406,7 @@ async fn faults_through_evaluate_policy() -> TestResult {
             format!("{}/app@{}", healthy.reg.host(), healthy.digest),
         ),
     ];
-    let spec = ReferrerPolicySpec {
-        namespace_selector: None,
-        pod_selector: None,
-        images: ImageFilter::default(),
-        require: vec![Requirement {
-            name: "signature".into(),
-            preset: Some(Preset::Signature),
-            artifact_types: vec![],
-            legacy_tag_suffixes: vec![],
-            min_count: 1,
-        }],
-        subject_match: SubjectMatch::Exact,
-        registry_profiles: vec![],
-        recheck_interval: "10m".into(),
-        max_reported_violations: 50,
-    };
+    let spec = support::signature_policy("signature", SubjectMatch::Exact);
     let input = PolicyInput {
         name: "p",
         spec: &spec,

@@ -8,9 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use refwarden::crd::{
-    ImageFilter, Preset, ReferrerPolicySpec, ReferrerPolicyStatus, Requirement, SubjectMatch,
-};
+use refwarden::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use refwarden::discovery::Discoverer;
 use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, evaluate_policy};
 use support::{OciRegistry, Quirks, SeedAuth, Seeder};
@@ -38,22 +36,7 @@ fn start() -> support::Result<(OciRegistry, Seeder, String)> {
 }
 
 fn spec(subject_match: SubjectMatch) -> ReferrerPolicySpec {
-    ReferrerPolicySpec {
-        namespace_selector: None,
-        pod_selector: None,
-        images: ImageFilter::default(),
-        require: vec![Requirement {
-            name: "signature".into(),
-            preset: Some(Preset::Signature),
-            artifact_types: vec![],
-            legacy_tag_suffixes: vec![],
-            min_count: 1,
-        }],
-        subject_match,
-        registry_profiles: vec![],
-        recheck_interval: "10m".into(),
-        max_reported_violations: 50,
-    }
+    support::signature_policy("signature", subject_match)
 }
 
 async fn evaluate(

@@ -16,10 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use refwarden::crd::{
-    DiscoveryMode, EffectiveDiscoveryMode, ImageFilter, Preset, ReferrerPolicySpec, Requirement,
-    SubjectMatch, WorkloadRef,
-};
+use refwarden::crd::{DiscoveryMode, EffectiveDiscoveryMode, SubjectMatch, WorkloadRef};
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryRequest};
 use refwarden::policy::pods::{ContainerImage, PodImage};
 use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
@@ -304,22 +301,7 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
                 image_id: Some(format!("{host}/app@{}", img.digest)),
             })],
         };
-        let spec = ReferrerPolicySpec {
-            namespace_selector: None,
-            pod_selector: None,
-            images: ImageFilter::default(),
-            require: vec![Requirement {
-                name: "sig".into(),
-                preset: Some(Preset::Signature),
-                artifact_types: vec![],
-                legacy_tag_suffixes: vec![],
-                min_count: 1,
-            }],
-            subject_match: SubjectMatch::Exact,
-            registry_profiles: vec![],
-            recheck_interval: "10m".into(),
-            max_reported_violations: 50,
-        };
+        let spec = support::signature_policy("sig", SubjectMatch::Exact);
         let result = evaluate_policy(
             &PolicyInput {
                 name: "p",

@@ -270,7 +270,7 @@ pub fn exit_code(report: &EvaluationReport) -> u8 {
     let not_ready = report
         .referrer_policies
         .iter()
-        .any(|p| cond(&p.status.conditions, "Ready") == "False");
+        .any(|p| cond(&p.status.conditions, crate::conditions::READY) == "False");
     if violations > 0 {
         1
     } else if not_ready {
@@ -348,8 +348,8 @@ pub fn render_table(report: &EvaluationReport) -> String {
         &rows,
     ));
     for p in &report.referrer_policies {
-        let not_ready =
-            crate::conditions::find(&p.status.conditions, "Ready").filter(|c| c.status == "False");
+        let not_ready = crate::conditions::find(&p.status.conditions, crate::conditions::READY)
+            .filter(|c| c.status == "False");
         if p.status.violations.is_empty() && p.status.unknown.is_empty() && not_ready.is_none() {
             continue;
         }

@@ -495,7 +495,7 @@ impl Discoverer {
         req: &DiscoveryRequest,
     ) -> Arc<DiscoveryOutcome> {
         self.inner.asks.fetch_add(1, Ordering::Relaxed);
-        let key = CacheKey::new(req, mode, self.inner.config.max_depth);
+        let key = self.key(req, mode, req.platforms);
         let entry = self
             .inner
             .outcomes
@@ -546,8 +546,7 @@ impl Discoverer {
         let result = self.run_inner(&ctx, mode, req).await;
         if !req.platforms {
             // An expanded answer built on the previous base must not outlive it.
-            let mut expanded = CacheKey::new(req, mode, self.inner.config.max_depth);
-            expanded.platforms = true;
+            let expanded = self.key(req, mode, true);
             self.inner.outcomes.invalidate(&expanded).await;
         }
         let requests = ctx.requests.load(Ordering::Relaxed);
@@ -579,14 +578,20 @@ impl Discoverer {
         Arc::new(outcome)
     }
 
+    /// The cache key of `req` with or without platform expansion.
+    fn key(&self, req: &DiscoveryRequest, mode: DiscoveryMode, platforms: bool) -> CacheKey {
+        let mut key = CacheKey::new(req, mode, self.inner.config.max_depth);
+        key.platforms = platforms;
+        key
+    }
+
     /// The fresh cached outcome of `req` without platform expansion, when there is one.
     async fn cached_without_platforms(
         &self,
         mode: DiscoveryMode,
         req: &DiscoveryRequest,
     ) -> Option<DiscoveryReport> {
-        let mut key = CacheKey::new(req, mode, self.inner.config.max_depth);
-        key.platforms = false;
+        let key = self.key(req, mode, false);
         match self.inner.outcomes.get(&key).await?.as_ref() {
             DiscoveryOutcome::Found(r) => Some(r.clone()),
             DiscoveryOutcome::Unknown { .. } => None,

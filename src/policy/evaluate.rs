@@ -231,9 +231,7 @@ fn namespace_labels<'a>(
 
 /// Whether a pod is selected by the policy's namespace and pod selectors.
 pub fn selects_pod(policy: &CompiledPolicy, pod: &PodInfo, namespaces: &NamespaceLabels) -> bool {
-    let mut fallback = BTreeMap::new();
-    let ns_labels = namespace_labels(namespaces, &pod.namespace, &mut fallback);
-    selector::matches(policy.spec.namespace_selector.as_ref(), ns_labels)
+    namespace_selected(policy, &pod.namespace, namespaces)
         && selector::matches(policy.spec.pod_selector.as_ref(), &pod.labels)
 }
 

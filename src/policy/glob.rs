@@ -8,7 +8,6 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 pub struct RepoFilter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
-    include_len: usize,
 }
 
 fn build(patterns: &[String], field: &str) -> Result<Option<GlobSet>, String> {
@@ -47,7 +46,6 @@ impl RepoFilter {
         Ok(Self {
             include: build(include, "spec.images.include")?,
             exclude: build(exclude, "spec.images.exclude")?,
-            include_len: include.len(),
         })
     }
 
@@ -55,17 +53,18 @@ impl RepoFilter {
     pub fn check(&self, repository: &str) -> (bool, Vec<usize>) {
         let includes = self.matching_includes(repository);
         let included = self.include.is_none() || !includes.is_empty();
-        let selected = included
-            && !self
-                .exclude
-                .as_ref()
-                .is_some_and(|set| set.is_match(repository));
-        (selected, includes)
+        (included && !self.excluded(repository), includes)
     }
 
     /// Number of include globs.
     pub fn include_len(&self) -> usize {
-        self.include_len
+        self.include.as_ref().map_or(0, GlobSet::len)
+    }
+
+    fn excluded(&self, repository: &str) -> bool {
+        self.exclude
+            .as_ref()
+            .is_some_and(|set| set.is_match(repository))
     }
 
     /// Indexes of the include globs that match `repository` (empty without include globs).
@@ -82,11 +81,7 @@ impl RepoFilter {
             .include
             .as_ref()
             .is_none_or(|set| set.is_match(repository));
-        included
-            && !self
-                .exclude
-                .as_ref()
-                .is_some_and(|set| set.is_match(repository))
+        included && !self.excluded(repository)
     }
 }
 

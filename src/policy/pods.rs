@@ -40,10 +40,10 @@ impl PodImage {
         let source = image_source(&container);
         let repository_path = match &source {
             ImageSource::Digest { key, .. } => Some(key.repository_path()),
-            ImageSource::Tag(r) => Some(format!("{}/{}", r.registry, r.repository)),
+            ImageSource::Tag(r) => Some(r.repository_path()),
             ImageSource::Unresolvable { image, .. } => ImageReference::parse(image)
                 .ok()
-                .map(|r| format!("{}/{}", r.registry, r.repository)),
+                .map(|r| r.repository_path()),
         };
         Self {
             container,

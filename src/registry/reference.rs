@@ -125,6 +125,11 @@ impl ImageReference {
             .unwrap_or("latest")
     }
 
+    /// `registry/repository`, the form `spec.images` globs match.
+    pub fn repository_path(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// Canonical string form `registry/repository[:tag][@digest]`.
     pub fn whole(&self) -> String {
         self.to_string()

@@ -203,3 +203,28 @@ pub fn running_pod(name: &str, image: String, image_id: String) -> refwarden::po
         })],
     }
 }
+
+/// A ReferrerPolicy spec over every pod and image that requires one signature (preset), named
+/// `requirement`.
+pub fn signature_policy(
+    requirement: &str,
+    subject_match: refwarden::crd::SubjectMatch,
+) -> refwarden::crd::ReferrerPolicySpec {
+    use refwarden::crd::{ImageFilter, Preset, ReferrerPolicySpec, Requirement};
+    ReferrerPolicySpec {
+        namespace_selector: None,
+        pod_selector: None,
+        images: ImageFilter::default(),
+        require: vec![Requirement {
+            name: requirement.into(),
+            preset: Some(Preset::Signature),
+            artifact_types: vec![],
+            legacy_tag_suffixes: vec![],
+            min_count: 1,
+        }],
+        subject_match,
+        registry_profiles: vec![],
+        recheck_interval: "10m".into(),
+        max_reported_violations: 50,
+    }
+}
