@@ -7,7 +7,7 @@
 //! which `fuzz_inputs_replay()` runs like the fuzz targets do).
 
 use proptest::prelude::*;
-use refwarden::discovery::classify::{self, ManifestFacts};
+use refwarden::discovery::classify::ManifestFacts;
 use refwarden::discovery::{link, tagschema};
 use refwarden::lifecycle::ecr;
 use refwarden::probe::verdict;
@@ -260,48 +260,8 @@ fn regressions() {
     }
 }
 
-/// What the fuzz target `target` (fuzz/fuzz_targets/) does with one input.
-fn run_fuzz_target(target: &str, bytes: &[u8]) {
-    // Targets taking `&str` skip non-UTF-8 input, as libfuzzer-sys does.
-    let text = std::str::from_utf8(bytes).ok();
-    match (target, text) {
-        ("reference", Some(s)) => {
-            if let Ok(r) = ImageReference::parse(s) {
-                let again = ImageReference::parse(&r.whole()).expect("whole() must parse");
-                assert_eq!(again, r, "parse(whole()) must round-trip");
-            }
-        }
-        ("www_authenticate", Some(s)) => {
-            let _ = WwwAuthenticate::parse(s);
-        }
-        ("link", Some(s)) => {
-            let _ = link::parse(s);
-            let base = Url::parse("https://r.example/v2/a/referrers/sha256:x").expect("url");
-            let _ = link::next_link([s], &base);
-        }
-        ("docker_config", _) => {
-            if let Ok(c) = DockerConfig::parse(bytes) {
-                for h in c.hosts() {
-                    let _ = format!("{:?}", c.credentials_for(h));
-                }
-            }
-        }
-        ("ecr_policy", Some(s)) => {
-            let _ = ecr::parse_policy(s);
-            let _ = ecr::analyze_policy_text(s, Some("fuzz"));
-        }
-        ("oci_json", _) => {
-            if let Some(f) = ManifestFacts::parse(bytes) {
-                let _ = classify::platform_manifests(&f);
-                let _ = classify::buildkit_attestations(&f);
-                let _ = classify::classify_fetched(None, &f);
-            }
-            all_json_parsers(bytes);
-        }
-        ("reference" | "www_authenticate" | "link" | "ecr_policy", None) => {}
-        (other, _) => panic!("unknown fuzz target {other:?}"),
-    }
-}
+#[path = "../fuzz/harness.rs"]
+mod fuzz_harness;
 
 /// Replays the committed fuzz inputs, `fuzz/seeds/<target>/*` and
 /// `fuzz/regressions/<target>/*`, through what each fuzz target calls, so
@@ -323,7 +283,11 @@ fn fuzz_inputs_replay() {
             for input in std::fs::read_dir(&target).expect("fuzz input dir") {
                 let path = input.expect("fuzz input entry").path();
                 let bytes = std::fs::read(&path).expect("fuzz input file");
-                run_fuzz_target(name, &bytes);
+                assert!(
+                    fuzz_harness::run(name, &bytes),
+                    "{}: no fuzz target {name:?}",
+                    path.display()
+                );
                 replayed += 1;
             }
         }

@@ -1,12 +1,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use refwarden::registry::DockerConfig;
 
-fuzz_target!(|b: &[u8]| {
-    if let Ok(c) = DockerConfig::parse(b) {
-        let hosts: Vec<String> = c.hosts().map(str::to_string).collect();
-        for h in hosts {
-            let _ = format!("{:?}", c.credentials_for(&h));
-        }
-    }
-});
+#[path = "../harness.rs"]
+mod harness;
+
+fuzz_target!(|b: &[u8]| harness::docker_config(b));

@@ -1,10 +1,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use refwarden::discovery::link;
 
-fuzz_target!(|s: &str| {
-    let _ = link::parse(s);
-    if let Ok(base) = url::Url::parse("https://r.example/v2/a/referrers/sha256:x") {
-        let _ = link::next_link([s], &base);
-    }
-});
+#[path = "../harness.rs"]
+mod harness;
+
+fuzz_target!(|s: &str| harness::link(s));

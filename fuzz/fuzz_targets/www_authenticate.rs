@@ -1,7 +1,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use refwarden::registry::WwwAuthenticate;
 
-fuzz_target!(|s: &str| {
-    let _ = WwwAuthenticate::parse(s);
-});
+#[path = "../harness.rs"]
+mod harness;
+
+fuzz_target!(|s: &str| harness::www_authenticate(s));
