@@ -463,6 +463,8 @@ fn requirement(name: &str, preset: Preset) -> Requirement {
         artifact_types: vec![],
         legacy_tag_suffixes: vec![],
         min_count: 1,
+        formats: vec![],
+        repository: None,
     }
 }
 
@@ -938,12 +940,16 @@ fn phase_cpu() -> support::Result<Value> {
                     media_type: support::media::OCI_MANIFEST.into(),
                     artifact_type: Some(at.into()),
                     kinds,
+                    format: refwarden::discovery::Format::Other,
+                    predicate_type: None,
                     size: 500,
                     annotations: BTreeMap::new(),
                     method: DiscoveryMethod::Native,
                     subject: key.digest.clone(),
                     attached_to: AttachedTo::Requested,
                     tag: None,
+                    repository: None,
+                    platform: None,
                     referrers: vec![],
                 }
             })

@@ -41,6 +41,12 @@ pub const COSIGN_ARTIFACT_SBOM: &str = "application/vnd.dev.cosign.artifact.sbom
 pub const COSIGN_ARTIFACT_ATT: &str = "application/vnd.dev.cosign.artifact.att.v1+json";
 /// Legacy cosign `.sig` tag layer.
 pub const COSIGN_SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Notary Project JWS envelope (the signature layer's media type).
+pub const NOTATION_JWS: &str = "application/jose+json";
+/// Notary Project COSE envelope (the signature layer's media type).
+pub const NOTATION_COSE: &str = "application/cose";
+/// BuildKit (0.32+) attestation manifests' `artifactType` when pushed as referrers.
+pub const BUILDKIT_ATTESTATION_MANIFEST: &str = "application/vnd.docker.attestation.manifest.v1+json";
 /// Notary Project (notation) signature artifact.
 pub const NOTATION_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 /// in-toto statement.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use refwarden::crd::{DiscoveryMode, EffectiveDiscoveryMode};
 use refwarden::discovery::{
     ArtifactKind, AttachedTo, Discoverer, DiscovererConfig, DiscoveryMethod, DiscoveryOutcome,
-    DiscoveryReport, DiscoveryRequest,
+    DiscoveryReport, DiscoveryRequest, Format, Reach,
 };
 use refwarden::registry::{RegistryClient, RegistryClientConfig, RetryPolicy};
 use serde_json::json;
@@ -99,13 +99,10 @@ async fn native_costs_one_request_and_follows_link_pagination() -> TestResult {
     }
     let d = Discoverer::default();
     e.reg.clear_access_log();
+    let mut listing = req(&e, "app", &img.digest);
+    listing.reach = Reach::Listing;
     let out = d
-        .discover(
-            &e.client,
-            DiscoveryMode::Auto,
-            None,
-            &req(&e, "app", &img.digest),
-        )
+        .discover(&e.client, DiscoveryMode::Auto, None, &listing)
         .await;
     let r = found(&out);
     let mut got: Vec<_> = r.referrers.iter().map(|x| x.digest.clone()).collect();
@@ -127,7 +124,31 @@ async fn native_costs_one_request_and_follows_link_pagination() -> TestResult {
         Some(EffectiveDiscoveryMode::Native)
     );
 
-    // A digest with one page: exactly one request.
+    // The union of the same digest reuses the listing: one tag-list read, no tag exists.
+    e.reg.clear_access_log();
+    let out = d
+        .discover(
+            &e.client,
+            DiscoveryMode::Auto,
+            None,
+            &req(&e, "app", &img.digest),
+        )
+        .await;
+    let r = found(&out);
+    assert_eq!(r.referrers.len(), 5);
+    assert_eq!(
+        r.methods,
+        vec![
+            DiscoveryMethod::Native,
+            DiscoveryMethod::TagSchema,
+            DiscoveryMethod::CosignTag
+        ]
+    );
+    assert_eq!(r.requests, 1);
+    assert_eq!(e.reg.count_requests("GET", "/tags/list"), 1);
+    assert_eq!(e.reg.request_count(), 1);
+
+    // A digest with one page: exactly one request (the tag list is shared by the repository).
     let img2 = e.seeder.push_image("app", "v2").await?;
     e.seeder
         .push_artifact("app", Some(&img2.subject()), SIG, b"s2", None)
@@ -147,6 +168,7 @@ async fn native_costs_one_request_and_follows_link_pagination() -> TestResult {
         found(&out).referrers[0].kinds,
         vec![ArtifactKind::CosignSignature]
     );
+    assert_eq!(d.stats().tag_lists, 1);
     Ok(())
 }
 
@@ -193,14 +215,9 @@ async fn not_found_with_empty_index_means_no_referrers() -> TestResult {
     })?;
     let img = e.seeder.push_image("app", "v1").await?;
     let d = Discoverer::default();
-    let out = d
-        .discover(
-            &e.client,
-            DiscoveryMode::Auto,
-            None,
-            &req(&e, "app", &img.digest),
-        )
-        .await;
+    let mut r = req(&e, "app", &img.digest);
+    r.reach = Reach::Listing;
+    let out = d.discover(&e.client, DiscoveryMode::Auto, None, &r).await;
     let rep = found(&out);
     assert!(rep.referrers.is_empty());
     assert_eq!(rep.referrers_api, Some(true));
@@ -317,9 +334,59 @@ async fn ghcr_404_falls_back_to_tags() -> TestResult {
     fallback_quirk(ReferrersMode::NotFoundPlain).await
 }
 
+/// Harbor ≤ 2.9 answers the referrers index with `application/json; charset=utf-8`
+/// (goharbor/harbor#19212, fixed in 2.10): the index is used, not thrown away, and a note says
+/// the registry is not conformant; the union still adds the tags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn harbor_wrong_content_type_falls_back() -> TestResult {
-    fallback_quirk(ReferrersMode::WrongContentTypeJson).await
+async fn harbor_json_content_type_is_used_natively() -> TestResult {
+    let e = env(Quirks {
+        referrers: ReferrersMode::WrongContentTypeJson,
+        ..Quirks::default()
+    })?;
+    let img = e.seeder.push_image("app", "v1").await?;
+    let art = seed_fallback(&e, &img).await?;
+    let d = Discoverer::default();
+    e.reg.clear_access_log();
+    let mut listing = req(&e, "app", &img.digest);
+    listing.reach = Reach::Listing;
+    let out = d
+        .discover(&e.client, DiscoveryMode::Auto, None, &listing)
+        .await;
+    let rep = found(&out);
+    assert_eq!(rep.referrers_api, Some(true));
+    assert_eq!(rep.requests, 1, "{rep:?}");
+    assert_eq!(rep.referrers.len(), 1);
+    assert_eq!(rep.referrers[0].digest, art);
+    assert_eq!(rep.referrers[0].method, DiscoveryMethod::Native);
+    assert!(
+        rep.notes.iter().any(|n| n.contains("Harbor")),
+        "{:?}",
+        rep.notes
+    );
+    let out = d
+        .discover(
+            &e.client,
+            DiscoveryMode::Auto,
+            None,
+            &req(&e, "app", &img.digest),
+        )
+        .await;
+    let rep = found(&out);
+    // The SBOM is in the API answer and the tag-schema index: found once, by the API.
+    assert_eq!(rep.referrers.len(), 2, "{rep:?}");
+    assert_eq!(
+        rep.referrers
+            .iter()
+            .find(|r| r.digest == art)
+            .map(|r| r.method),
+        Some(DiscoveryMethod::Native)
+    );
+    assert!(
+        rep.referrers
+            .iter()
+            .any(|r| r.method == DiscoveryMethod::CosignTag)
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,18 +635,22 @@ async fn cache_and_coalescing_by_request_counts() -> TestResult {
         let o = o.as_ref().map_err(|e| e.to_string())?;
         assert_eq!(found(o).referrers.len(), 1);
     }
+    // One referrers request per digest, and one tag list for the whole repository (the union
+    // looks for cosign tags; none exist, so no tag is fetched).
     assert_eq!(referrers_calls(&e.reg), 50);
-    assert_eq!(e.reg.request_count(), 50);
-    assert_eq!(counters.total() - before, 50);
+    assert_eq!(e.reg.count_requests("GET", "/tags/list"), 1);
+    assert_eq!(e.reg.request_count(), 51);
+    assert_eq!(counters.total() - before, 51);
     let s = d.stats();
     assert_eq!((s.asks, s.misses, s.hits), (1000, 50, 950));
+    assert_eq!(s.tag_lists, 1);
     let fresh: u64 = outs
         .iter()
         .filter_map(|o| o.as_ref().ok())
         .map(|o| found(o).requests)
         .sum();
     assert_eq!(
-        fresh, 50,
+        fresh, 51,
         "requests are reported once per discovery, 0 for cache hits"
     );
 
@@ -745,6 +816,24 @@ async fn classification_fetches_only_uninformative_referrers() -> TestResult {
         .await?;
     let d = Discoverer::default();
     e.reg.clear_access_log();
+    // The listing alone classifies what the descriptors say and leaves the rest open.
+    let mut listing = req(&e, "app", &img.digest);
+    listing.reach = Reach::Listing;
+    let out = d
+        .discover(&e.client, DiscoveryMode::Auto, None, &listing)
+        .await;
+    let rep = found(&out);
+    assert_eq!(rep.requests, 1);
+    let by: BTreeMap<_, _> = rep
+        .referrers
+        .iter()
+        .map(|x| (x.digest.clone(), x))
+        .collect();
+    assert_eq!(by[&trivy.digest].kinds, vec![ArtifactKind::CyclonedxSbom]);
+    assert_eq!(by[&trivy.digest].format, Format::Cyclonedx);
+    assert!(by[&bundle.digest].kinds.is_empty());
+    assert_eq!(by[&bundle.digest].format, Format::Unclassified);
+    // The union reads the manifest of the uninformative one (and the tag list).
     let out = d
         .discover(
             &e.client,
@@ -761,8 +850,9 @@ async fn classification_fetches_only_uninformative_referrers() -> TestResult {
         .collect();
     assert_eq!(by[&trivy.digest].kinds, vec![ArtifactKind::CyclonedxSbom]);
     assert_eq!(by[&bundle.digest].kinds, vec![ArtifactKind::SigstoreBundle]);
-    // 1 referrers page + 1 manifest fetch (only the uninformative one).
-    assert_eq!(rep.requests, 2);
+    assert_eq!(by[&bundle.digest].format, Format::SigstoreBundleV03);
+    // 1 referrers page + 1 manifest fetch (only the uninformative one) + 1 tag list.
+    assert_eq!(e.reg.request_count(), 3);
     assert_eq!(
         e.reg
             .count_requests("GET", &format!("/manifests/{}", bundle.digest)),

@@ -253,7 +253,8 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
         if seen.header("authorization").is_none() {
             return Some(Synth::new(401).header("WWW-Authenticate", "Basic realm=\"faults\""));
         }
-        if seen.target.contains("/referrers/") || seen.target.contains("/manifests/") {
+        // Manifests are served by "a CDN" on another host (followed, without credentials).
+        if seen.target.contains("/manifests/") {
             return Some(Synth::new(307).header("Location", format!("{other_url}{}", seen.target)));
         }
         None
@@ -290,6 +291,31 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
             .any(|r| r.header("authorization").is_some()),
         "the registry itself got the credentials"
     );
+
+    // A referrers request redirected to another host is not followed at all: the other host
+    // sees nothing, and discovery falls back to the tags (no usable referrers API here).
+    other.clear_log();
+    let other_url = other.url();
+    proxy.set_rules(vec![Rule::any(Action::Dynamic(Arc::new(move |seen| {
+        if seen.header("authorization").is_none() {
+            return Some(Synth::new(401).header("WWW-Authenticate", "Basic realm=\"faults\""));
+        }
+        if seen.target.contains("/referrers/") {
+            return Some(Synth::new(303).header("Location", format!("{other_url}{}", seen.target)));
+        }
+        None
+    })))]);
+    let d = discoverer();
+    let out = tokio::time::timeout(
+        GUARD,
+        d.discover(&c, DiscoveryMode::Auto, None, &DiscoveryRequest::new(c.registry(), "app", &s.digest)),
+    )
+    .await?;
+    let DiscoveryOutcome::Found(r) = out.as_ref() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(r.referrers_api, Some(false), "{r:?}");
+    assert!(other.log().is_empty(), "{:?}", other.log());
     Ok(())
 }
 

@@ -137,7 +137,17 @@ async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestR
     // Referrers: one listing per running digest (never repeated for the expansion), plus one
     // per platform of the two indexes.
     assert_eq!(reg.count_requests("GET", "/referrers/"), 4 + 2 + 2);
-    assert_eq!(reg.request_count(), 8 + 3);
+    // The union with the tag fallbacks (cosign ≤ 2 tags) costs each repository whose image
+    // misses a requirement one tag list, shared by the expansion; no tag exists, none fetched.
+    assert_eq!(reg.count_requests("GET", "/v2/signed/tags/list"), 0);
+    for repo in ["plain", "all", "partial"] {
+        assert_eq!(
+            reg.count_requests("GET", &format!("/v2/{repo}/tags/list")),
+            1,
+            "{repo}"
+        );
+    }
+    assert_eq!(reg.request_count(), 8 + 3 + 3);
 
     // A recheck within the TTL: nothing asked again, same verdicts.
     reg.clear_access_log();
@@ -150,7 +160,8 @@ async fn platforms_are_expanded_only_for_images_missing_a_requirement() -> TestR
     reg.clear_access_log();
     let exact = evaluate(&spec(SubjectMatch::Exact), &pods, &d).await;
     assert_eq!(reg.count_requests("GET", "/manifests/"), 0);
-    assert_eq!(reg.request_count(), 4);
+    assert_eq!(reg.count_requests("GET", "/tags/list"), 3);
+    assert_eq!(reg.request_count(), 4 + 3);
     let mut want = vec![plain.digest, all.digest, partial.digest];
     want.sort();
     assert_eq!(violating_digests(&exact), want);

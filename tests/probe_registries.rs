@@ -547,8 +547,18 @@ async fn spec_registry_quirks() -> TestResult {
         ),
         (
             ReferrersMode::WrongContentTypeJson,
+            CapabilityState::Supported,
+            "NonConformantContentType",
+        ),
+        (
+            ReferrersMode::AlwaysEmptyIndex,
+            CapabilityState::Supported,
+            "IndexReturned",
+        ),
+        (
+            ReferrersMode::RedirectElsewhere,
             CapabilityState::Unsupported,
-            "WrongContentType",
+            "RedirectedToOtherHost",
         ),
         (
             ReferrersMode::HtmlLoginPage200,

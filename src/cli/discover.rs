@@ -277,12 +277,16 @@ mod tests {
             media_type: oci::OCI_MANIFEST.into(),
             artifact_type: Some(oci::SPDX_JSON.into()),
             kinds: vec![ArtifactKind::SpdxSbom],
+            format: crate::discovery::Format::Spdx,
+            predicate_type: None,
             size: 1,
             annotations: Default::default(),
             method: DiscoveryMethod::Native,
             subject: "sha256:s".into(),
             attached_to: AttachedTo::Requested,
             tag: None,
+            repository: None,
+            platform: None,
             referrers: nested,
         }
     }

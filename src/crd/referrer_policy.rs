@@ -116,8 +116,8 @@ pub struct ImageFilter {
 /// One thing every selected image must carry.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[x_kube(validation = Rule::new(
-    "has(self.preset) || (has(self.artifactTypes) && size(self.artifactTypes) > 0) || (has(self.legacyTagSuffixes) && size(self.legacyTagSuffixes) > 0)"
-).message("set preset, artifactTypes or legacyTagSuffixes"))]
+    "has(self.preset) || (has(self.artifactTypes) && size(self.artifactTypes) > 0) || (has(self.legacyTagSuffixes) && size(self.legacyTagSuffixes) > 0) || (has(self.formats) && size(self.formats) > 0)"
+).message("set preset, artifactTypes, legacyTagSuffixes or formats"))]
 #[serde(rename_all = "camelCase")]
 pub struct Requirement {
     /// Name shown in violations (`missing: [signature]`).
@@ -145,6 +145,21 @@ pub struct Requirement {
     #[serde(default = "default_min_count")]
     #[schemars(range(min = 1, max = 100))]
     pub min_count: u32,
+    /// Formats a referrer must be written in to count (any of; empty: any format), e.g.
+    /// `[sigstore-bundle-v0.3]` for cosign 3 bundles only. With nothing else set, any referrer
+    /// in one of these formats satisfies the requirement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub formats: Vec<crate::discovery::Format>,
+    /// Another repository where this requirement's referrers may live (`registry/path`, e.g.
+    /// `ghcr.io/acme/signatures`: cosign's `COSIGN_REPOSITORY`, Kyverno's `repository`). When
+    /// the image's own repository does not meet the requirement, the same digest is looked up
+    /// there (referrers API and tags) through that registry's RegistryProfile and credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$"
+    ))]
+    pub repository: Option<String>,
 }
 
 fn default_min_count() -> u32 {

@@ -1,14 +1,16 @@
 //! Pure classification decisions: when a referrer's manifest must be fetched,
 //! what a fetched manifest says (config / layer media types, predicate-type
-//! annotations, as cosign v3 does), and client-side `artifactType` filtering.
+//! annotations, as cosign v3 does), the format a referrer is written in, and
+//! client-side `artifactType` filtering.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::ArtifactKind;
+use super::model::{ArtifactKind, Format, Reach};
 use super::presets;
-use super::tagschema::ListedDescriptor;
+use super::tagschema::{CosignSuffix, ListedDescriptor};
+use crate::oci;
 
 /// Annotation keys that carry an in-toto predicate type.
 pub const PREDICATE_ANNOTATIONS: [&str; 3] = [
@@ -126,6 +128,23 @@ pub fn descriptor_kinds(d: &ListedDescriptor) -> Vec<ArtifactKind> {
     presets::classify(informative(d.artifact_type.as_deref()), None, &[], &preds)
 }
 
+/// Whether the referrer manifest must be read for this reach: with [`Reach::Union`], when
+/// [`needs_fetch`] says so or the descriptor leaves the format open (a notation envelope, an
+/// in-toto envelope); with [`Reach::Listing`], never (such a referrer stays unclassified and a
+/// policy that misses a requirement asks again with `Union`).
+pub fn must_read_manifest(d: &ListedDescriptor, reach: Reach) -> bool {
+    match reach {
+        Reach::Listing => false,
+        Reach::Union => {
+            needs_fetch(d)
+                || matches!(
+                    descriptor_format(d),
+                    Format::Unclassified | Format::Notation
+                )
+        }
+    }
+}
+
 /// Whether the referrer manifest must be fetched to classify it: the
 /// descriptor's artifact type is missing or uninformative, is a generic
 /// in-toto/DSSE type without a predicate annotation, or contradicts the
@@ -177,6 +196,132 @@ pub fn classify_fetched(
         &preds,
     );
     (artifact_type, kinds)
+}
+
+/// The sigstore bundle version a media type names: `application/vnd.dev.sigstore.bundle.v0.3+json`
+/// or `application/vnd.dev.sigstore.bundle+json;version=0.2` (the protobuf-specs spellings).
+pub fn bundle_format(media_type: &str) -> Option<Format> {
+    let lower = media_type.to_ascii_lowercase();
+    let (essence, params) = lower.split_once(';').unwrap_or((lower.as_str(), ""));
+    let essence = essence.trim();
+    let rest = essence.strip_prefix(oci::SIGSTORE_BUNDLE_PREFIX)?;
+    let version = match rest.strip_prefix(".v") {
+        Some(v) => v.strip_suffix("+json")?.to_string(),
+        None if rest == "+json" => params
+            .split(';')
+            .filter_map(|p| p.trim().strip_prefix("version="))
+            .next()
+            .unwrap_or("0.1")
+            .trim_matches('"')
+            .to_string(),
+        None => return None,
+    };
+    Some(match version.as_str() {
+        "0.1" => Format::SigstoreBundleV01,
+        "0.2" => Format::SigstoreBundleV02,
+        _ => Format::SigstoreBundleV03,
+    })
+}
+
+fn essence_of(mt: &str) -> String {
+    mt.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Format of a document by its media type (artifact type, config or layer media type).
+fn document_format(mt: &str) -> Option<Format> {
+    if let Some(f) = bundle_format(mt) {
+        return Some(f);
+    }
+    Some(match essence_of(mt).as_str() {
+        oci::COSIGN_ARTIFACT_SIG | oci::COSIGN_SIMPLESIGNING => Format::CosignSimpleSigning,
+        oci::COSIGN_ARTIFACT_ATT => Format::CosignAttestation,
+        oci::NOTATION_SIGNATURE | "application/vnd.cncf.notary.v2.signature" => Format::Notation,
+        oci::NOTATION_JWS => Format::NotationJws,
+        oci::NOTATION_COSE => Format::NotationCose,
+        oci::BUILDKIT_ATTESTATION_MANIFEST => Format::BuildkitAttestation,
+        oci::DSSE_ENVELOPE => Format::InTotoDsse,
+        oci::IN_TOTO => Format::InTotoStatement,
+        oci::SPDX_JSON | oci::SPDX_JSON_TEXT | "text/spdx" | "application/spdx" => Format::Spdx,
+        oci::COSIGN_ARTIFACT_SBOM => Format::Spdx,
+        oci::CYCLONEDX_JSON | oci::CYCLONEDX_XML | "application/vnd.cyclonedx" => {
+            Format::Cyclonedx
+        }
+        oci::SYFT_JSON => Format::SyftJson,
+        oci::OPENVEX_JSON => Format::Openvex,
+        _ => return None,
+    })
+}
+
+/// Format of a referrer known only by its listed descriptor. `Unclassified` when the
+/// descriptor does not say (no or an uninformative artifact type) or when it names only the
+/// statement, not the envelope (`application/vnd.in-toto+json`).
+pub fn descriptor_format(d: &ListedDescriptor) -> Format {
+    let Some(at) = informative(d.artifact_type.as_deref()) else {
+        return Format::Unclassified;
+    };
+    match document_format(at) {
+        Some(Format::InTotoStatement | Format::InTotoDsse) => Format::Unclassified,
+        Some(f) => f,
+        None if presets::kind_of_media_type(at).is_some() => Format::Unclassified,
+        None => Format::Other,
+    }
+}
+
+/// Format of a referrer once its manifest is known. The envelope decides: a notation
+/// signature's layer (JWS or COSE), a DSSE layer (a cosign `.att` tag or another in-toto
+/// attestation), a bundle's version, then the document type.
+pub fn manifest_format(
+    descriptor_artifact_type: Option<&str>,
+    facts: &ManifestFacts,
+    cosign_suffix: Option<CosignSuffix>,
+) -> Format {
+    let types: Vec<&str> = informative(facts.artifact_type.as_deref())
+        .into_iter()
+        .chain(informative(facts.config_media_type.as_deref()))
+        .chain(facts.layer_media_types.iter().map(String::as_str))
+        .chain(informative(descriptor_artifact_type))
+        .collect();
+    let formats: Vec<Format> = types.iter().filter_map(|t| document_format(t)).collect();
+    if let Some(f) = formats.iter().find(|f| f.is_sigstore_bundle()) {
+        return *f;
+    }
+    if formats.iter().any(Format::is_notation) {
+        return formats
+            .iter()
+            .copied()
+            .find(|f| matches!(f, Format::NotationJws | Format::NotationCose))
+            .unwrap_or(Format::Notation);
+    }
+    if formats.contains(&Format::BuildkitAttestation)
+        || facts.annotations.get(BUILDKIT_REFERENCE_TYPE).map(String::as_str)
+            == Some(BUILDKIT_ATTESTATION_MANIFEST)
+    {
+        return Format::BuildkitAttestation;
+    }
+    if formats.contains(&Format::CosignSimpleSigning) {
+        return Format::CosignSimpleSigning;
+    }
+    if formats.contains(&Format::CosignAttestation)
+        || (formats.contains(&Format::InTotoDsse) && cosign_suffix == Some(CosignSuffix::Att))
+    {
+        return Format::CosignAttestation;
+    }
+    if formats.contains(&Format::InTotoDsse) {
+        return Format::InTotoDsse;
+    }
+    formats
+        .into_iter()
+        .next()
+        .unwrap_or(Format::Other)
+}
+
+/// The first in-toto predicate type a descriptor's annotations name.
+pub fn descriptor_predicate_type(d: &ListedDescriptor) -> Option<String> {
+    predicate_types(&d.annotations).into_iter().next()
 }
 
 /// Whether the server applied the `artifactType` filter: `OCI-Filters-Applied`
@@ -269,6 +414,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             has_platform: false,
+            platform: None,
         }
     }
 

@@ -1,11 +1,17 @@
 //! The discovery engine (I/O): runs the methods against a registry through
 //! [`RegistryClient`], with a shared outcome cache (TTL, shorter for Unknown,
-//! bounded, request coalescing), a per-registry remembered mode, a per
-//! repository tag-list cache, an immutable manifest cache and a per-registry
-//! concurrency bound.
+//! bounded, request coalescing), a remembered mode per registry and per
+//! repository, a per-repository tag-list cache, an immutable manifest cache
+//! and a per-registry concurrency bound.
 //!
-//! Decisions are taken by the pure modules ([`super::link`],
+//! Decisions are taken by the pure modules ([`super::strategy`], [`super::link`],
 //! [`super::tagschema`], [`super::classify`], [`crate::probe::verdict`]).
+//!
+//! Cost model: a [`Reach::Listing`] discovery on a registry with the referrers API is one
+//! request; a [`Reach::Union`] discovery of the same digest afterwards reuses that answer and
+//! adds only the tag fallbacks (the repository's tag list, read once per window and shared by
+//! every digest, then only tags that exist) and the manifests of descriptors that do not say
+//! what they are.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +22,16 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt as _, join_all};
 use http::header::LINK;
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use tokio::sync::Semaphore;
 
 use super::classify::{self, ManifestFacts};
 use super::link;
 use super::model::{
-    AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Referrer,
+    AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Format,
+    PlatformManifest, Reach, Referrer,
 };
+use super::strategy::{self, ApiObservation, Memory, NativeDecision, NativeVerdict, Start};
 use super::tagschema::{self, CosignSuffix, ListedDescriptor};
 use crate::crd::{CapabilityState, DiscoveryMode, EffectiveDiscoveryMode};
 use crate::oci;
@@ -40,11 +49,13 @@ pub struct DiscovererConfig {
     pub negative_ttl: Duration,
     /// Maximum cached outcomes.
     pub capacity: u64,
-    /// How long the mode that worked for a registry is remembered (Auto without a hint).
+    /// How long the mode that worked for a registry (or repository) is remembered, and how
+    /// often a registry believed to lack the referrers API is asked again in Auto mode.
     pub mode_ttl: Duration,
     /// Concurrent requests per registry.
     pub per_registry_concurrency: usize,
-    /// How long a repository's tag list is reused by the tag fallbacks.
+    /// How long a repository's tag list is reused by the tag fallbacks (a tag it lacks is
+    /// trusted to be absent only by discoveries that began about when it was read).
     pub tag_list_ttl: Duration,
     /// Referrers API pages followed per subject.
     pub max_pages: usize,
@@ -66,7 +77,7 @@ impl Default for DiscovererConfig {
             capacity: 10_000,
             mode_ttl: Duration::from_secs(300),
             per_registry_concurrency: 8,
-            tag_list_ttl: Duration::from_secs(60),
+            tag_list_ttl: Duration::from_secs(600),
             max_pages: 64,
             max_tag_pages: 20,
             tag_page_size: 1000,
@@ -89,6 +100,8 @@ pub struct DiscoveryStats {
     pub unknown: u64,
     /// Registry requests made by discoveries.
     pub requests: u64,
+    /// Tag lists read (first pages), over every repository.
+    pub tag_lists: u64,
     /// Outcomes currently cached (approximate).
     pub cached: u64,
 }
@@ -103,6 +116,7 @@ struct CacheKey {
     platforms: bool,
     index_digest: Option<String>,
     mode: u8,
+    reach: Reach,
 }
 
 impl CacheKey {
@@ -119,6 +133,7 @@ impl CacheKey {
             platforms: req.platforms,
             index_digest: req.index_digest.clone(),
             mode: mode_code(mode),
+            reach: req.reach,
         }
     }
 }
@@ -163,22 +178,43 @@ struct Fetched {
 /// A repository's tags, or the fact that they cannot be listed.
 #[derive(Debug)]
 enum TagList {
-    Complete(BTreeSet<String>),
+    Complete {
+        tags: BTreeSet<String>,
+        read_at: Instant,
+    },
     Unavailable,
 }
+
+/// What discovery remembers about registries and repositories (Auto mode).
+#[derive(Default)]
+struct ModeMemory {
+    by_registry: HashMap<String, (EffectiveDiscoveryMode, Instant)>,
+    by_repository: HashMap<(String, String), (EffectiveDiscoveryMode, Instant)>,
+    /// When the referrers API of a registry was last asked.
+    api_asked: HashMap<String, Instant>,
+    /// When a registry was first discovered on.
+    first_seen: HashMap<String, Instant>,
+}
+
+/// Bound of every map in [`ModeMemory`] and of the observations (cleared when exceeded).
+const MEMORY_BOUND: usize = 10_000;
 
 struct Inner {
     config: DiscovererConfig,
     outcomes: Cache<CacheKey, Arc<DiscoveryOutcome>>,
     manifests: Cache<(String, String, String), Arc<Fetched>>,
     tag_lists: Cache<(String, String), Arc<TagList>>,
-    modes: Mutex<HashMap<String, (EffectiveDiscoveryMode, Instant)>>,
+    memory: Mutex<ModeMemory>,
+    observations: Mutex<HashMap<String, ApiObservation>>,
+    changed: Mutex<BTreeSet<String>>,
+    changes: tokio::sync::watch::Sender<u64>,
     semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
     asks: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     unknown: AtomicU64,
     requests: AtomicU64,
+    tag_list_reads: AtomicU64,
 }
 
 /// Shared referrer discovery (cheap to clone; clones share caches).
@@ -246,64 +282,13 @@ enum NativeAnswer {
     Listed {
         descriptors: Vec<ListedDescriptor>,
         server_filtered: bool,
+        /// The answer's `Content-Type` was the OCI index one (Harbor ≤ 2.9 sends `application/json`).
+        conformant: bool,
     },
     Unsupported {
-        http_status: Option<u16>,
-        /// The verdict's reason (`NotFound`, `InvalidIndex`, `HtmlInsteadOfIndex`, …).
-        reason: String,
+        verdict: NativeVerdict,
         message: String,
     },
-}
-
-/// The method chosen for one discovery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Resolved {
-    /// Native; fall back on Unsupported (Auto) or not (forced).
-    Native { forced: bool, known: bool },
-    /// Tag fallbacks only.
-    Fallback,
-}
-
-/// Picks how to start (pure): forced modes win; Auto uses the hint, then the
-/// remembered mode, then tries native.
-fn plan(
-    mode: DiscoveryMode,
-    hint: Option<EffectiveDiscoveryMode>,
-    remembered: Option<EffectiveDiscoveryMode>,
-) -> (Resolved, Option<bool>) {
-    match mode {
-        DiscoveryMode::Native => (
-            Resolved::Native {
-                forced: true,
-                known: false,
-            },
-            None,
-        ),
-        DiscoveryMode::TagFallback => {
-            let known = hint.or(remembered);
-            (
-                Resolved::Fallback,
-                (known == Some(EffectiveDiscoveryMode::TagFallback)).then_some(false),
-            )
-        }
-        DiscoveryMode::Auto => match hint.or(remembered) {
-            Some(EffectiveDiscoveryMode::Native) => (
-                Resolved::Native {
-                    forced: false,
-                    known: true,
-                },
-                None,
-            ),
-            Some(EffectiveDiscoveryMode::TagFallback) => (Resolved::Fallback, Some(false)),
-            None => (
-                Resolved::Native {
-                    forced: false,
-                    known: false,
-                },
-                None,
-            ),
-        },
-    }
 }
 
 /// State of one discovery run.
@@ -312,18 +297,22 @@ struct Ctx<'a> {
     client: &'a RegistryClient,
     registry: String,
     repo: String,
+    mode: DiscoveryMode,
+    hint: Option<EffectiveDiscoveryMode>,
+    reach: Reach,
+    started: Instant,
     requests: AtomicU64,
     state: Mutex<RunState>,
 }
 
 struct RunState {
-    resolved: Resolved,
+    start: Start,
     referrers_api: Option<bool>,
     methods: Vec<DiscoveryMethod>,
     notes: Vec<String>,
     visited: HashSet<String>,
     subject_media_type: Option<String>,
-    platforms: Vec<String>,
+    platforms: Vec<PlatformManifest>,
 }
 
 impl Ctx<'_> {
@@ -341,6 +330,10 @@ impl Ctx<'_> {
         if !st.notes.contains(&n) && st.notes.len() < 50 {
             st.notes.push(n);
         }
+    }
+    /// Whether the tag fallbacks are added to what the referrers API answered.
+    fn union_with_tags(&self) -> bool {
+        strategy::union_with_tags(self.mode, self.reach, true)
     }
 
     async fn send(&self, req: RegistryRequest) -> Result<RegistryResponse, RegistryError> {
@@ -382,6 +375,32 @@ fn sort_referrers(v: &mut [Referrer]) {
     });
 }
 
+/// Adds `extra` to `into`, merged by digest: a referrer already found (by the same subject and
+/// attachment) keeps the method that found it first.
+fn merge(into: &mut Vec<Referrer>, extra: Vec<Referrer>) {
+    for r in extra {
+        if !into
+            .iter()
+            .any(|x| x.digest == r.digest && x.subject == r.subject && x.attached_to == r.attached_to)
+        {
+            into.push(r);
+        }
+    }
+}
+
+/// The descriptor a referrer was built from (to classify it later).
+fn descriptor_of(r: &Referrer) -> ListedDescriptor {
+    ListedDescriptor {
+        media_type: r.media_type.clone(),
+        digest: r.digest.clone(),
+        size: r.size,
+        artifact_type: r.artifact_type.clone(),
+        annotations: r.annotations.clone(),
+        has_platform: false,
+        platform: None,
+    }
+}
+
 impl Discoverer {
     /// A discoverer with its own caches.
     pub fn new(config: DiscovererConfig) -> Self {
@@ -406,13 +425,17 @@ impl Discoverer {
                 outcomes,
                 manifests,
                 tag_lists,
-                modes: Mutex::new(HashMap::new()),
+                memory: Mutex::new(ModeMemory::default()),
+                observations: Mutex::new(HashMap::new()),
+                changed: Mutex::new(BTreeSet::new()),
+                changes: tokio::sync::watch::channel(0).0,
                 semaphores: Mutex::new(HashMap::new()),
                 asks: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 unknown: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
+                tag_list_reads: AtomicU64::new(0),
             }),
         }
     }
@@ -431,33 +454,136 @@ impl Discoverer {
             misses: i.misses.load(Ordering::Relaxed),
             unknown: i.unknown.load(Ordering::Relaxed),
             requests: i.requests.load(Ordering::Relaxed),
+            tag_lists: i.tag_list_reads.load(Ordering::Relaxed),
             cached: i.outcomes.entry_count(),
         }
     }
 
+    fn memory(&self) -> std::sync::MutexGuard<'_, ModeMemory> {
+        self.inner.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The mode remembered for a registry (`host:port`), if still fresh.
     pub fn remembered_mode(&self, registry: &str) -> Option<EffectiveDiscoveryMode> {
-        let modes = self.inner.modes.lock().unwrap_or_else(|p| p.into_inner());
-        modes
+        let ttl = self.inner.config.mode_ttl;
+        self.memory()
+            .by_registry
             .get(registry)
-            .filter(|(_, at)| at.elapsed() < self.inner.config.mode_ttl)
+            .filter(|(_, at)| at.elapsed() < ttl)
             .map(|(m, _)| *m)
     }
 
-    fn remember(&self, registry: &str, mode: EffectiveDiscoveryMode) {
-        let mut modes = self.inner.modes.lock().unwrap_or_else(|p| p.into_inner());
-        if modes.len() > 10_000 {
-            modes.clear();
-        }
-        modes.insert(registry.to_string(), (mode, Instant::now()));
+    /// The mode remembered for one repository of a registry, if still fresh.
+    pub fn remembered_repository_mode(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Option<EffectiveDiscoveryMode> {
+        let ttl = self.inner.config.mode_ttl;
+        self.memory()
+            .by_repository
+            .get(&(registry.to_string(), repository.to_string()))
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(m, _)| *m)
     }
 
-    /// Drops every cached outcome, tag list and remembered mode (manifests stay: immutable).
+    /// What the plan of a discovery in (`registry`, `repository`) starts from.
+    fn memory_for(&self, registry: &str, repository: &str) -> Memory {
+        let ttl = self.inner.config.mode_ttl;
+        let now = Instant::now();
+        let mut m = self.memory();
+        if m.first_seen.len() > MEMORY_BOUND {
+            m.first_seen.clear();
+        }
+        let first_seen = *m.first_seen.entry(registry.to_string()).or_insert(now);
+        let fresh = |e: Option<&(EffectiveDiscoveryMode, Instant)>| {
+            e.filter(|(_, at)| now.duration_since(*at) < ttl).map(|(m, _)| *m)
+        };
+        let last_asked = m.api_asked.get(registry).copied().unwrap_or(first_seen);
+        Memory {
+            repository: fresh(
+                m.by_repository
+                    .get(&(registry.to_string(), repository.to_string())),
+            ),
+            registry: fresh(m.by_registry.get(registry)),
+            relearn_due: now.duration_since(last_asked.max(first_seen)) >= ttl,
+        }
+    }
+
+    fn remember(&self, registry: &str, repository: &str, mode: EffectiveDiscoveryMode) {
+        let now = Instant::now();
+        let mut m = self.memory();
+        if m.by_registry.len() > MEMORY_BOUND {
+            m.by_registry.clear();
+        }
+        if m.by_repository.len() > MEMORY_BOUND {
+            m.by_repository.clear();
+        }
+        m.by_registry.insert(registry.to_string(), (mode, now));
+        m.by_repository
+            .insert((registry.to_string(), repository.to_string()), (mode, now));
+    }
+
+    fn api_asked(&self, registry: &str) {
+        let mut m = self.memory();
+        if m.api_asked.len() > MEMORY_BOUND {
+            m.api_asked.clear();
+        }
+        m.api_asked.insert(registry.to_string(), Instant::now());
+    }
+
+    /// Records what a registry's referrers API answered; a change (against the previous
+    /// answer, or against the profile's probe for a first answer) is queued for
+    /// [`Discoverer::take_changed`] and signalled on [`Discoverer::subscribe_changes`].
+    fn observe(
+        &self,
+        registry: &str,
+        hint: Option<EffectiveDiscoveryMode>,
+        now: ApiObservation,
+    ) {
+        let before = {
+            let mut obs = self
+                .inner
+                .observations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if obs.len() > MEMORY_BOUND {
+                obs.clear();
+            }
+            obs.insert(registry.to_string(), now)
+        };
+        if strategy::answer_changed(before, hint, now) {
+            tracing::info!(registry, api = now.api, conformant = now.conformant,
+                "the registry's referrers answer changed");
+            self.inner
+                .changed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(registry.to_string());
+            self.inner.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Registries (`host:port`) whose referrers answer changed since the last call.
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.inner.changed.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
+    /// Bumped whenever [`Discoverer::take_changed`] has something new.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Drops every cached outcome, tag list, remembered mode and observation (manifests
+    /// stay: immutable).
     pub fn invalidate_all(&self) {
         self.inner.outcomes.invalidate_all();
         self.inner.tag_lists.invalidate_all();
+        *self.memory() = ModeMemory::default();
         self.inner
-            .modes
+            .observations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -481,11 +607,12 @@ impl Discoverer {
     /// Discovers the referrers of `req.digest` in `req.repository` on the
     /// registry `client` talks to.
     ///
-    /// `mode`: `Auto` uses `hint` (the RegistryProfile's effective mode), else
-    /// the mode remembered for the registry, else tries native and falls back
-    /// to the tag schema and cosign tags on an Unsupported answer. Results are
-    /// cached per (registry, repository, digest, options); concurrent asks for
-    /// the same key share one discovery. A registry error is
+    /// `mode`: `Auto` uses what the repository answered last, else `hint` (the
+    /// RegistryProfile's effective mode), else what the registry answered last, else tries
+    /// native and falls back to the tag schema and cosign tags on an Unsupported answer; with
+    /// [`Reach::Union`] it also looks at the tags when the API answered. Results are cached
+    /// per (registry, repository, digest, options); concurrent asks for the same key share one
+    /// discovery; a wider ask reuses a narrower cached answer. A registry error is
     /// `DiscoveryOutcome::Unknown`, never an empty result.
     pub async fn discover(
         &self,
@@ -495,7 +622,7 @@ impl Discoverer {
         req: &DiscoveryRequest,
     ) -> Arc<DiscoveryOutcome> {
         self.inner.asks.fetch_add(1, Ordering::Relaxed);
-        let key = self.key(req, mode, req.platforms);
+        let key = self.key(req, mode, req.reach, req.platforms);
         let entry = self
             .inner
             .outcomes
@@ -526,15 +653,23 @@ impl Discoverer {
         req: &DiscoveryRequest,
     ) -> Arc<DiscoveryOutcome> {
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let (resolved, referrers_api) = plan(mode, hint, self.remembered_mode(&req.registry));
+        let (start, referrers_api) = strategy::plan(
+            mode,
+            hint,
+            self.memory_for(&req.registry, &req.repository),
+        );
         let ctx = Ctx {
             d: self,
             client,
             registry: req.registry.clone(),
             repo: req.repository.clone(),
+            mode,
+            hint,
+            reach: req.reach,
+            started: Instant::now(),
             requests: AtomicU64::new(0),
             state: Mutex::new(RunState {
-                resolved,
+                start,
                 referrers_api,
                 methods: Vec::new(),
                 notes: Vec::new(),
@@ -544,10 +679,16 @@ impl Discoverer {
             }),
         };
         let result = self.run_inner(&ctx, mode, req).await;
-        if !req.platforms {
-            // An expanded answer built on the previous base must not outlive it.
-            let expanded = self.key(req, mode, true);
-            self.inner.outcomes.invalidate(&expanded).await;
+        // Wider answers built on the previous version of this one must not outlive it.
+        for (reach, platforms) in [
+            (Reach::Listing, true),
+            (Reach::Union, false),
+            (Reach::Union, true),
+        ] {
+            if (reach, platforms) > (req.reach, req.platforms) {
+                let wider = self.key(req, mode, reach, platforms);
+                self.inner.outcomes.invalidate(&wider).await;
+            }
         }
         let requests = ctx.requests.load(Ordering::Relaxed);
         let outcome = match result {
@@ -578,24 +719,43 @@ impl Discoverer {
         Arc::new(outcome)
     }
 
-    /// The cache key of `req` with or without platform expansion.
-    fn key(&self, req: &DiscoveryRequest, mode: DiscoveryMode, platforms: bool) -> CacheKey {
+    /// The cache key of `req` with the given reach and platform expansion.
+    fn key(
+        &self,
+        req: &DiscoveryRequest,
+        mode: DiscoveryMode,
+        reach: Reach,
+        platforms: bool,
+    ) -> CacheKey {
         let mut key = CacheKey::new(req, mode, self.inner.config.max_depth);
+        key.reach = reach;
         key.platforms = platforms;
         key
     }
 
-    /// The fresh cached outcome of `req` without platform expansion, when there is one.
-    async fn cached_without_platforms(
+    /// A fresh cached answer a wider `req` can start from: the same reach without platform
+    /// expansion, or (at depth 0) the listing. Returns it with its (reach, platforms).
+    async fn cached_base(
         &self,
         mode: DiscoveryMode,
         req: &DiscoveryRequest,
-    ) -> Option<DiscoveryReport> {
-        let key = self.key(req, mode, false);
-        match self.inner.outcomes.get(&key).await?.as_ref() {
-            DiscoveryOutcome::Found(r) => Some(r.clone()),
-            DiscoveryOutcome::Unknown { .. } => None,
+    ) -> Option<(DiscoveryReport, Reach, bool)> {
+        let mut candidates = Vec::new();
+        if req.platforms {
+            candidates.push((req.reach, false));
         }
+        if req.reach == Reach::Union && req.depth == 0 {
+            candidates.push((Reach::Listing, false));
+        }
+        for (reach, platforms) in candidates {
+            let key = self.key(req, mode, reach, platforms);
+            if let Some(v) = self.inner.outcomes.get(&key).await
+                && let DiscoveryOutcome::Found(r) = v.as_ref()
+            {
+                return Some((r.clone(), reach, platforms));
+            }
+        }
+        None
     }
 
     /// Referrers of the requested digest and, when the pod spec pins the index a platform
@@ -625,10 +785,58 @@ impl Discoverer {
                             .into_iter()
                             .filter(|(_, target)| *target == req.digest)
                             .collect();
-                        all.extend(in_index(ctx, atts, AttachedTo::Requested, filters).await?);
+                        all.extend(
+                            in_index(ctx, atts, AttachedTo::Requested, depth, filters).await?,
+                        );
                     }
                 }
                 None => ctx.note(format!("index {index} was not found in the repository")),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Widens a cached listing to the union: classifies the referrers the listing left
+    /// unclassified and, when the referrers API answered, adds the tag fallbacks of the digest
+    /// (and of its pinned index).
+    async fn widen(
+        &self,
+        ctx: &Ctx<'_>,
+        req: &DiscoveryRequest,
+        listed: Vec<Referrer>,
+        filters: &[String],
+    ) -> Result<Vec<Referrer>, Unk> {
+        let futs = listed.into_iter().map(|r| async move {
+            let d = descriptor_of(&r);
+            if r.method == DiscoveryMethod::Native && classify::must_read_manifest(&d, Reach::Union)
+            {
+                let subject = r.subject.clone();
+                let attached = r.attached_to;
+                let nested = r.referrers.clone();
+                Ok::<_, Unk>(
+                    referrer_from(ctx, &subject, attached, DiscoveryMethod::Native, &d, true)
+                        .await?
+                        .map(|mut x| {
+                            x.referrers = nested;
+                            x
+                        }),
+                )
+            } else {
+                Ok(Some(r))
+            }
+        });
+        let mut all = Vec::new();
+        for r in join_all(futs).await {
+            all.extend(r?);
+        }
+        if ctx.st().referrers_api == Some(true) && ctx.union_with_tags() {
+            let mut subjects = vec![(req.digest.clone(), AttachedTo::Requested)];
+            if let Some(index) = req.index_digest.as_ref().filter(|i| **i != req.digest) {
+                subjects.push((index.clone(), AttachedTo::Index));
+            }
+            for (subject, attached) in subjects {
+                let extra = fallback(ctx, &subject, attached, filters).await?;
+                merge(&mut all, extra);
             }
         }
         Ok(all)
@@ -650,39 +858,46 @@ impl Discoverer {
         }
         let depth = req.depth.min(self.inner.config.max_depth);
         let filters = &req.artifact_types;
-        // Platform expansion is asked for after the same request without it (policies expand
-        // only images that miss a requirement on their own digest): reuse that answer instead
-        // of listing the digest's (and its index's) referrers again.
-        let base = match req.platforms {
-            true => self.cached_without_platforms(mode, req).await,
-            false => None,
-        };
-        let mut all = match base {
-            Some(base) => {
-                let mut st = ctx.st();
-                // Auto: list the platforms the way the base run learnt works (the remembered
-                // mode may have expired since).
-                if let Resolved::Native { forced: false, .. } = st.resolved {
-                    match base.referrers_api {
-                        Some(true) => {
-                            st.resolved = Resolved::Native {
-                                forced: false,
-                                known: true,
+        // A wider ask after a narrower one (policies widen only images that miss a
+        // requirement): reuse that answer instead of listing the digest again.
+        let mut expanded_platforms = false;
+        let mut all = match self.cached_base(mode, req).await {
+            Some((base, base_reach, base_platforms)) => {
+                {
+                    let mut st = ctx.st();
+                    // Auto: continue the way the base run learnt works (the remembered mode
+                    // may have expired since).
+                    if let Start::Native { forced: false, .. } = st.start {
+                        match base.referrers_api {
+                            Some(true) => {
+                                st.start = Start::Native {
+                                    forced: false,
+                                    known: true,
+                                }
                             }
+                            Some(false) => st.start = Start::Fallback,
+                            None => {}
                         }
-                        Some(false) => st.resolved = Resolved::Fallback,
-                        None => {}
+                    }
+                    st.referrers_api = base.referrers_api.or(st.referrers_api);
+                    st.methods = base.methods;
+                    st.notes = base.notes;
+                    if base_platforms {
+                        st.platforms = base.platforms;
+                        st.subject_media_type = base.subject_media_type;
                     }
                 }
-                st.referrers_api = base.referrers_api.or(st.referrers_api);
-                st.methods = base.methods;
-                st.notes = base.notes;
-                base.referrers
+                expanded_platforms = base_platforms;
+                if base_reach < req.reach {
+                    self.widen(ctx, req, base.referrers, filters).await?
+                } else {
+                    base.referrers
+                }
             }
             None => self.direct_and_index(ctx, req, depth, filters).await?,
         };
 
-        if req.platforms {
+        if req.platforms && !expanded_platforms {
             match fetch_manifest(ctx, &req.digest).await? {
                 None => {
                     return Err(Unk::new(
@@ -698,16 +913,31 @@ impl Discoverer {
                     ctx.st().subject_media_type = mt;
                     if let Some(facts) = facts.filter(|x| x.is_index) {
                         ctx.method(DiscoveryMethod::InIndex);
-                        let plats = classify::platform_manifests(facts);
-                        ctx.st().platforms = plats.iter().map(|p| p.digest.clone()).collect();
+                        let plats: Vec<PlatformManifest> = classify::platform_manifests(facts)
+                            .into_iter()
+                            .map(|p| PlatformManifest {
+                                digest: p.digest,
+                                platform: p.platform,
+                            })
+                            .collect();
                         let futs = plats.iter().map(|p| {
                             tree(ctx, p.digest.clone(), AttachedTo::Platform, depth, filters)
                         });
+                        let mut on_platforms = Vec::new();
                         for r in join_all(futs).await {
-                            all.extend(r?);
+                            on_platforms.extend(r?);
                         }
                         let atts = classify::buildkit_attestations(facts);
-                        all.extend(in_index(ctx, atts, AttachedTo::Platform, filters).await?);
+                        on_platforms
+                            .extend(in_index(ctx, atts, AttachedTo::Platform, depth, filters).await?);
+                        for r in &mut on_platforms {
+                            r.platform = plats
+                                .iter()
+                                .find(|p| p.digest == r.subject)
+                                .and_then(|p| p.platform.clone());
+                        }
+                        merge(&mut all, on_platforms);
+                        ctx.st().platforms = plats;
                     }
                 }
             }
@@ -730,52 +960,73 @@ fn tree<'a>(
         }
         let mut direct = list_direct(ctx, &subject, attached, filters).await?;
         if depth > 0 {
-            let futs = direct
-                .iter()
-                .map(|r| tree(ctx, r.digest.clone(), AttachedTo::Referrer, depth - 1, &[]));
-            let nested = join_all(futs).await;
-            for (r, n) in direct.iter_mut().zip(nested) {
-                let mut n = n?;
-                sort_referrers(&mut n);
-                r.referrers = n;
-            }
+            nest(ctx, &mut direct, depth - 1).await?;
         }
         Ok(direct)
     }
     .boxed()
 }
 
-/// Direct referrers of one subject with the method of this run.
+/// Fills `referrers` of each of `items` (to `depth` more levels).
+async fn nest(ctx: &Ctx<'_>, items: &mut [Referrer], depth: u32) -> Result<(), Unk> {
+    let futs = items
+        .iter()
+        .map(|r| tree(ctx, r.digest.clone(), AttachedTo::Referrer, depth, &[]));
+    let nested = join_all(futs).await;
+    for (r, n) in items.iter_mut().zip(nested) {
+        let mut n = n?;
+        sort_referrers(&mut n);
+        r.referrers = n;
+    }
+    Ok(())
+}
+
+/// Direct referrers of one subject with the method of this run (and, for a union, the tags).
 async fn list_direct(
     ctx: &Ctx<'_>,
     subject: &str,
     attached: AttachedTo,
     filters: &[String],
 ) -> Result<Vec<Referrer>, Unk> {
-    let resolved = ctx.st().resolved;
-    let (forced, known) = match resolved {
-        Resolved::Fallback => return fallback(ctx, subject, attached, filters).await,
-        Resolved::Native { forced, known } => (forced, known),
+    let start = ctx.st().start;
+    let Start::Native { forced, .. } = start else {
+        return fallback(ctx, subject, attached, filters).await;
     };
+    ctx.d.api_asked(&ctx.registry);
     match native(ctx, subject, filters).await? {
         NativeAnswer::Listed {
             descriptors,
             server_filtered,
+            conformant,
         } => {
             ctx.method(DiscoveryMethod::Native);
             {
                 let mut st = ctx.st();
                 st.referrers_api = Some(true);
-                st.resolved = Resolved::Native {
+                st.start = Start::Native {
                     forced,
                     known: true,
                 };
             }
-            if !forced && !known {
-                ctx.d
-                    .remember(&ctx.registry, EffectiveDiscoveryMode::Native);
+            ctx.d.observe(
+                &ctx.registry,
+                ctx.hint,
+                ApiObservation {
+                    api: true,
+                    conformant,
+                },
+            );
+            if !conformant {
+                ctx.note(format!(
+                    "the referrers API answered with Content-Type {:?}, not an OCI image index (Harbor before 2.10): used anyway",
+                    "application/json"
+                ));
             }
-            build(
+            if !forced {
+                ctx.d
+                    .remember(&ctx.registry, &ctx.repo, EffectiveDiscoveryMode::Native);
+            }
+            let mut found = build(
                 ctx,
                 subject,
                 attached,
@@ -784,51 +1035,75 @@ async fn list_direct(
                 server_filtered,
                 filters,
             )
-            .await
+            .await?;
+            if ctx.union_with_tags() {
+                let tags = fallback(ctx, subject, attached, filters).await?;
+                merge(&mut found, tags);
+            }
+            Ok(found)
         }
-        NativeAnswer::Unsupported {
-            http_status,
-            reason,
-            message,
-        } => {
-            // A 200 that claims to be an OCI index but is not one, or any 200
-            // that is not an index from a registry known to serve the API, is a
-            // broken answer (an error page, a truncated proxy reply): Unknown,
-            // not "no referrers API" (which would fall back and report nothing).
-            if http_status == Some(200) && (known || reason == "InvalidIndex") {
-                return Err(Unk::new(
-                    "InvalidResponse",
-                    format!("referrers API answered a malformed index ({reason}): {message}"),
-                ));
+        NativeAnswer::Unsupported { verdict, message } => {
+            match strategy::decide_native(&verdict, start) {
+                NativeDecision::Use => unreachable_use(),
+                NativeDecision::Unknown(reason) => Err(Unk::new(
+                    reason,
+                    match reason {
+                        "ReferrersApiUnsupported" => format!(
+                            "mode Native, but the registry has no referrers API: {message}"
+                        ),
+                        _ => format!(
+                            "referrers API answered a malformed index ({}): {message}",
+                            verdict.reason
+                        ),
+                    },
+                )),
+                NativeDecision::Error => Err(Unk::new(&verdict.reason, message)),
+                NativeDecision::NoReferrers => {
+                    // Quay answers 400 for a subject it does not hold: no referrers from the API.
+                    ctx.method(DiscoveryMethod::Native);
+                    ctx.note(format!(
+                        "referrers API answered 400 for {subject} (subject unknown to the registry): no referrers"
+                    ));
+                    if ctx.union_with_tags() {
+                        return fallback(ctx, subject, attached, filters).await;
+                    }
+                    Ok(Vec::new())
+                }
+                NativeDecision::Fallback { remember } => {
+                    if remember {
+                        ctx.d.remember(
+                            &ctx.registry,
+                            &ctx.repo,
+                            EffectiveDiscoveryMode::TagFallback,
+                        );
+                        ctx.d.observe(
+                            &ctx.registry,
+                            ctx.hint,
+                            ApiObservation {
+                                api: false,
+                                conformant: true,
+                            },
+                        );
+                        let mut st = ctx.st();
+                        st.referrers_api = Some(false);
+                        st.start = Start::Fallback;
+                    }
+                    ctx.note(format!(
+                        "referrers API unsupported ({message}): used the tag fallbacks"
+                    ));
+                    fallback(ctx, subject, attached, filters).await
+                }
             }
-            if forced {
-                return Err(Unk::new(
-                    "ReferrersApiUnsupported",
-                    format!("mode Native, but the registry has no referrers API: {message}"),
-                ));
-            }
-            if http_status == Some(400) && known {
-                // Quay answers 400 for a subject it does not hold: no referrers.
-                ctx.method(DiscoveryMethod::Native);
-                ctx.note(format!(
-                    "referrers API answered 400 for {subject} (subject unknown to the registry): no referrers"
-                ));
-                return Ok(Vec::new());
-            }
-            if http_status != Some(400) {
-                // 404/405/406/wrong content type: the registry has no referrers API.
-                ctx.d
-                    .remember(&ctx.registry, EffectiveDiscoveryMode::TagFallback);
-                let mut st = ctx.st();
-                st.referrers_api = Some(false);
-                st.resolved = Resolved::Fallback;
-            }
-            ctx.note(format!(
-                "referrers API unsupported ({message}): used the tag fallbacks"
-            ));
-            fallback(ctx, subject, attached, filters).await
         }
     }
+}
+
+/// `decide_native` says `Use` only for a Supported verdict, which `native` lists itself.
+fn unreachable_use() -> Result<Vec<Referrer>, Unk> {
+    Err(Unk::new(
+        "InvalidResponse",
+        "the referrers API answer could not be read",
+    ))
 }
 
 /// `GET /v2/<name>/referrers/<digest>` with pagination.
@@ -848,8 +1123,11 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
         CapabilityState::Supported => {}
         CapabilityState::Unsupported => {
             return Ok(NativeAnswer::Unsupported {
-                http_status: cap.http_status,
-                reason: cap.reason.clone(),
+                verdict: NativeVerdict {
+                    state: cap.state,
+                    reason: cap.reason.clone(),
+                    http_status: cap.http_status,
+                },
                 message: format!("{}: {}", cap.reason, cap.message.unwrap_or_default()),
             });
         }
@@ -860,6 +1138,7 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
             });
         }
     }
+    let conformant = cap.reason != verdict::NON_CONFORMANT_CONTENT_TYPE;
     let mut descriptors = Vec::new();
     let page = parse_page(&resp)?;
     let mut server_filtered =
@@ -905,6 +1184,7 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
     Ok(NativeAnswer::Listed {
         descriptors,
         server_filtered,
+        conformant,
     })
 }
 
@@ -932,6 +1212,93 @@ fn parse_page(resp: &RegistryResponse) -> Result<Page, Unk> {
     Ok((tagschema::index_descriptors(&v), annotations))
 }
 
+/// One referrer from a listed descriptor. `read`: fetch its manifest (cached by digest) to
+/// classify it and check its `subject`; otherwise it is judged by the descriptor, and left
+/// [`Format::Unclassified`] (no kinds) when the descriptor does not say what it is.
+/// `None`: the descriptor is not a referrer of `subject` after all (manifest gone, not JSON,
+/// another subject).
+async fn referrer_from(
+    ctx: &Ctx<'_>,
+    subject: &str,
+    attached: AttachedTo,
+    method: DiscoveryMethod,
+    d: &ListedDescriptor,
+    read: bool,
+) -> Result<Option<Referrer>, Unk> {
+    let base = |artifact_type, kinds, media_type, format, predicate_type| Referrer {
+        digest: d.digest.clone(),
+        media_type,
+        artifact_type,
+        kinds,
+        format,
+        predicate_type,
+        size: d.size,
+        annotations: d.annotations.clone(),
+        method,
+        subject: subject.to_string(),
+        attached_to: attached,
+        tag: None,
+        repository: None,
+        platform: None,
+        referrers: Vec::new(),
+    };
+    if !read {
+        if classify::needs_fetch(d) {
+            return Ok(Some(base(
+                d.artifact_type.clone(),
+                Vec::new(),
+                d.media_type.clone(),
+                Format::Unclassified,
+                classify::descriptor_predicate_type(d),
+            )));
+        }
+        return Ok(Some(base(
+            d.artifact_type.clone(),
+            classify::descriptor_kinds(d),
+            d.media_type.clone(),
+            classify::descriptor_format(d),
+            classify::descriptor_predicate_type(d),
+        )));
+    }
+    let Some(f) = fetch_manifest(ctx, &d.digest).await? else {
+        ctx.note(format!(
+            "{} is listed as a referrer of {subject} but its manifest is gone: ignored",
+            d.digest
+        ));
+        return Ok(None);
+    };
+    let Some(facts) = f.facts.as_ref() else {
+        ctx.note(format!("{} is not a JSON manifest: ignored", d.digest));
+        return Ok(None);
+    };
+    let has_subject = facts.subject.as_deref() == Some(subject);
+    if !has_subject && (facts.subject.is_some() || method == DiscoveryMethod::TagSchema) {
+        ctx.note(format!(
+            "{} is listed for {subject} but its manifest's subject is {}: ignored",
+            d.digest,
+            facts.subject.as_deref().unwrap_or("missing")
+        ));
+        return Ok(None);
+    }
+    let (at, kinds) = classify::classify_fetched(d.artifact_type.as_deref(), facts);
+    let mt = if d.media_type.is_empty() {
+        facts.media_type.clone().or(f.content_type.clone())
+    } else {
+        Some(d.media_type.clone())
+    };
+    let format = classify::manifest_format(d.artifact_type.as_deref(), facts, None);
+    let predicate = facts
+        .predicate_types
+        .first()
+        .cloned()
+        .or_else(|| classify::descriptor_predicate_type(d));
+    let mut r = base(at, kinds, mt.unwrap_or_default(), format, predicate);
+    for (k, v) in &facts.annotations {
+        r.annotations.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    Ok(Some(r))
+}
+
 /// Turns listed descriptors into referrers: client-side filter, fetch and
 /// classify where needed, check fetched manifests' `subject`.
 async fn build(
@@ -952,58 +1319,17 @@ async fn build(
     let futs = candidates.into_iter().map(|d| async move {
         // Entries of a fallback tag index are written by clients, not the registry: each
         // must really have this subject, so its manifest is always checked (cached by digest).
-        let verify = method == DiscoveryMethod::TagSchema;
-        let (artifact_type, kinds, media_type) = if verify || classify::needs_fetch(&d) {
-            let Some(f) = fetch_manifest(ctx, &d.digest).await? else {
-                ctx.note(format!(
-                    "{} is listed as a referrer of {subject} but its manifest is gone: ignored",
-                    d.digest
-                ));
-                return Ok(None);
-            };
-            let Some(facts) = f.facts.as_ref() else {
-                ctx.note(format!("{} is not a JSON manifest: ignored", d.digest));
-                return Ok(None);
-            };
-            let has_subject = facts.subject.as_deref() == Some(subject);
-            if !has_subject && (facts.subject.is_some() || method == DiscoveryMethod::TagSchema) {
-                ctx.note(format!(
-                    "{} is listed for {subject} but its manifest's subject is {}: ignored",
-                    d.digest,
-                    facts.subject.as_deref().unwrap_or("missing")
-                ));
-                return Ok(None);
-            }
-            let (at, kinds) = classify::classify_fetched(d.artifact_type.as_deref(), facts);
-            let mt = if d.media_type.is_empty() {
-                facts.media_type.clone().or(f.content_type.clone())
-            } else {
-                Some(d.media_type.clone())
-            };
-            (at, kinds, mt.unwrap_or_default())
-        } else {
-            (
-                d.artifact_type.clone(),
-                classify::descriptor_kinds(&d),
-                d.media_type.clone(),
-            )
+        // A client-side filter needs to know what an uninformative descriptor is.
+        let read = method == DiscoveryMethod::TagSchema
+            || classify::must_read_manifest(&d, ctx.reach)
+            || (!filters.is_empty() && !server_filtered && classify::needs_fetch(&d));
+        let Some(r) = referrer_from(ctx, subject, attached, method, &d, read).await? else {
+            return Ok::<_, Unk>(None);
         };
-        if !server_filtered && !classify::matches_filter(filters, artifact_type.as_deref()) {
+        if !server_filtered && !classify::matches_filter(filters, r.artifact_type.as_deref()) {
             return Ok(None);
         }
-        Ok(Some(Referrer {
-            digest: d.digest.clone(),
-            media_type,
-            artifact_type,
-            kinds,
-            size: d.size,
-            annotations: d.annotations.clone(),
-            method,
-            subject: subject.to_string(),
-            attached_to: attached,
-            tag: None,
-            referrers: Vec::new(),
-        }))
+        Ok(Some(r))
     });
     let mut out = Vec::new();
     for r in join_all(futs).await {
@@ -1023,14 +1349,26 @@ async fn fallback(
 ) -> Result<Vec<Referrer>, Unk> {
     ctx.method(DiscoveryMethod::TagSchema);
     ctx.method(DiscoveryMethod::CosignTag);
-    let tags = tag_list(ctx).await?;
+    let index_tag = tagschema::fallback_tag(subject);
+    let cosign_tags: Vec<(CosignSuffix, String)> = CosignSuffix::ALL
+        .into_iter()
+        .map(|s| (s, tagschema::cosign_tag(subject, s)))
+        .collect();
+    let mut tags = tag_list(ctx).await?;
+    if let TagList::Complete { tags: set, read_at } = tags.as_ref() {
+        let any = set.contains(&index_tag) || cosign_tags.iter().any(|(_, t)| set.contains(t));
+        if !any && !strategy::tag_list_proves_absence(*read_at, ctx.started) {
+            // The list is older than this discovery: a tag pushed since would be missed.
+            tags = refresh_tag_list(ctx, *read_at).await?;
+        }
+    }
     let exists = |t: &str| match tags.as_ref() {
-        TagList::Complete(set) => set.contains(t),
+        TagList::Complete { tags, .. } => tags.contains(t),
         TagList::Unavailable => true,
     };
-    let index_tag = tagschema::fallback_tag(subject);
+    let index_present = exists(&index_tag);
     let index_fut = async {
-        if !exists(&index_tag) {
+        if !index_present {
             return Ok(Vec::new());
         }
         let Some(f) = fetch_manifest(ctx, &index_tag).await? else {
@@ -1066,8 +1404,7 @@ async fn fallback(
             }
         }
     };
-    let cosign_futs = CosignSuffix::ALL.into_iter().map(|suffix| {
-        let tag = tagschema::cosign_tag(subject, suffix);
+    let cosign_futs = cosign_tags.into_iter().map(|(suffix, tag)| {
         let present = exists(&tag);
         async move {
             if !present {
@@ -1121,6 +1458,10 @@ fn cosign_referrer(
         kinds.push(crate::discovery::model::ArtifactKind::CosignSignature);
         kinds.sort();
     }
+    let mut format = classify::manifest_format(None, facts, Some(suffix));
+    if suffix == CosignSuffix::Sig && format == Format::Other {
+        format = Format::CosignSimpleSigning;
+    }
     Some(Referrer {
         digest: f.digest.clone(),
         media_type: facts
@@ -1130,27 +1471,33 @@ fn cosign_referrer(
             .unwrap_or_default(),
         artifact_type: Some(artifact_type),
         kinds,
+        format,
+        predicate_type: facts.predicate_types.first().cloned(),
         size: f.size,
         annotations: facts.annotations.clone().into_iter().collect(),
         method: DiscoveryMethod::CosignTag,
         subject: subject.to_string(),
         attached_to: attached,
         tag: Some(tag.to_string()),
+        repository: None,
+        platform: None,
         referrers: Vec::new(),
     })
 }
 
-/// BuildKit attestation manifests inside an index, as referrers of the platform manifest they describe.
+/// BuildKit attestation manifests inside an index, as referrers of the platform manifest they
+/// describe; to `depth`, their own referrers (buildx signs attestation manifests).
 async fn in_index(
     ctx: &Ctx<'_>,
     atts: Vec<(ListedDescriptor, String)>,
     attached: AttachedTo,
+    depth: u32,
     filters: &[String],
 ) -> Result<Vec<Referrer>, Unk> {
     let futs = atts.into_iter().map(|(d, target)| async move {
         let fetched = fetch_manifest(ctx, &d.digest).await?;
         let facts = fetched.as_ref().and_then(|f| f.facts.as_ref());
-        let (artifact_type, kinds) = match facts {
+        let (artifact_type, kinds, predicate_type) = match facts {
             Some(facts) => {
                 let (_, kinds) = classify::classify_fetched(None, facts);
                 let at = facts
@@ -1158,11 +1505,12 @@ async fn in_index(
                     .clone()
                     .or_else(|| facts.layer_media_types.first().cloned())
                     .unwrap_or_else(|| oci::IN_TOTO.to_string());
-                (Some(at), kinds)
+                (Some(at), kinds, facts.predicate_types.first().cloned())
             }
             None => (
                 Some(oci::IN_TOTO.to_string()),
                 vec![crate::discovery::model::ArtifactKind::InTotoAttestation],
+                None,
             ),
         };
         if !classify::matches_filter(filters, artifact_type.as_deref()) {
@@ -1173,18 +1521,25 @@ async fn in_index(
             media_type: d.media_type.clone(),
             artifact_type,
             kinds,
+            format: Format::BuildkitAttestation,
+            predicate_type,
             size: d.size,
             annotations: d.annotations.clone(),
             method: DiscoveryMethod::InIndex,
             subject: target,
             attached_to: attached,
             tag: None,
+            repository: None,
+            platform: None,
             referrers: Vec::new(),
         }))
     });
     let mut out = Vec::new();
     for r in join_all(futs).await {
         out.extend(r?);
+    }
+    if depth > 0 {
+        nest(ctx, &mut out, depth - 1).await?;
     }
     Ok(out)
 }
@@ -1261,8 +1616,35 @@ async fn tag_list(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
         .map_err(|e: Arc<Unk>| (*e).clone())
 }
 
+/// Reads the repository's tag list again unless someone already did after `stale` was read
+/// (concurrent refreshes of one repository share one listing).
+async fn refresh_tag_list(ctx: &Ctx<'_>, stale: Instant) -> Result<Arc<TagList>, Unk> {
+    let key = (ctx.registry.clone(), ctx.repo.clone());
+    let result = ctx
+        .d
+        .inner
+        .tag_lists
+        .entry(key)
+        .and_try_compute_with(|current| async move {
+            if let Some(e) = current
+                && let TagList::Complete { read_at, .. } = e.value().as_ref()
+                && *read_at > stale
+            {
+                return Ok::<_, Unk>(Op::Nop);
+            }
+            Ok(Op::Put(list_tags(ctx).await?))
+        })
+        .await?;
+    match result.into_entry() {
+        Some(e) => Ok(e.into_value()),
+        None => tag_list(ctx).await,
+    }
+}
+
 async fn list_tags(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
     let cfg = &ctx.d.inner.config;
+    ctx.d.inner.tag_list_reads.fetch_add(1, Ordering::Relaxed);
+    let read_at = Instant::now();
     let mut tags = BTreeSet::new();
     let mut next: Option<String> = None;
     let mut visited = HashSet::new();
@@ -1309,7 +1691,7 @@ async fn list_tags(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
             None => None,
         };
         match &next {
-            None => return Ok(Arc::new(TagList::Complete(tags))),
+            None => return Ok(Arc::new(TagList::Complete { tags, read_at })),
             Some(n) if !visited.insert(n.clone()) => {
                 // A looping tag list may hide fallback tags: fetch them directly instead.
                 ctx.note(format!(
@@ -1331,50 +1713,6 @@ async fn list_tags(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use EffectiveDiscoveryMode as E;
-
-    #[test]
-    fn plan_follows_mode_hint_and_memory() {
-        let native_unknown = Resolved::Native {
-            forced: false,
-            known: false,
-        };
-        let native_known = Resolved::Native {
-            forced: false,
-            known: true,
-        };
-        assert_eq!(
-            plan(DiscoveryMode::Auto, None, None),
-            (native_unknown, None)
-        );
-        assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::Native), Some(E::TagFallback)),
-            (native_known, None)
-        );
-        assert_eq!(
-            plan(DiscoveryMode::Auto, None, Some(E::TagFallback)),
-            (Resolved::Fallback, Some(false))
-        );
-        assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::TagFallback), None),
-            (Resolved::Fallback, Some(false))
-        );
-        assert_eq!(
-            plan(DiscoveryMode::Native, Some(E::TagFallback), None).0,
-            Resolved::Native {
-                forced: true,
-                known: false
-            }
-        );
-        assert_eq!(
-            plan(DiscoveryMode::TagFallback, Some(E::Native), None),
-            (Resolved::Fallback, None)
-        );
-        assert_eq!(
-            plan(DiscoveryMode::TagFallback, None, Some(E::TagFallback)),
-            (Resolved::Fallback, Some(false))
-        );
-    }
 
     #[test]
     fn cache_key_normalises_filters_and_depth() {
@@ -1392,5 +1730,42 @@ mod tests {
             CacheKey::new(&a, DiscoveryMode::Auto, 4),
             CacheKey::new(&a, DiscoveryMode::Native, 4)
         );
+        b.reach = Reach::Listing;
+        assert_ne!(
+            CacheKey::new(&a, DiscoveryMode::Auto, 4),
+            CacheKey::new(&b, DiscoveryMode::Auto, 4)
+        );
+    }
+
+    #[test]
+    fn merge_keeps_the_first_finder() {
+        let r = |digest: &str, method| Referrer {
+            digest: digest.into(),
+            media_type: String::new(),
+            artifact_type: None,
+            kinds: vec![],
+            format: Format::Other,
+            predicate_type: None,
+            size: 1,
+            annotations: Default::default(),
+            method,
+            subject: "sha256:s".into(),
+            attached_to: AttachedTo::Requested,
+            tag: None,
+            repository: None,
+            platform: None,
+            referrers: vec![],
+        };
+        let mut all = vec![r("sha256:a", DiscoveryMethod::Native)];
+        merge(
+            &mut all,
+            vec![
+                r("sha256:a", DiscoveryMethod::TagSchema),
+                r("sha256:b", DiscoveryMethod::CosignTag),
+            ],
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].method, DiscoveryMethod::Native);
+        assert_eq!(all[1].method, DiscoveryMethod::CosignTag);
     }
 }

@@ -2,16 +2,19 @@
 //! holds for it (native referrers API, OCI tag schema, cosign tags, in-index
 //! attestations), with as few requests as possible.
 //!
-//! Pure decision logic lives in [`link`] (RFC 8288 pagination), [`tagschema`]
-//! (fallback tag names and validation) and [`classify`] (when to fetch a
-//! referrer manifest, what it is, client-side filtering); [`engine`] does the
-//! I/O, caching and coalescing.
+//! Pure decision logic lives in [`strategy`] (which method first, what an
+//! answer means, when to add the tag fallbacks to a native answer), [`link`]
+//! (RFC 8288 pagination), [`tagschema`] (fallback tag names and validation)
+//! and [`classify`] (when to fetch a referrer manifest, what it is, its
+//! format, client-side filtering); [`engine`] does the I/O, caching and
+//! coalescing.
 
 pub mod classify;
 pub mod engine;
 pub mod link;
 pub mod model;
 pub mod presets;
+pub mod strategy;
 pub mod tagschema;
 
 pub use engine::{Discoverer, DiscovererConfig, DiscoveryStats};

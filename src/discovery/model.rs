@@ -76,6 +76,158 @@ pub enum ArtifactKind {
     Other,
 }
 
+// The format says how an artifact is written (what a verifier must parse); `ArtifactKind`
+// says what it is about (signature, SBOM, provenance…). A sigstore bundle that carries a SLSA
+// statement (GitHub artifact attestations, `cosign attest` with cosign 3) has format
+// `sigstore-bundle-v0.3` and kind `slsa-provenance`; who made it is only known from its
+// certificate.
+/// The envelope or document format of a referrer, as the tool that wrote it names it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// cosign simple signing: a `.sig` tag (cosign ≤ 2) or an OCI 1.1 cosign signature artifact.
+    CosignSimpleSigning,
+    /// cosign attestation: DSSE envelopes in the layers of a `.att` tag (cosign ≤ 2).
+    CosignAttestation,
+    /// Sigstore bundle v0.1 (`application/vnd.dev.sigstore.bundle+json;version=0.1`).
+    #[serde(rename = "sigstore-bundle-v0.1")]
+    SigstoreBundleV01,
+    /// Sigstore bundle v0.2.
+    #[serde(rename = "sigstore-bundle-v0.2")]
+    SigstoreBundleV02,
+    /// Sigstore bundle v0.3 (cosign 3, GitHub artifact attestations).
+    #[serde(rename = "sigstore-bundle-v0.3")]
+    SigstoreBundleV03,
+    /// Notary Project signature in a JWS envelope (`application/jose+json`).
+    NotationJws,
+    /// Notary Project signature in a COSE envelope (`application/cose`).
+    NotationCose,
+    /// Notary Project signature whose envelope was not read (the descriptor alone).
+    Notation,
+    /// An in-toto statement in a DSSE envelope (an OCI artifact other than a cosign tag).
+    InTotoDsse,
+    /// An unsigned in-toto statement (`application/vnd.in-toto+json`).
+    InTotoStatement,
+    /// BuildKit attestation manifest (SPDX / SLSA statements inside), in the index or, from
+    /// BuildKit 0.32, also as a referrer of the platform manifest.
+    BuildkitAttestation,
+    /// A plain SPDX document.
+    Spdx,
+    /// A plain CycloneDX document.
+    Cyclonedx,
+    /// A Syft JSON document.
+    SyftJson,
+    /// A plain OpenVEX document.
+    Openvex,
+    /// Anything else.
+    Other,
+    /// Not determined: the descriptor does not say and its manifest was not read (only in a
+    /// [`Reach::Listing`] answer).
+    #[schemars(skip)]
+    Unclassified,
+}
+
+impl Format {
+    /// Every format a requirement may ask for (all but `Unclassified`).
+    pub const NAMED: [Format; 16] = [
+        Format::CosignSimpleSigning,
+        Format::CosignAttestation,
+        Format::SigstoreBundleV01,
+        Format::SigstoreBundleV02,
+        Format::SigstoreBundleV03,
+        Format::NotationJws,
+        Format::NotationCose,
+        Format::Notation,
+        Format::InTotoDsse,
+        Format::InTotoStatement,
+        Format::BuildkitAttestation,
+        Format::Spdx,
+        Format::Cyclonedx,
+        Format::SyftJson,
+        Format::Openvex,
+        Format::Other,
+    ];
+
+    /// Stable label (the serde name).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::CosignSimpleSigning => "cosign-simple-signing",
+            Self::CosignAttestation => "cosign-attestation",
+            Self::SigstoreBundleV01 => "sigstore-bundle-v0.1",
+            Self::SigstoreBundleV02 => "sigstore-bundle-v0.2",
+            Self::SigstoreBundleV03 => "sigstore-bundle-v0.3",
+            Self::NotationJws => "notation-jws",
+            Self::NotationCose => "notation-cose",
+            Self::Notation => "notation",
+            Self::InTotoDsse => "in-toto-dsse",
+            Self::InTotoStatement => "in-toto-statement",
+            Self::BuildkitAttestation => "buildkit-attestation",
+            Self::Spdx => "spdx",
+            Self::Cyclonedx => "cyclonedx",
+            Self::SyftJson => "syft-json",
+            Self::Openvex => "openvex",
+            Self::Other => "other",
+            Self::Unclassified => "unclassified",
+        }
+    }
+
+    /// Whether this is a sigstore bundle (any version).
+    pub fn is_sigstore_bundle(&self) -> bool {
+        matches!(
+            self,
+            Self::SigstoreBundleV01 | Self::SigstoreBundleV02 | Self::SigstoreBundleV03
+        )
+    }
+
+    /// Whether this is a Notary Project signature (any envelope).
+    pub fn is_notation(&self) -> bool {
+        matches!(self, Self::NotationJws | Self::NotationCose | Self::Notation)
+    }
+
+    /// Whether `self` satisfies a requirement asking for `wanted` (`notation` accepts either
+    /// envelope; an envelope asked for is met only when it was read).
+    pub fn satisfies(&self, wanted: Format) -> bool {
+        *self == wanted || (wanted == Format::Notation && self.is_notation())
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far one discovery looks.
+///
+/// Policies ask [`Reach::Listing`] first (an image whose required referrers are in the native
+/// answer costs one request) and [`Reach::Union`] only for an image that misses a requirement;
+/// `refwarden discover` asks `Union`. The union answer reuses the cached listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Reach {
+    /// What the first method that answers lists: the referrers API on a registry that has it
+    /// (descriptors that do not say what they are stay [`Format::Unclassified`]), the tag
+    /// fallbacks elsewhere.
+    Listing,
+    /// Everywhere real tools put referrers: in Auto mode, also the OCI tag-schema index and
+    /// cosign's `.sig/.att/.sbom` tags when the referrers API answered (cosign ≤ 2 writes tags
+    /// even there), and every descriptor classified from its manifest when it does not say.
+    #[default]
+    Union,
+}
+
+/// A platform manifest of an image index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformManifest {
+    /// Its digest.
+    pub digest: String,
+    /// `os/architecture[/variant]` from the index entry, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
 /// One referrer of a subject.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,9 +239,14 @@ pub struct Referrer {
     /// Artifact type: `artifactType`, else the config media type, else classified from the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
-    /// Kinds this referrer counts as (what presets match on).
+    /// Kinds this referrer counts as (what presets match on). Empty while unclassified.
     #[serde(default)]
     pub kinds: Vec<ArtifactKind>,
+    /// The envelope or document format.
+    pub format: Format,
+    /// The in-toto predicate type, when an annotation or the manifest says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
     /// Size of the referrer manifest in bytes.
     pub size: i64,
     /// Annotations of the referrer manifest.
@@ -104,6 +261,12 @@ pub struct Referrer {
     /// For cosign tags, the tag it was found under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The repository it was found in, when not the subject's own (`COSIGN_REPOSITORY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// For a referrer of a platform manifest: `os/architecture[/variant]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// Referrers of this referrer (to the requested depth).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<Referrer>,
@@ -126,6 +289,8 @@ pub struct DiscoveryRequest {
     pub platforms: bool,
     /// The index the subject belongs to, when known: its referrers are reported as `AttachedTo::Index`.
     pub index_digest: Option<String>,
+    /// How far to look (see [`Reach`]).
+    pub reach: Reach,
 }
 
 impl DiscoveryRequest {
@@ -139,6 +304,7 @@ impl DiscoveryRequest {
             depth: 0,
             platforms: false,
             index_digest: None,
+            reach: Reach::Union,
         }
     }
 }
@@ -178,7 +344,7 @@ pub struct DiscoveryReport {
     /// (attestation manifests excluded). A policy that cannot tell which platform runs
     /// counts a platform referrer only when every platform carries one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<String>,
+    pub platforms: Vec<PlatformManifest>,
     /// All referrers found, direct ones first, sorted by (attachedTo, method, artifactType, digest).
     pub referrers: Vec<Referrer>,
     /// Registry requests this discovery cost (0 when served from cache).

@@ -150,6 +150,7 @@ pub fn is_uninformative(media_type: &str) -> bool {
         || mt == "application/octet-stream"
         || mt == oci::OCI_IMAGE_CONFIG
         || mt == oci::DOCKER_IMAGE_CONFIG
+        || mt == oci::BUILDKIT_ATTESTATION_MANIFEST
 }
 
 /// Classifies a referrer from what is known about it: the artifact type, the
@@ -177,8 +178,16 @@ pub fn classify(
             push(k);
         }
     }
+    let mut attested = false;
     for p in predicate_types {
-        push(kind_of_predicate(p));
+        let k = kind_of_predicate(p);
+        attested |= k != K::SigstoreBundle;
+        push(k);
+    }
+    // A sigstore bundle that carries an attestation (a SLSA statement from actions/attest, a
+    // `cosign attest` with cosign 3) is that attestation, not a signature of the image.
+    if attested {
+        kinds.retain(|k| *k != K::SigstoreBundle);
     }
     // A generic in-toto kind next to a specific one (SBOM, provenance…) says nothing more.
     let specific = kinds.iter().any(|k| {
@@ -234,6 +243,25 @@ mod tests {
                 &["https://sigstore.dev/cosign/sign/v1"]
             ),
             vec![K::SigstoreBundle]
+        );
+        // A bundle carrying a SLSA statement (actions/attest) is provenance, not a signature.
+        assert_eq!(
+            classify(
+                Some("application/vnd.dev.sigstore.bundle.v0.3+json"),
+                Some(oci::OCI_EMPTY),
+                &["application/vnd.dev.sigstore.bundle.v0.3+json"],
+                &["https://slsa.dev/provenance/v1"]
+            ),
+            vec![K::SlsaProvenance]
+        );
+        assert_eq!(
+            classify(
+                Some("application/vnd.dev.sigstore.bundle.v0.3+json"),
+                None,
+                &[],
+                &["https://example.com/custom/v1"]
+            ),
+            vec![K::InTotoAttestation]
         );
         // Older spelling with a version parameter.
         assert_eq!(

@@ -131,6 +131,8 @@ pub struct ListedDescriptor {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// Whether the descriptor has a `platform` field.
     pub has_platform: bool,
+    /// `os/architecture[/variant]` of that field.
+    pub platform: Option<String>,
 }
 
 impl ListedDescriptor {
@@ -164,6 +166,7 @@ impl ListedDescriptor {
                 .map(str::to_string),
             annotations,
             has_platform: v.get("platform").is_some_and(|p| !p.is_null()),
+            platform: v.get("platform").and_then(platform_label),
         })
     }
 
@@ -172,6 +175,17 @@ impl ListedDescriptor {
     pub fn is_platform_manifest(&self) -> bool {
         self.has_platform && self.artifact_type.is_none()
     }
+}
+
+/// `os/architecture[/variant]` of an index entry's `platform` (`None` when it names no OS or
+/// architecture).
+pub fn platform_label(p: &Value) -> Option<String> {
+    let field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (os, arch) = (field("os")?, field("architecture")?);
+    Some(match field("variant") {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    })
 }
 
 /// Descriptors of an index body (`manifests`); entries without a usable digest are skipped.

@@ -90,11 +90,32 @@ pub fn compile(spec: &ReferrerPolicySpec) -> Result<CompiledPolicy, InvalidSpec>
                 message: format!("{:?} is used by another requirement", r.name),
             });
         }
-        if r.preset.is_none() && r.artifact_types.is_empty() && r.legacy_tag_suffixes.is_empty() {
+        if r.preset.is_none()
+            && r.artifact_types.is_empty()
+            && r.legacy_tag_suffixes.is_empty()
+            && r.formats.is_empty()
+        {
             return Err(InvalidSpec {
                 field: format!("spec.require[{i}]"),
-                message: "set preset, artifactTypes or legacyTagSuffixes".into(),
+                message: "set preset, artifactTypes, legacyTagSuffixes or formats".into(),
             });
+        }
+        if let Some(j) = r
+            .formats
+            .iter()
+            .position(|f| *f == crate::discovery::Format::Unclassified)
+        {
+            return Err(InvalidSpec {
+                field: format!("spec.require[{i}].formats[{j}]"),
+                message: "\"unclassified\" is not a format a referrer can be required to have"
+                    .into(),
+            });
+        }
+        if let Some(repo) = &r.repository {
+            referrers_repository(repo).map_err(|message| InvalidSpec {
+                field: format!("spec.require[{i}].repository"),
+                message,
+            })?;
         }
         if r.min_count == 0 {
             return Err(InvalidSpec {
@@ -125,6 +146,21 @@ pub fn compile(spec: &ReferrerPolicySpec) -> Result<CompiledPolicy, InvalidSpec>
         filter,
         recheck_interval,
     })
+}
+
+/// `registry/path` of a requirement's `repository`, parsed (a tag or digest is refused: the
+/// digest looked up is the running one).
+pub fn referrers_repository(repo: &str) -> Result<ImageReference, String> {
+    let r = ImageReference::parse(repo).map_err(|e| format!("{repo:?}: {e}"))?;
+    if r.digest.is_some() || repo.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+        return Err(format!(
+            "{repo:?}: name a repository (registry/path) without a tag or digest"
+        ));
+    }
+    if !repo.contains('/') {
+        return Err(format!("{repo:?}: name the registry too (registry/path)"));
+    }
+    Ok(r)
 }
 
 /// Labels of each namespace, by name.
@@ -359,8 +395,17 @@ fn essence(media_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether one referrer satisfies one requirement (ignoring where it is attached).
+/// Whether one referrer satisfies one requirement (ignoring where it is attached): its
+/// `formats` (when set) admit the referrer's format, and its preset, artifact types or legacy
+/// tag suffixes match (with only `formats` set, the format is enough).
 pub fn referrer_satisfies(req: &Requirement, r: &Referrer) -> bool {
+    if !req.formats.is_empty() && !req.formats.iter().any(|f| r.format.satisfies(*f)) {
+        return false;
+    }
+    if req.preset.is_none() && req.artifact_types.is_empty() && req.legacy_tag_suffixes.is_empty()
+    {
+        return !req.formats.is_empty();
+    }
     if let Some(p) = req.preset
         && let Some(preset) = presets::preset(p.name())
         && presets::satisfies(preset, &r.kinds)
@@ -416,7 +461,7 @@ fn requirement_met(
                 || (!report.platforms.is_empty()
                     && report.platforms.iter().all(|p| {
                         distinct(&[AttachedTo::Requested, AttachedTo::Index], None)
-                            + distinct(&[AttachedTo::Platform], Some(p))
+                            + distinct(&[AttachedTo::Platform], Some(&p.digest))
                             >= need
                     }))
         }

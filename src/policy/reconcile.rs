@@ -6,7 +6,7 @@
 //! pods from its reflector; `refwarden evaluate` calls it with pods read from
 //! files. Same inputs, same status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -17,7 +17,7 @@ use super::pods::{ImageKey, PodInfo};
 use crate::crd::{
     DiscoveryMode, EffectiveDiscoveryMode, ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch,
 };
-use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest};
+use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest, Reach};
 use crate::registry::{RegistryClient, RegistryClientConfig, resolve_digest};
 
 /// Images discovered concurrently per policy evaluation (the Discoverer also bounds per registry).
@@ -324,7 +324,6 @@ pub async fn evaluate_policy<'p>(
 
     // Discover every distinct image once (the Discoverer caches and coalesces across policies).
     let platforms = input.spec.subject_match == SubjectMatch::IndexOrPlatform;
-    let require = &input.spec.require;
     let jobs: Vec<(ImageKey, Option<String>)> = selection
         .images
         .iter()
@@ -332,33 +331,14 @@ pub async fn evaluate_policy<'p>(
         .collect();
     let outcomes: BTreeMap<ImageKey, Arc<DiscoveryOutcome>> =
         futures::stream::iter(jobs.into_iter().map(|(key, index)| async move {
-            let outcome = match directory.entry_for(&key.registry, allowed) {
-                Err(b) => Arc::new(DiscoveryOutcome::Unknown {
-                    reason: b.reason,
-                    message: b.message,
-                }),
-                Ok(entry) => {
-                    let mut req = DiscoveryRequest::new(
-                        entry.client.registry(),
-                        &key.repository,
-                        &key.digest,
-                    );
-                    req.index_digest = if platforms { index } else { None };
-                    let outcome = discoverer
-                        .discover(&entry.client, entry.mode, entry.hint, &req)
-                        .await;
-                    // Platform manifests matter only for a requirement the image misses on its
-                    // own digest (and its index): expand just those, reusing the answer above.
-                    if platforms && misses_a_requirement(require, &outcome) {
-                        req.platforms = true;
-                        discoverer
-                            .discover(&entry.client, entry.mode, entry.hint, &req)
-                            .await
-                    } else {
-                        outcome
-                    }
-                }
-            };
+            let outcome = discover_image(
+                &key,
+                if platforms { index } else { None },
+                input.spec,
+                directory,
+                discoverer,
+            )
+            .await;
             (key, outcome)
         }))
         .buffer_unordered(CONCURRENCY)
@@ -388,15 +368,138 @@ pub async fn evaluate_policy<'p>(
     }
 }
 
-/// Whether a discovery found referrers that leave some requirement unmet on the running digest
-/// and its index (Unknown outcomes stay as they are).
-fn misses_a_requirement(require: &[crate::crd::Requirement], outcome: &DiscoveryOutcome) -> bool {
+/// Discovers one image as far as its requirements need, each step reusing the previous answer:
+/// the referrers listing (one request on a registry with the API); for an image that misses a
+/// requirement, the union with the tag fallbacks (cosign ≤ 2 tags, the tag-schema index) and
+/// the descriptors that did not say what they are; with `IndexOrPlatform`, the platform
+/// manifests of an index; last, the repositories requirements name for the same digest.
+async fn discover_image(
+    key: &ImageKey,
+    index: Option<String>,
+    spec: &ReferrerPolicySpec,
+    directory: &RegistryDirectory,
+    discoverer: &Discoverer,
+) -> Arc<DiscoveryOutcome> {
+    let require = &spec.require;
+    let subject_match = spec.subject_match;
+    let entry = match directory.entry_for(&key.registry, &spec.registry_profiles) {
+        Err(b) => {
+            return Arc::new(DiscoveryOutcome::Unknown {
+                reason: b.reason,
+                message: b.message,
+            });
+        }
+        Ok(entry) => entry,
+    };
+    let mut req = DiscoveryRequest::new(entry.client.registry(), &key.repository, &key.digest);
+    req.index_digest = index.clone();
+    req.reach = Reach::Listing;
+    let mut outcome = discoverer
+        .discover(&entry.client, entry.mode, entry.hint, &req)
+        .await;
+    // Without platform expansion, IndexOrPlatform judges like Exact plus the index.
+    if !missing(require, subject_match, &outcome).is_empty() {
+        req.reach = Reach::Union;
+        outcome = discoverer
+            .discover(&entry.client, entry.mode, entry.hint, &req)
+            .await;
+    }
+    if subject_match == SubjectMatch::IndexOrPlatform
+        && !missing(require, subject_match, &outcome).is_empty()
+    {
+        req.platforms = true;
+        outcome = discoverer
+            .discover(&entry.client, entry.mode, entry.hint, &req)
+            .await;
+    }
+    elsewhere(key, index, spec, directory, discoverer, outcome).await
+}
+
+/// Adds the referrers of the same digest found in the repositories named by the requirements
+/// the image still misses (`spec.require[].repository`). An Unknown answer there makes the
+/// image Unknown: the requirement cannot be decided.
+async fn elsewhere(
+    key: &ImageKey,
+    index: Option<String>,
+    spec: &ReferrerPolicySpec,
+    directory: &RegistryDirectory,
+    discoverer: &Discoverer,
+    outcome: Arc<DiscoveryOutcome>,
+) -> Arc<DiscoveryOutcome> {
+    let unmet = missing(&spec.require, spec.subject_match, &outcome);
+    let repositories: BTreeSet<&str> = spec
+        .require
+        .iter()
+        .filter(|r| unmet.contains(&r.name))
+        .filter_map(|r| r.repository.as_deref())
+        .collect();
+    let DiscoveryOutcome::Found(own) = outcome.as_ref() else {
+        return outcome;
+    };
+    if repositories.is_empty() {
+        return outcome;
+    }
+    let mut merged = own.clone();
+    for repo in repositories {
+        // Checked by `compile`; a bad value cannot get here.
+        let Ok(target) = evaluate::referrers_repository(repo) else {
+            continue;
+        };
+        let found = match directory.entry_for(&target.registry, &spec.registry_profiles) {
+            Err(b) => DiscoveryOutcome::Unknown {
+                reason: b.reason,
+                message: b.message,
+            },
+            Ok(entry) => {
+                let mut req = DiscoveryRequest::new(
+                    entry.client.registry(),
+                    &target.repository,
+                    &key.digest,
+                );
+                req.index_digest = index.clone();
+                discoverer
+                    .discover(&entry.client, entry.mode, entry.hint, &req)
+                    .await
+                    .as_ref()
+                    .clone()
+            }
+        };
+        match found {
+            DiscoveryOutcome::Unknown { reason, message } => {
+                return Arc::new(DiscoveryOutcome::Unknown {
+                    reason,
+                    message: format!("referrers repository {repo}: {message}"),
+                });
+            }
+            DiscoveryOutcome::Found(report) => {
+                let place = target.repository_path();
+                for mut r in report.referrers {
+                    r.repository = Some(place.clone());
+                    merged.referrers.push(r);
+                }
+                for m in report.methods {
+                    if !merged.methods.contains(&m) {
+                        merged.methods.push(m);
+                    }
+                }
+                merged.requests += report.requests;
+            }
+        }
+    }
+    Arc::new(DiscoveryOutcome::Found(merged))
+}
+
+/// The requirements a discovery leaves unmet (none for an Unknown outcome: it stays Unknown).
+fn missing(
+    require: &[crate::crd::Requirement],
+    subject_match: SubjectMatch,
+    outcome: &DiscoveryOutcome,
+) -> Vec<String> {
     match outcome {
         DiscoveryOutcome::Found(report) => {
-            !evaluate::missing_requirements(require, SubjectMatch::IndexOrPlatform, report)
-                .is_empty()
+            evaluate::missing_requirements(require, subject_match, report)
         }
-        DiscoveryOutcome::Unknown { .. } => false,
+        DiscoveryOutcome::Unknown { .. } => Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ fn req(name: &str, preset: Option<Preset>) -> Requirement {
         artifact_types: vec![],
         legacy_tag_suffixes: vec![],
         min_count: 1,
+        formats: vec![],
+        repository: None,
     }
 }
 
@@ -86,12 +88,16 @@ fn referrer(d: u8, kinds: &[ArtifactKind], attached: AttachedTo) -> Referrer {
         media_type: crate::oci::OCI_MANIFEST.into(),
         artifact_type: Some("application/vnd.example+json".into()),
         kinds: kinds.to_vec(),
+        format: crate::discovery::Format::Other,
+        predicate_type: None,
         size: 100,
         annotations: BTreeMap::new(),
         method: DiscoveryMethod::TagSchema,
         subject: digest(1),
         attached_to: attached,
         tag: None,
+        repository: None,
+        platform: None,
         referrers: vec![],
     }
 }
@@ -260,7 +266,13 @@ fn subject_match_exact_vs_index_or_platform() {
         let DiscoveryOutcome::Found(mut r) = found(referrers).as_ref().clone() else {
             panic!()
         };
-        r.platforms = platforms.iter().map(|p| digest(*p)).collect();
+        r.platforms = platforms
+            .iter()
+            .map(|p| crate::discovery::PlatformManifest {
+                digest: digest(*p),
+                platform: None,
+            })
+            .collect();
         r
     };
     let reqs = sig_and_sbom().require;

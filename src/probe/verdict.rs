@@ -80,6 +80,9 @@ impl Answer {
     }
 }
 
+/// Reason of a Supported referrers API whose answers carry a wrong `Content-Type`.
+pub const NON_CONFORMANT_CONTENT_TYPE: &str = "NonConformantContentType";
+
 /// Whether a body parses as an OCI image index.
 pub fn body_is_oci_index(body: &[u8]) -> bool {
     match serde_json::from_slice::<oci::ImageIndex>(body) {
@@ -187,6 +190,17 @@ pub fn referrers_api(obs: &Observation) -> Capability {
     let status = Some(a.status);
     let ct = a.content_type.as_deref().unwrap_or("<none>");
     match a.status {
+        // Harbor ≤ 2.9 answers the index with `application/json; charset=utf-8` (goharbor/harbor
+        // #19212, fixed in 2.10): the answer is usable, the registry is not conformant.
+        200 if ct == "application/json" && body_is_oci_index(&a.body) => Capability::supported(
+            NON_CONFORMANT_CONTENT_TYPE,
+            status,
+            format!(
+                "200 with an OCI image index but Content-Type {}, not {} (Harbor before 2.10): used as the referrers list",
+                a.header("content-type").unwrap_or(ct),
+                oci::MEDIA_TYPE_OCI_INDEX
+            ),
+        ),
         200 => {
             if ct != oci::MEDIA_TYPE_OCI_INDEX {
                 let reason = if ct == "text/html" {
@@ -248,6 +262,20 @@ pub fn referrers_api(obs: &Observation) -> Capability {
             "NotAcceptable",
             status,
             "406 Not Acceptable (older Artifactory)",
+        ),
+        // A redirect the client did not follow: to another host (GHCR has answered 303 to
+        // github.com, which then answered 429: artifacthub/hub#4785). No usable API here.
+        301 | 302 | 303 | 307 | 308 => Capability::unsupported(
+            "RedirectedToOtherHost",
+            status,
+            format!(
+                "{} redirect to {}: no usable referrers API on this registry, tag fallback required",
+                a.status,
+                a.header("location")
+                    .and_then(|l| url::Url::parse(l).ok())
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_else(|| "another host".into())
+            ),
         ),
         _ => common(a, "referrers").unwrap_or_else(|| {
             Capability::unknown(
@@ -593,10 +621,31 @@ mod tests {
     }
 
     #[test]
-    fn referrers_200_application_json_harbor_is_unsupported() {
+    fn referrers_200_application_json_index_harbor_is_supported_non_conformant() {
         let c = referrers_api(&answer(200, Some("application/json"), EMPTY_INDEX));
+        assert_eq!(c.state, CapabilityState::Supported);
+        assert_eq!(c.reason, NON_CONFORMANT_CONTENT_TYPE);
+        assert!(c.message.unwrap_or_default().contains("Harbor"));
+        // JSON that is not an index (an error object) is still no API.
+        let c = referrers_api(&answer(200, Some("application/json"), r#"{"errors":[]}"#));
         assert_eq!(c.state, CapabilityState::Unsupported);
         assert_eq!(c.reason, "WrongContentType");
+    }
+
+    #[test]
+    fn referrers_redirect_to_another_host_is_unsupported() {
+        let mut a = Answer {
+            status: 303,
+            ..Default::default()
+        };
+        a.headers.push((
+            "location".into(),
+            "https://github.com/-/v2/packages/container/package/app".into(),
+        ));
+        let c = referrers_api(&Observation::Answered(a));
+        assert_eq!(c.state, CapabilityState::Unsupported);
+        assert_eq!(c.reason, "RedirectedToOtherHost");
+        assert!(c.message.unwrap_or_default().contains("github.com"));
     }
 
     #[test]

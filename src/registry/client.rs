@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,12 +19,11 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::{self, Challenge, Credentials, TokenCache, TokenKey, WwwAuthenticate};
+use super::egress::{self, Redirect};
 use super::error::RegistryError;
 use super::metrics::{Endpoint, RequestCounters};
 use super::tls;
 
-/// Redirects followed per request.
-const MAX_REDIRECTS: usize = 5;
 /// `client_id` sent to token endpoints.
 const CLIENT_ID: &str = "refwarden";
 
@@ -407,26 +408,6 @@ impl fmt::Debug for AuthHeader {
     }
 }
 
-/// Our redirect policy's refusals.
-#[derive(Debug)]
-enum RedirectRefusal {
-    TooMany,
-    Loop,
-    Downgrade,
-}
-
-impl fmt::Display for RedirectRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RedirectRefusal::TooMany => write!(f, "more than {MAX_REDIRECTS} redirects"),
-            RedirectRefusal::Loop => f.write_str("redirect loop"),
-            RedirectRefusal::Downgrade => f.write_str("redirect from https to http refused"),
-        }
-    }
-}
-
-impl std::error::Error for RedirectRefusal {}
-
 struct Inner {
     http: reqwest::Client,
     config: RegistryClientConfig,
@@ -487,26 +468,12 @@ impl RegistryClient {
             config.insecure_skip_tls_verify,
             &registry,
         )?;
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let previous = attempt.previous();
-            if previous.len() > MAX_REDIRECTS {
-                return attempt.error(RedirectRefusal::TooMany);
-            }
-            if previous.iter().any(|u| u == attempt.url()) {
-                return attempt.error(RedirectRefusal::Loop);
-            }
-            if previous.last().is_some_and(|u| u.scheme() == "https")
-                && attempt.url().scheme() == "http"
-            {
-                return attempt.error(RedirectRefusal::Downgrade);
-            }
-            attempt.follow()
-        });
+        // Redirects are followed by `attempt`, hop by hop, under `egress::redirect`.
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
-            .redirect(policy)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
@@ -583,7 +550,12 @@ impl RegistryClient {
                     return Err(e);
                 }
                 Ok(resp) => {
-                    if resp.status == StatusCode::UNAUTHORIZED && !auth_retried {
+                    // A challenge is answered only when it came from the registry itself, not
+                    // from a host a redirect led to (that host would get the credentials).
+                    if resp.status == StatusCode::UNAUTHORIZED
+                        && !auth_retried
+                        && egress::same_origin(&resp.url, &self.inner.config.registry_url)
+                    {
                         auth_retried = true;
                         if let Some(h) =
                             self.answer_challenge(&resp, scope.as_deref(), sent).await?
@@ -623,21 +595,13 @@ impl RegistryClient {
         let mut url = if lower.starts_with("https://") || lower.starts_with("http://") {
             let u = Url::parse(&req.path)
                 .map_err(|e| RegistryError::config("path", format!("not a valid URL: {e}")))?;
-            if !u.username().is_empty() || u.password().is_some() {
-                return Err(RegistryError::config(
+            // `Link` next pages and upload `Location`s: the registry's own origin only.
+            egress::follow_up(base, &u).map_err(|reason| {
+                RegistryError::config(
                     "path",
-                    "absolute URL must not contain credentials",
-                ));
-            }
-            if u.scheme() != base.scheme()
-                || u.host_str() != base.host_str()
-                || u.port_or_known_default() != base.port_or_known_default()
-            {
-                return Err(RegistryError::config(
-                    "path",
-                    format!("absolute URL is not on registry {}", self.inner.registry),
-                ));
-            }
+                    format!("{reason} (registry {})", self.inner.registry),
+                )
+            })?;
             u
         } else {
             if !req.path.starts_with("/v2/") {
@@ -875,7 +839,8 @@ impl RegistryClient {
         auth::parse_token_response(&body).map_err(auth_err)
     }
 
-    /// One HTTP exchange (redirects included), counted.
+    /// One HTTP exchange, redirects included (each hop counted), following only what
+    /// [`egress::redirect`] allows: credentials go to the registry's origin only.
     async fn attempt(
         &self,
         req: &RegistryRequest,
@@ -884,86 +849,125 @@ impl RegistryClient {
         attempt: u32,
     ) -> Result<RegistryResponse, RegistryError> {
         let inner = &self.inner;
-        if let Some(l) = &inner.limiter {
-            l.until_ready().await;
-        }
-        let mut headers = req.headers.clone();
-        if let Some(a) = auth {
-            let mut v = HeaderValue::from_str(a.value.expose_secret()).map_err(|_| {
-                RegistryError::Auth {
-                    registry: inner.registry.clone(),
-                    reason: "credentials contain characters not allowed in a header".into(),
-                }
-            })?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        let mut rb = inner
-            .http
-            .request(req.method.clone(), url.clone())
-            .headers(headers);
-        if let Some(body) = &req.body {
-            rb = rb.body(body.clone());
-        }
-        let result = rb.send().await;
-        let mut resp = match result {
-            Ok(r) => r,
-            Err(e) => {
-                inner
-                    .config
-                    .counters
-                    .record(&inner.registry, req.endpoint, None);
-                tracing::debug!(
-                    method = %req.method, path = url.path(), endpoint = req.endpoint.as_str(),
-                    attempt, error = %chain(&e), "registry request failed"
-                );
-                return Err(self.map_error(&e, url));
+        let base = &inner.config.registry_url;
+        let mut current = url.clone();
+        let mut method = req.method.clone();
+        let mut with_body = true;
+        let mut credentials = true;
+        let mut hops: Vec<Url> = vec![url.clone()];
+        loop {
+            if let Some(l) = &inner.limiter {
+                l.until_ready().await;
             }
-        };
-        let status = resp.status();
-        inner
-            .config
-            .counters
-            .record(&inner.registry, req.endpoint, Some(status.as_u16()));
-        tracing::debug!(
-            method = %req.method, path = url.path(), status = status.as_u16(),
-            endpoint = req.endpoint.as_str(), attempt, "registry request"
-        );
-        let final_url = resp.url().clone();
-        let mut headers = resp.headers().clone();
-        normalise_content_type(&mut headers);
-        let body = if req.read_body && req.method != Method::HEAD {
-            read_limited(&mut resp, inner.config.max_body_bytes)
-                .await
-                .map_err(|e| match e {
-                    BodyError::TooLarge => RegistryError::BodyTooLarge {
-                        url: display_url(&final_url),
-                        limit: inner.config.max_body_bytes,
-                    },
-                    BodyError::Transport(e) => self.map_error(&e, &final_url),
-                })?
-        } else {
-            Bytes::new()
-        };
-        Ok(RegistryResponse {
-            status,
-            headers,
-            body,
-            url: final_url,
-        })
+            let mut headers = req.headers.clone();
+            if credentials && let Some(a) = auth {
+                let mut v = HeaderValue::from_str(a.value.expose_secret()).map_err(|_| {
+                    RegistryError::Auth {
+                        registry: inner.registry.clone(),
+                        reason: "credentials contain characters not allowed in a header".into(),
+                    }
+                })?;
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
+            if !with_body {
+                headers.remove(CONTENT_TYPE);
+            }
+            let mut rb = inner
+                .http
+                .request(method.clone(), current.clone())
+                .headers(headers);
+            if with_body && let Some(body) = &req.body {
+                rb = rb.body(body.clone());
+            }
+            let mut resp = match rb.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    inner
+                        .config
+                        .counters
+                        .record(&inner.registry, req.endpoint, None);
+                    tracing::debug!(
+                        method = %method, path = current.path(), endpoint = req.endpoint.as_str(),
+                        attempt, error = %chain(&e), "registry request failed"
+                    );
+                    return Err(self.map_error(&e));
+                }
+            };
+            let status = resp.status();
+            inner
+                .config
+                .counters
+                .record(&inner.registry, req.endpoint, Some(status.as_u16()));
+            tracing::debug!(
+                method = %method, path = current.path(), status = status.as_u16(),
+                endpoint = req.endpoint.as_str(), attempt, "registry request"
+            );
+            if status.is_redirection()
+                && let Some(next) = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| current.join(l).ok())
+            {
+                match egress::redirect(req.endpoint, &method, base, &current, &next) {
+                    Redirect::Follow { credentials: c } => {
+                        if hops.len() > egress::MAX_REDIRECTS {
+                            return Err(RegistryError::Redirect {
+                                url: display_url(&current),
+                                reason: format!("more than {} redirects", egress::MAX_REDIRECTS),
+                            });
+                        }
+                        if hops.contains(&next) {
+                            return Err(RegistryError::Redirect {
+                                url: display_url(&current),
+                                reason: "redirect loop".into(),
+                            });
+                        }
+                        credentials = c;
+                        if status == StatusCode::SEE_OTHER && method != Method::HEAD {
+                            method = Method::GET;
+                            with_body = false;
+                        }
+                        hops.push(next.clone());
+                        current = next;
+                        continue;
+                    }
+                    Redirect::Refuse(reason) => {
+                        return Err(RegistryError::Redirect {
+                            url: display_url(&next),
+                            reason: reason.to_string(),
+                        });
+                    }
+                    Redirect::Return => {}
+                }
+            }
+            let mut headers = resp.headers().clone();
+            normalise_content_type(&mut headers);
+            let body = if req.read_body && method != Method::HEAD {
+                read_limited(&mut resp, inner.config.max_body_bytes)
+                    .await
+                    .map_err(|e| match e {
+                        BodyError::TooLarge => RegistryError::BodyTooLarge {
+                            url: display_url(&current),
+                            limit: inner.config.max_body_bytes,
+                        },
+                        BodyError::Transport(e) => self.map_error(&e),
+                    })?
+            } else {
+                Bytes::new()
+            };
+            return Ok(RegistryResponse {
+                status,
+                headers,
+                body,
+                url: current,
+            });
+        }
     }
 
-    fn map_error(&self, e: &reqwest::Error, url: &Url) -> RegistryError {
+    fn map_error(&self, e: &reqwest::Error) -> RegistryError {
         let registry = self.inner.registry.clone();
-        if e.is_redirect() {
-            let reason = find_source::<RedirectRefusal>(e)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| chain(e));
-            return RegistryError::Redirect {
-                url: display_url(url),
-                reason,
-            };
-        }
         if e.is_timeout() {
             let t = if e.is_connect() {
                 self.inner.config.connect_timeout
@@ -1082,19 +1086,6 @@ fn chain(e: &reqwest::Error) -> String {
         return kind.to_string();
     }
     parts.join(": ")
-}
-
-fn find_source<'a, T: std::error::Error + 'static>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<T>() {
-            return Some(t);
-        }
-        cur = err.source();
-    }
-    None
 }
 
 /// A rustls error anywhere in the chain (also wrapped in `io::Error`, whose

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod docker_config;
+pub mod egress;
 pub mod error;
 pub mod metrics;
 pub mod reference;

@@ -22,7 +22,7 @@ pub mod seed;
 pub mod token_server;
 
 pub use distribution::{Auth, DistributionOptions, DistributionRegistry};
-pub use oci_registry::{AccessLogEntry, OciRegistry, Quirks, ReferrersMode};
+pub use oci_registry::{AccessLogEntry, DescriptorTyping, OciRegistry, Quirks, ReferrersMode};
 pub use seed::{
     PushedArtifact, PushedImage, PushedIndex, SeedAuth, Seeder, Subject, digest_of,
     referrers_tag_for,
@@ -221,6 +221,8 @@ pub fn signature_policy(
             artifact_types: vec![],
             legacy_tag_suffixes: vec![],
             min_count: 1,
+            formats: vec![],
+            repository: None,
         }],
         subject_match,
         registry_profiles: vec![],

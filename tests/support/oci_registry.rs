@@ -25,8 +25,16 @@ pub enum ReferrersMode {
     NotFoundHtml,
     /// CNCF distribution 2.8 (no route): `404 text/plain` `404 page not found`.
     NotFoundTextPlain,
-    /// Harbor < 2.11: the index but `Content-Type: application/json`.
+    /// Harbor ≤ 2.9: the index but `Content-Type: application/json; charset=utf-8`
+    /// (goharbor/harbor#19212, fixed in v2.10.0; formats-in-the-wild §2).
     WrongContentTypeJson,
+    /// GHCR (sbomify/sbomify#1530, 2026-09): `200 {"manifests":[]}` for every subject, while
+    /// the signatures sit in cosign tags. An empty index is not proof of absence.
+    AlwaysEmptyIndex,
+    /// GHCR (artifacthub/hub#4785, 2026-04): `303 See Other` to another host
+    /// (`Quirks::redirect_elsewhere`, `github.com/-/v2/packages/...` with the digest cut at
+    /// `:`), which answers 429 or HTML.
+    RedirectElsewhere,
     /// GAR / registry.k8s.io redirect to a login page: `200 text/html`.
     HtmlLoginPage200,
     /// Old Artifactory: `406 Not Acceptable`.
@@ -67,6 +75,24 @@ pub struct Quirks {
     /// GitLab: a tag `sha256-<hex>` that does not exist resolves to the
     /// manifest with that digest (the subject itself).
     pub dash_tag_resolves_digest: bool,
+    /// Base URL (`http://127.0.0.1:PORT`) of the host [`ReferrersMode::RedirectElsewhere`]
+    /// redirects to.
+    pub redirect_elsewhere: Option<String>,
+    /// What the referrers API's descriptors carry as `artifactType`.
+    pub descriptor_artifact_type: DescriptorTyping,
+}
+
+/// How referrers descriptors are typed by the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DescriptorTyping {
+    /// As the spec says: the manifest's `artifactType`, else its config media type.
+    #[default]
+    Spec,
+    /// No `artifactType` at all (ACR on CMK-encrypted registries: Azure/acr#784).
+    Omitted,
+    /// `application/vnd.oci.empty.v1+json` (what older ggcr writes into fallback indexes,
+    /// oci-referrers §2.3, seen from registries that index such manifests by config type).
+    OciEmpty,
 }
 
 impl Default for Quirks {
@@ -86,6 +112,8 @@ impl Default for Quirks {
                 "registry/2.0".to_string(),
             )),
             dash_tag_resolves_digest: false,
+            redirect_elsewhere: None,
+            descriptor_artifact_type: DescriptorTyping::Spec,
         }
     }
 }
@@ -1045,6 +1073,23 @@ fn referrers(
                 .into_response();
         }
         ReferrersMode::MethodNotAllowed405 => return unsupported(),
+        ReferrersMode::AlwaysEmptyIndex => {
+            return index_response(StatusCode::OK, media::OCI_INDEX, &[]);
+        }
+        ReferrersMode::RedirectElsewhere => {
+            let base = quirks
+                .redirect_elsewhere
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:9".to_string());
+            let cut = digest.split(':').next().unwrap_or_default();
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            set_header(
+                &mut r,
+                "Location",
+                &format!("{base}/-/v2/packages/container/package/{name}/referrers/{cut}"),
+            );
+            return r;
+        }
         ReferrersMode::Native
         | ReferrersMode::WrongContentTypeJson
         | ReferrersMode::NotFoundWithEmptyIndex
@@ -1092,8 +1137,14 @@ fn referrers(
                 return None;
             }
             let mut desc = json!({"mediaType": m.media_type, "digest": d, "size": m.bytes.len()});
-            if let Some(at) = artifact_type {
-                desc["artifactType"] = json!(at);
+            match quirks.descriptor_artifact_type {
+                DescriptorTyping::Spec => {
+                    if let Some(at) = artifact_type {
+                        desc["artifactType"] = json!(at);
+                    }
+                }
+                DescriptorTyping::Omitted => {}
+                DescriptorTyping::OciEmpty => desc["artifactType"] = json!(media::OCI_EMPTY),
             }
             if let Some(a) = &m.annotations {
                 desc["annotations"] = a.clone();
@@ -1110,7 +1161,7 @@ fn referrers(
     let end = (offset + page_size).min(all.len());
     let page = &all[offset..end];
     let (status, content_type) = match quirks.referrers {
-        ReferrersMode::WrongContentTypeJson => (StatusCode::OK, "application/json"),
+        ReferrersMode::WrongContentTypeJson => (StatusCode::OK, "application/json; charset=utf-8"),
         ReferrersMode::NotFoundWithEmptyIndex => (StatusCode::NOT_FOUND, media::OCI_INDEX),
         _ => (StatusCode::OK, media::OCI_INDEX),
     };
