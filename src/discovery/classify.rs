@@ -279,11 +279,13 @@ pub fn manifest_format(
     facts: &ManifestFacts,
     cosign_suffix: Option<CosignSuffix>,
 ) -> Format {
-    let types: Vec<&str> = informative(facts.artifact_type.as_deref())
+    let types: Vec<&str> = facts
+        .artifact_type
+        .as_deref()
         .into_iter()
-        .chain(informative(facts.config_media_type.as_deref()))
+        .chain(facts.config_media_type.as_deref())
         .chain(facts.layer_media_types.iter().map(String::as_str))
-        .chain(informative(descriptor_artifact_type))
+        .chain(descriptor_artifact_type)
         .collect();
     let formats: Vec<Format> = types.iter().filter_map(|t| document_format(t)).collect();
     if let Some(f) = formats.iter().find(|f| f.is_sigstore_bundle()) {

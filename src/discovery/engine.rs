@@ -54,9 +54,12 @@ pub struct DiscovererConfig {
     pub mode_ttl: Duration,
     /// Concurrent requests per registry.
     pub per_registry_concurrency: usize,
-    /// How long a repository's tag list is reused by the tag fallbacks (a tag it lacks is
-    /// trusted to be absent only by discoveries that began about when it was read).
+    /// How long a repository's tag list is reused by the tag fallbacks.
     pub tag_list_ttl: Duration,
+    /// A tag list is trusted to say a digest's tags are absent only by discoveries that began
+    /// at most this long after it was read; later ones read it again (a signature pushed since
+    /// would be missed otherwise).
+    pub tag_absence_slack: Duration,
     /// Referrers API pages followed per subject.
     pub max_pages: usize,
     /// Tag list pages read per repository (`n` tags each) before giving up listing.
@@ -78,6 +81,7 @@ impl Default for DiscovererConfig {
             mode_ttl: Duration::from_secs(300),
             per_registry_concurrency: 8,
             tag_list_ttl: Duration::from_secs(600),
+            tag_absence_slack: strategy::ABSENCE_SLACK,
             max_pages: 64,
             max_tag_pages: 20,
             tag_page_size: 1000,
@@ -1357,7 +1361,13 @@ async fn fallback(
     let mut tags = tag_list(ctx).await?;
     if let TagList::Complete { tags: set, read_at } = tags.as_ref() {
         let any = set.contains(&index_tag) || cosign_tags.iter().any(|(_, t)| set.contains(t));
-        if !any && !strategy::tag_list_proves_absence(*read_at, ctx.started) {
+        if !any
+            && !strategy::tag_list_proves_absence(
+                *read_at,
+                ctx.started,
+                ctx.d.inner.config.tag_absence_slack,
+            )
+        {
             // The list is older than this discovery: a tag pushed since would be missed.
             tags = refresh_tag_list(ctx, *read_at).await?;
         }

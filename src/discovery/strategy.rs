@@ -141,16 +141,16 @@ pub fn union_with_tags(mode: DiscoveryMode, reach: Reach, api_answered: bool) ->
     mode == DiscoveryMode::Auto && reach == Reach::Union && api_answered
 }
 
-/// Slack between a tag list's read and a discovery's start within which the list may still be
-/// trusted to say a tag is absent (the discoveries of one evaluation start together).
+/// Default slack between a tag list's read and a discovery's start within which the list may
+/// still be trusted to say a tag is absent (the discoveries of one evaluation start together).
 pub const ABSENCE_SLACK: Duration = Duration::from_secs(5);
 
 /// Whether a tag list read at `read_at` may be trusted to say that a tag of a discovery that
 /// started at `started` does not exist. A tag pushed after the list was read (an image signed
 /// just before it was deployed) would be missed by an older list, so absence needs a list read
-/// no earlier than shortly before the discovery began; presence may come from any fresh list.
-pub fn tag_list_proves_absence(read_at: Instant, started: Instant) -> bool {
-    read_at + ABSENCE_SLACK >= started
+/// no earlier than `slack` before the discovery began; presence may come from any fresh list.
+pub fn tag_list_proves_absence(read_at: Instant, started: Instant, slack: Duration) -> bool {
+    read_at + slack >= started
 }
 
 /// What a referrers-API answer said about the registry (for noticing that it changed).
@@ -327,10 +327,12 @@ mod tests {
     #[test]
     fn absence_needs_a_list_read_about_when_the_discovery_began() {
         let t0 = Instant::now();
-        assert!(tag_list_proves_absence(t0, t0));
-        assert!(tag_list_proves_absence(t0 + Duration::from_secs(1), t0));
-        assert!(tag_list_proves_absence(t0, t0 + Duration::from_secs(4)));
-        assert!(!tag_list_proves_absence(t0, t0 + Duration::from_secs(6)));
+        let s = ABSENCE_SLACK;
+        assert!(tag_list_proves_absence(t0, t0, s));
+        assert!(tag_list_proves_absence(t0 + Duration::from_secs(1), t0, s));
+        assert!(tag_list_proves_absence(t0, t0 + Duration::from_secs(4), s));
+        assert!(!tag_list_proves_absence(t0, t0 + Duration::from_secs(6), s));
+        assert!(!tag_list_proves_absence(t0, t0 + Duration::from_millis(1), Duration::ZERO));
     }
 
     #[test]

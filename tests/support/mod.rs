@@ -20,6 +20,7 @@ pub mod faults;
 pub mod oci_registry;
 pub mod seed;
 pub mod token_server;
+pub mod tools;
 
 pub use distribution::{Auth, DistributionOptions, DistributionRegistry};
 pub use oci_registry::{AccessLogEntry, DescriptorTyping, OciRegistry, Quirks, ReferrersMode};

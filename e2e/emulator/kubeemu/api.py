@@ -482,7 +482,9 @@ class Api:
             if not (res.storage == NS_KEY and ri.subresource == "finalize"):
                 raise ApiError.path_not_found()
         verb = ri.verb
-        if verb not in res.verbs and not (ri.subresource and verb in ("get", "update", "patch")):
+        if ri.subresource and verb not in ("get", "update", "patch"):
+            raise ApiError.method_not_allowed()
+        if verb not in res.verbs and not ri.subresource:
             raise ApiError.method_not_allowed()
         ns = ri.namespace if res.namespaced else ""
         if res.namespaced and not ri.namespace and verb not in ("list", "watch"):
