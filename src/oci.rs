@@ -46,7 +46,8 @@ pub const NOTATION_JWS: &str = "application/jose+json";
 /// Notary Project COSE envelope (the signature layer's media type).
 pub const NOTATION_COSE: &str = "application/cose";
 /// BuildKit (0.32+) attestation manifests' `artifactType` when pushed as referrers.
-pub const BUILDKIT_ATTESTATION_MANIFEST: &str = "application/vnd.docker.attestation.manifest.v1+json";
+pub const BUILDKIT_ATTESTATION_MANIFEST: &str =
+    "application/vnd.docker.attestation.manifest.v1+json";
 /// Notary Project (notation) signature artifact.
 pub const NOTATION_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 /// in-toto statement.

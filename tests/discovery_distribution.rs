@@ -28,42 +28,7 @@ fn found(o: &DiscoveryOutcome) -> &DiscoveryReport {
     }
 }
 
-fn require_oras() {
-    let ok = Command::new("python3")
-        .args(["-c", "import oras.client"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the ORAS Python SDK is required by this test: run `pip install oras` (python3 -m pip install oras)"
-    );
-}
-
-fn oras_push(host: &str, repo: &str, img: &support::PushedImage) -> support::Result<Value> {
-    let dir = tempfile::tempdir()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oras_push.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args([
-            host,
-            repo,
-            &img.digest,
-            &img.media_type,
-            &img.size.to_string(),
-        ])
-        .arg(dir.path())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "oras_push.py failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
+use support::peers::{oras_push, require_oras};
 
 fn client(url: &str) -> RegistryClient {
     refwarden::registry::ensure_crypto_provider();
@@ -79,7 +44,7 @@ async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> Tes
     let img = seeder.push_image("app", "v1").await?;
 
     // Independent client: ORAS Python SDK pushes an SBOM with a subject (and an orphan).
-    let pushed = oras_push(&reg.host(), "app", &img)?;
+    let pushed = oras_push(&reg.host(), "app", &img.subject())?;
     let sbom = &pushed["sbom"];
     let orphan = &pushed["orphan"];
     assert_eq!(sbom["subject"].as_str(), Some(img.digest.as_str()));
@@ -227,7 +192,7 @@ async fn subject_only_artifact_is_undiscoverable_without_referrers_api() -> Test
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v2").await?;
     // What GHCR/GitLab hold: manifests with a subject, no fallback tag.
-    let pushed = oras_push(&reg.host(), "app", &img)?;
+    let pushed = oras_push(&reg.host(), "app", &img.subject())?;
     assert!(pushed["orphan"]["digest"].is_string());
     seeder
         .push_artifact("app", Some(&img.subject()), media::SPDX_JSON, b"sbom", None)

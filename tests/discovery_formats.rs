@@ -69,7 +69,11 @@ fn policy(require: Vec<Requirement>, subject_match: SubjectMatch) -> ReferrerPol
     s
 }
 
-async fn evaluate(spec: &ReferrerPolicySpec, pods: &[PodInfo], d: &Discoverer) -> ReferrerPolicyStatus {
+async fn evaluate(
+    spec: &ReferrerPolicySpec,
+    pods: &[PodInfo],
+    d: &Discoverer,
+) -> ReferrerPolicyStatus {
     let input = PolicyInput {
         name: "p",
         spec,
@@ -90,7 +94,11 @@ async fn evaluate(spec: &ReferrerPolicySpec, pods: &[PodInfo], d: &Discoverer) -
 
 /// `(compliant, non-compliant, unknown)`.
 fn counts(s: &ReferrerPolicyStatus) -> (u32, u32, u32) {
-    (s.summary.compliant, s.summary.non_compliant, s.summary.unknown)
+    (
+        s.summary.compliant,
+        s.summary.non_compliant,
+        s.summary.unknown,
+    )
 }
 
 async fn discover_union(
@@ -104,7 +112,11 @@ async fn discover_union(
     let mut req = DiscoveryRequest::new(c.registry(), repo, digest);
     req.depth = depth;
     req.platforms = platforms;
-    match d.discover(c, DiscoveryMode::Auto, None, &req).await.as_ref() {
+    match d
+        .discover(c, DiscoveryMode::Auto, None, &req)
+        .await
+        .as_ref()
+    {
         DiscoveryOutcome::Found(r) => r.clone(),
         other => panic!("{repo}@{digest}: {other:?}"),
     }
@@ -192,12 +204,17 @@ async fn cosign3_bundles_as_referrers_and_through_the_untyped_fallback_index() -
     let (reg, seeder) = spec_registry(Quirks::default())?;
     let host = reg.host();
     let img = seeder.push_image("app", "v1").await?;
-    let bundle = tools::bundle_referrer(&seeder, "app", &img.subject(), tools::COSIGN_SIGN_PREDICATE)
-        .await?;
+    let bundle =
+        tools::bundle_referrer(&seeder, "app", &img.subject(), tools::COSIGN_SIGN_PREDICATE)
+            .await?;
     let old = seeder.push_image("app", "cosign2").await?;
     tools::cosign2_sign(&seeder, "app", &old.digest).await?;
     let bundles_only = policy(
-        vec![requirement("bundle", Some(Preset::Signature), &[Format::SigstoreBundleV03])],
+        vec![requirement(
+            "bundle",
+            Some(Preset::Signature),
+            &[Format::SigstoreBundleV03],
+        )],
         SubjectMatch::Exact,
     );
     let pods = vec![
@@ -208,13 +225,19 @@ async fn cosign3_bundles_as_referrers_and_through_the_untyped_fallback_index() -
     reg.clear_access_log();
     let status = evaluate(&bundles_only, &pods, &d).await;
     assert_eq!(counts(&status), (1, 1, 0), "{status:#?}");
-    assert_eq!(status.violations[0].digest, old.digest, "a .sig is not a bundle");
+    assert_eq!(
+        status.violations[0].digest, old.digest,
+        "a .sig is not a bundle"
+    );
     let on_bundle = reg
         .access_log()
         .iter()
         .filter(|e| e.path.contains(&img.digest["sha256:".len()..]))
         .count();
-    assert_eq!(on_bundle, 1, "a typed, annotated bundle referrer: one request");
+    assert_eq!(
+        on_bundle, 1,
+        "a typed, annotated bundle referrer: one request"
+    );
     let c = client(&reg.url());
     let r = discover_union(&Discoverer::default(), &c, "app", &img.digest, 0, false).await;
     let b = by_digest(&r, &bundle.digest);
@@ -226,9 +249,14 @@ async fn cosign3_bundles_as_referrers_and_through_the_untyped_fallback_index() -
             vec![ArtifactKind::SigstoreBundle]
         )
     );
-    assert_eq!(b.predicate_type.as_deref(), Some(tools::COSIGN_SIGN_PREDICATE));
     assert_eq!(
-        b.annotations.get("dev.sigstore.bundle.content").map(String::as_str),
+        b.predicate_type.as_deref(),
+        Some(tools::COSIGN_SIGN_PREDICATE)
+    );
+    assert_eq!(
+        b.annotations
+            .get("dev.sigstore.bundle.content")
+            .map(String::as_str),
         Some("dsse-envelope")
     );
 
@@ -246,12 +274,23 @@ async fn cosign3_bundles_as_referrers_and_through_the_untyped_fallback_index() -
     )
     .await;
     assert_eq!(counts(&status), (1, 0, 0), "{status:#?}");
-    let r = discover_union(&Discoverer::default(), &client(&dist.url()), "app", &img.digest, 0, false)
-        .await;
+    let r = discover_union(
+        &Discoverer::default(),
+        &client(&dist.url()),
+        "app",
+        &img.digest,
+        0,
+        false,
+    )
+    .await;
     let b = by_digest(&r, &bundle.digest);
     assert_eq!(b.method, DiscoveryMethod::TagSchema);
     assert_eq!(b.format, Format::SigstoreBundleV03);
-    assert_eq!(b.artifact_type.as_deref(), Some(tools::BUNDLE_V03), "classified from the manifest");
+    assert_eq!(
+        b.artifact_type.as_deref(),
+        Some(tools::BUNDLE_V03),
+        "classified from the manifest"
+    );
     Ok(())
 }
 
@@ -290,10 +329,25 @@ async fn notation_jws_and_cose() -> TestResult {
 
     let c = client(&reg.url());
     let r = discover_union(&Discoverer::default(), &c, "app", &jws_img.digest, 0, false).await;
-    assert_eq!(r.referrers.len(), 1, "API answer and tag index merged: {r:#?}");
+    assert_eq!(
+        r.referrers.len(),
+        1,
+        "API answer and tag index merged: {r:#?}"
+    );
     let j = by_digest(&r, &jws.digest);
-    assert_eq!((j.method, j.format), (DiscoveryMethod::Native, Format::NotationJws));
-    let r = discover_union(&Discoverer::default(), &c, "app", &cose_img.digest, 0, false).await;
+    assert_eq!(
+        (j.method, j.format),
+        (DiscoveryMethod::Native, Format::NotationJws)
+    );
+    let r = discover_union(
+        &Discoverer::default(),
+        &c,
+        "app",
+        &cose_img.digest,
+        0,
+        false,
+    )
+    .await;
     assert_eq!(by_digest(&r, &cose.digest).format, Format::NotationCose);
     Ok(())
 }
@@ -319,21 +373,33 @@ async fn buildkit_indexes_with_signed_attestation_manifests() -> TestResult {
     let r = discover_union(&Discoverer::default(), &c, "app", &bk.index.digest, 1, true).await;
     assert_eq!(r.platforms.len(), 2);
     assert_eq!(
-        r.platforms.iter().map(|p| p.platform.clone()).collect::<Vec<_>>(),
-        vec![Some("linux/amd64".to_string()), Some("linux/arm64".to_string())]
+        r.platforms
+            .iter()
+            .map(|p| p.platform.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            Some("linux/amd64".to_string()),
+            Some("linux/arm64".to_string())
+        ]
     );
     for (i, att) in bk.attestations.iter().enumerate() {
         let a = by_digest(&r, att);
         assert_eq!(a.format, Format::BuildkitAttestation);
         assert_eq!(a.attached_to, AttachedTo::Platform);
         assert_eq!(a.subject, bk.index.images[i].digest);
-        assert_eq!(a.platform.as_deref(), Some(bk.index.images[i].platform.as_str()));
+        assert_eq!(
+            a.platform.as_deref(),
+            Some(bk.index.images[i].platform.as_str())
+        );
         assert!(a.kinds.contains(&ArtifactKind::SpdxSbom), "{a:?}");
         assert!(a.kinds.contains(&ArtifactKind::SlsaProvenance), "{a:?}");
         // Found in the index and as a referrer: listed once.
         assert_eq!(r.referrers.iter().filter(|x| x.digest == *att).count(), 1);
         assert_eq!(
-            a.referrers.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(),
+            a.referrers
+                .iter()
+                .map(|x| x.digest.clone())
+                .collect::<Vec<_>>(),
             vec![sigs[i].clone()],
             "the signature on the attestation manifest is nested under it"
         );
@@ -343,8 +409,12 @@ async fn buildkit_indexes_with_signed_attestation_manifests() -> TestResult {
         vec![requirement("sbom", Some(Preset::Sbom), &[])],
         SubjectMatch::IndexOrPlatform,
     );
-    let status = evaluate(&sbom, &[pod("bk", &host, "app", &bk.index.digest)], &Discoverer::default())
-        .await;
+    let status = evaluate(
+        &sbom,
+        &[pod("bk", &host, "app", &bk.index.digest)],
+        &Discoverer::default(),
+    )
+    .await;
     assert_eq!(counts(&status), (1, 0, 0), "{status:#?}");
 
     // Without the 0.32 referrers (in the index only), on distribution 2.8.
@@ -372,16 +442,35 @@ async fn github_artifact_attestations_are_provenance_not_signatures() -> TestRes
     tools::typed_fallback_index(&seeder, "app", &img.digest, &[&att]).await?;
     let pods = vec![pod("app", &host, "app", &img.digest)];
     let signature = support::signature_policy("signature", SubjectMatch::Exact);
-    assert_eq!(counts(&evaluate(&signature, &pods, &Discoverer::default()).await), (0, 1, 0));
+    assert_eq!(
+        counts(&evaluate(&signature, &pods, &Discoverer::default()).await),
+        (0, 1, 0)
+    );
     let provenance = policy(
         vec![requirement("provenance", Some(Preset::SlsaProvenance), &[])],
         SubjectMatch::Exact,
     );
-    assert_eq!(counts(&evaluate(&provenance, &pods, &Discoverer::default()).await), (1, 0, 0));
-    let r = discover_union(&Discoverer::default(), &client(&reg.url()), "app", &img.digest, 0, false)
-        .await;
+    assert_eq!(
+        counts(&evaluate(&provenance, &pods, &Discoverer::default()).await),
+        (1, 0, 0)
+    );
+    let r = discover_union(
+        &Discoverer::default(),
+        &client(&reg.url()),
+        "app",
+        &img.digest,
+        0,
+        false,
+    )
+    .await;
     let a = by_digest(&r, &att.digest);
-    assert_eq!((a.format, a.kinds.clone()), (Format::SigstoreBundleV03, vec![ArtifactKind::SlsaProvenance]));
+    assert_eq!(
+        (a.format, a.kinds.clone()),
+        (
+            Format::SigstoreBundleV03,
+            vec![ArtifactKind::SlsaProvenance]
+        )
+    );
     assert_eq!(r.referrers.len(), 1, "API and tag index: once");
     Ok(())
 }
@@ -397,12 +486,22 @@ async fn signatures_on_sboms() -> TestResult {
     let sig = seeder
         .push_artifact("app", Some(&on_sbom), SIG, b"sbom sig", None)
         .await?;
-    let r = discover_union(&Discoverer::default(), &client(&reg.url()), "app", &img.digest, 1, false)
-        .await;
+    let r = discover_union(
+        &Discoverer::default(),
+        &client(&reg.url()),
+        "app",
+        &img.digest,
+        1,
+        false,
+    )
+    .await;
     let s = by_digest(&r, &sbom.digest);
     assert_eq!(s.format, Format::Spdx);
     assert_eq!(
-        s.referrers.iter().map(|x| (x.digest.clone(), x.format)).collect::<Vec<_>>(),
+        s.referrers
+            .iter()
+            .map(|x| (x.digest.clone(), x.format))
+            .collect::<Vec<_>>(),
         vec![(sig.digest, Format::CosignSimpleSigning)]
     );
     Ok(())
@@ -423,10 +522,22 @@ async fn signatures_in_another_repository() -> TestResult {
     let mut with_repo = requirement("signature", Some(Preset::Signature), &[]);
     with_repo.repository = Some(format!("{host}/signatures"));
     assert_eq!(
-        counts(&evaluate(&support::signature_policy("signature", SubjectMatch::Exact), &pods, &Discoverer::default()).await),
+        counts(
+            &evaluate(
+                &support::signature_policy("signature", SubjectMatch::Exact),
+                &pods,
+                &Discoverer::default()
+            )
+            .await
+        ),
         (0, 1, 0)
     );
-    let status = evaluate(&policy(vec![with_repo], SubjectMatch::Exact), &pods, &Discoverer::default()).await;
+    let status = evaluate(
+        &policy(vec![with_repo], SubjectMatch::Exact),
+        &pods,
+        &Discoverer::default(),
+    )
+    .await;
     assert_eq!(counts(&status), (1, 0, 0), "{status:#?}");
 
     // cosign 3 (≥ 3.0.3) bundles with COSIGN_REPOSITORY on another registry without the API:
@@ -434,19 +545,37 @@ async fn signatures_in_another_repository() -> TestResult {
     let dist = DistributionRegistry::start(DistributionOptions::default())?;
     let ds = Seeder::new(&dist.url(), SeedAuth::None)?;
     ds.push_image("sigs", "unrelated").await?;
-    let bundle = tools::bundle_referrer(&ds, "sigs", &img.subject(), tools::COSIGN_SIGN_PREDICATE)
-        .await?;
+    let bundle =
+        tools::bundle_referrer(&ds, "sigs", &img.subject(), tools::COSIGN_SIGN_PREDICATE).await?;
     tools::ggcr_fallback_index_untyped(&ds, "sigs", &img.digest, &bundle).await?;
-    let mut elsewhere = requirement("signature", Some(Preset::Signature), &[Format::SigstoreBundleV03]);
+    let mut elsewhere = requirement(
+        "signature",
+        Some(Preset::Signature),
+        &[Format::SigstoreBundleV03],
+    );
     elsewhere.repository = Some(format!("{}/sigs", dist.host()));
-    let status = evaluate(&policy(vec![elsewhere.clone()], SubjectMatch::Exact), &pods, &Discoverer::default()).await;
+    let status = evaluate(
+        &policy(vec![elsewhere.clone()], SubjectMatch::Exact),
+        &pods,
+        &Discoverer::default(),
+    )
+    .await;
     assert_eq!(counts(&status), (1, 0, 0), "{status:#?}");
 
     // The other registry down: Unknown, never a violation.
     drop(dist);
-    let status = evaluate(&policy(vec![elsewhere], SubjectMatch::Exact), &pods, &Discoverer::default()).await;
+    let status = evaluate(
+        &policy(vec![elsewhere], SubjectMatch::Exact),
+        &pods,
+        &Discoverer::default(),
+    )
+    .await;
     assert_eq!(counts(&status), (0, 0, 1), "{status:#?}");
-    assert!(status.unknown[0].message.contains("referrers repository"), "{:?}", status.unknown);
+    assert!(
+        status.unknown[0].message.contains("referrers repository"),
+        "{:?}",
+        status.unknown
+    );
     Ok(())
 }
 
@@ -465,8 +594,12 @@ async fn registries_that_half_work() -> TestResult {
     })?;
     let img = seeder.push_image("app", "v1").await?;
     tools::cosign2_sign(&seeder, "app", &img.digest).await?;
-    let status = evaluate(&spec, &[pod("app", &reg.host(), "app", &img.digest)], &Discoverer::default())
-        .await;
+    let status = evaluate(
+        &spec,
+        &[pod("app", &reg.host(), "app", &img.digest)],
+        &Discoverer::default(),
+    )
+    .await;
     assert_eq!(counts(&status), (1, 0, 0), "{status:#?}");
 
     // GHCR 303 → github.com → 429: no usable API; the tags answer; github.com hears nothing.
@@ -504,8 +637,12 @@ async fn registries_that_half_work() -> TestResult {
             tools::bundle_referrer(&seeder, "app", &img.subject(), tools::COSIGN_SIGN_PREDICATE)
                 .await?;
         reg.clear_access_log();
-        let status = evaluate(&spec, &[pod("app", &reg.host(), "app", &img.digest)], &Discoverer::default())
-            .await;
+        let status = evaluate(
+            &spec,
+            &[pod("app", &reg.host(), "app", &img.digest)],
+            &Discoverer::default(),
+        )
+        .await;
         assert_eq!(counts(&status), (1, 0, 0), "{typing:?}: {status:#?}");
         assert_eq!(
             reg.count_requests("GET", &format!("/manifests/{}", bundle.digest)),
@@ -528,7 +665,13 @@ async fn compliant_images_cost_one_request_and_tag_lists_are_shared() -> TestRes
     for i in 0..6 {
         let img = seeder.push_image("app", &format!("n{i}")).await?;
         seeder
-            .push_artifact("app", Some(&img.subject()), SIG, format!("n{i}").as_bytes(), None)
+            .push_artifact(
+                "app",
+                Some(&img.subject()),
+                SIG,
+                format!("n{i}").as_bytes(),
+                None,
+            )
             .await?;
         natively.push(img.digest.clone());
         pods.push(pod(&format!("n{i}"), &host, "app", &img.digest));
@@ -617,6 +760,146 @@ async fn listing_leaves_uninformative_descriptors_unclassified() -> TestResult {
     assert!(r.referrers[0].kinds.is_empty());
     let r = discover_union(&d, &c, "app", &img.digest, 0, false).await;
     let s = by_digest(&r, &sbom.digest);
-    assert_eq!((s.format, s.kinds.clone()), (Format::Spdx, vec![ArtifactKind::SpdxSbom]));
+    assert_eq!(
+        (s.format, s.kinds.clone()),
+        (Format::Spdx, vec![ArtifactKind::SpdxSbom])
+    );
+    Ok(())
+}
+
+/// Cross-check with an independent pusher: the ORAS Python SDK attaches an SBOM and an in-toto
+/// statement to the image, then the same two onto the SBOM; refwarden's union at depth 1 lists
+/// exactly what it pushed, nested where it put it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oras_attached_chains_are_found_nested() -> TestResult {
+    support::peers::require_oras();
+    let (reg, seeder) = spec_registry(Quirks::default())?;
+    let img = seeder.push_image("app", "v1").await?;
+    let first = support::peers::oras_push(&reg.host(), "app", &img.subject())?;
+    let sbom = &first["sbom"];
+    let sbom_digest = sbom["digest"].as_str().ok_or("sbom digest")?.to_string();
+    let on_sbom = Subject::new(
+        &sbom_digest,
+        sbom["mediaType"].as_str().ok_or("mediaType")?,
+        sbom["size"].as_u64().ok_or("size")?,
+    );
+    let second = support::peers::oras_push(&reg.host(), "app", &on_sbom)?;
+    let r = discover_union(
+        &Discoverer::default(),
+        &client(&reg.url()),
+        "app",
+        &img.digest,
+        1,
+        false,
+    )
+    .await;
+    let mut top: Vec<String> = r.referrers.iter().map(|x| x.digest.clone()).collect();
+    top.sort();
+    let mut want: Vec<String> = ["sbom", "orphan"]
+        .iter()
+        .filter_map(|k| first[k]["digest"].as_str().map(str::to_string))
+        .collect();
+    want.sort();
+    assert_eq!(top, want);
+    let s = by_digest(&r, &sbom_digest);
+    assert_eq!(
+        (s.method, s.format),
+        (DiscoveryMethod::Native, Format::Spdx)
+    );
+    let mut nested: Vec<String> = s.referrers.iter().map(|x| x.digest.clone()).collect();
+    nested.sort();
+    let mut want: Vec<String> = ["sbom", "orphan"]
+        .iter()
+        .filter_map(|k| second[k]["digest"].as_str().map(str::to_string))
+        .collect();
+    want.sort();
+    assert_eq!(nested, want);
+    Ok(())
+}
+
+fn refwarden(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_refwarden"))
+        .args(args)
+        .output()
+        .expect("run refwarden")
+}
+
+/// `refwarden discover` as a user runs it: cosign 2 tags on a registry with the API are listed
+/// under "signatures"; GHCR's redirect elsewhere still answers from the tags (exit 0, found);
+/// an index says what it holds even without `--platforms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_cli_lists_every_place() -> TestResult {
+    let github = FaultProxy::standalone()?;
+    github.set_rules(vec![Rule::any(Action::Respond(Synth::new(429)))]);
+    let (reg, seeder) = spec_registry(Quirks::default())?;
+    let img = seeder.push_image("app", "cosign2").await?;
+    let sig = tools::cosign2_sign(&seeder, "app", &img.digest).await?;
+    let bk = tools::buildkit_image(&seeder, "app", "multi", false).await?;
+    let image = format!("{}/app:cosign2", reg.host());
+    let out = refwarden(&["discover", &image, "--plain-http"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("signatures (1)"), "{text}");
+    assert!(
+        text.contains(&format!("{sig} cosign-simple-signing")),
+        "{text}"
+    );
+    assert!(
+        text.contains("methods: native, tag-schema, cosign-tag"),
+        "{text}"
+    );
+
+    reg.update_quirks(|q| {
+        q.referrers = ReferrersMode::RedirectElsewhere;
+        q.redirect_elsewhere = Some(github.url());
+    });
+    let out = refwarden(&["discover", &image, "--plain-http", "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["result"], "found");
+    assert_eq!(v["referrersApi"], false);
+    assert_eq!(v["referrers"][0]["digest"], sig.as_str());
+    assert_eq!(v["referrers"][0]["format"], "cosign-simple-signing");
+    assert!(github.log().is_empty());
+
+    reg.update_quirks(|q| q.referrers = ReferrersMode::Native);
+    let out = refwarden(&[
+        "discover",
+        &format!("{}/app:multi", reg.host()),
+        "--plain-http",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("hint: this is an image index with 2 platform manifest(s) (linux/amd64, linux/arm64) and 2 in-index attestation manifest(s): add --platforms"),
+        "{text}"
+    );
+    let out = refwarden(&[
+        "discover",
+        &format!("{}/app@{}", reg.host(), bk.index.digest),
+        "--plain-http",
+        "--platforms",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("attestations (2)"), "{text}");
+    assert!(
+        text.contains("on linux/amd64") && text.contains("on linux/arm64"),
+        "{text}"
+    );
+    assert!(
+        text.contains("platforms: linux/amd64, linux/arm64"),
+        "{text}"
+    );
+    assert!(!text.contains("hint:"), "{text}");
     Ok(())
 }

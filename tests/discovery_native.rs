@@ -932,3 +932,84 @@ async fn native_matches_oci_client() -> TestResult {
     assert_eq!(ours, pushed);
     Ok(())
 }
+
+/// A registry whose referrers answer changes is reported, so its RegistryProfile is probed again
+/// before its interval: Harbor's upgrade from 2.9 (JSON Content-Type) to 2.10 (conformant), and
+/// a registry the profile believed without the API that gained it (asked again once the mode
+/// memory expires, even with a TagFallback hint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_answer_changes_are_reported() -> TestResult {
+    let e = env(Quirks {
+        referrers: ReferrersMode::WrongContentTypeJson,
+        ..Quirks::default()
+    })?;
+    let d = Discoverer::new(DiscovererConfig {
+        mode_ttl: Duration::from_millis(200),
+        ..DiscovererConfig::default()
+    });
+    let one = e.seeder.push_image("app", "one").await?;
+    let mut r = req(&e, "app", &one.digest);
+    r.reach = Reach::Listing;
+    let out = d
+        .discover(
+            &e.client,
+            DiscoveryMode::Auto,
+            Some(EffectiveDiscoveryMode::Native),
+            &r,
+        )
+        .await;
+    assert_eq!(found(&out).referrers_api, Some(true));
+    assert!(
+        d.take_changed().is_empty(),
+        "the first answer agrees with the probe"
+    );
+    // The upgrade: the same API, now with the spec's Content-Type.
+    e.reg.update_quirks(|q| q.referrers = ReferrersMode::Native);
+    let two = e.seeder.push_image("app", "two").await?;
+    let mut r = req(&e, "app", &two.digest);
+    r.reach = Reach::Listing;
+    d.discover(
+        &e.client,
+        DiscoveryMode::Auto,
+        Some(EffectiveDiscoveryMode::Native),
+        &r,
+    )
+    .await;
+    assert_eq!(d.take_changed(), vec![e.client.registry().to_string()]);
+    assert!(d.take_changed().is_empty(), "taken once");
+
+    // A profile that says TagFallback: trusted at first (no API request) …
+    let g = env(Quirks::default())?;
+    let d = Discoverer::new(DiscovererConfig {
+        mode_ttl: Duration::from_millis(200),
+        ..DiscovererConfig::default()
+    });
+    let img = g.seeder.push_image("app", "v1").await?;
+    g.reg.clear_access_log();
+    let fallback = Some(EffectiveDiscoveryMode::TagFallback);
+    let out = d
+        .discover(
+            &g.client,
+            DiscoveryMode::Auto,
+            fallback,
+            &req(&g, "app", &img.digest),
+        )
+        .await;
+    assert_eq!(found(&out).referrers_api, Some(false));
+    assert_eq!(referrers_calls(&g.reg), 0);
+    // … and once the re-learn window has passed, the API is asked again: it answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let img2 = g.seeder.push_image("app", "v2").await?;
+    let out = d
+        .discover(
+            &g.client,
+            DiscoveryMode::Auto,
+            fallback,
+            &req(&g, "app", &img2.digest),
+        )
+        .await;
+    assert_eq!(found(&out).referrers_api, Some(true));
+    assert_eq!(referrers_calls(&g.reg), 1);
+    assert_eq!(d.take_changed(), vec![g.client.registry().to_string()]);
+    Ok(())
+}

@@ -308,7 +308,12 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
     let d = discoverer();
     let out = tokio::time::timeout(
         GUARD,
-        d.discover(&c, DiscoveryMode::Auto, None, &DiscoveryRequest::new(c.registry(), "app", &s.digest)),
+        d.discover(
+            &c,
+            DiscoveryMode::Auto,
+            None,
+            &DiscoveryRequest::new(c.registry(), "app", &s.digest),
+        ),
     )
     .await?;
     let DiscoveryOutcome::Found(r) = out.as_ref() else {

@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::seed::ArtifactSpec;
 use support::{
-    Auth, DistributionOptions, DistributionRegistry, OciRegistry, Quirks, ReferrersMode, SeedAuth,
-    Seeder, TokenServer, TokenUser, basic_header, http_client, media,
+    Auth, DescriptorTyping, DistributionOptions, DistributionRegistry, OciRegistry, Quirks,
+    ReferrersMode, SeedAuth, Seeder, TokenServer, TokenUser, basic_header, http_client, media,
 };
 
 type TestResult = support::Result<()>;
@@ -614,11 +614,17 @@ async fn oci_registry_referrers_per_spec() -> TestResult {
 async fn oci_registry_quirk_modes() -> TestResult {
     let (reg, seeder, img, _) = oci_with_referrers(Quirks::default()).await?;
     let url = format!("{}/v2/org/team/app/referrers/{}", reg.url(), img.digest);
-    let cases: [(ReferrersMode, u16, &str); 9] = [
+    let cases: [(ReferrersMode, u16, &str); 11] = [
         (ReferrersMode::NotFoundPlain, 404, "application/json"),
         (ReferrersMode::NotFoundHtml, 404, "text/html"),
         (ReferrersMode::NotFoundTextPlain, 404, "text/plain"),
-        (ReferrersMode::WrongContentTypeJson, 200, "application/json"),
+        (
+            ReferrersMode::WrongContentTypeJson,
+            200,
+            "application/json; charset=utf-8",
+        ),
+        (ReferrersMode::AlwaysEmptyIndex, 200, media::OCI_INDEX),
+        (ReferrersMode::RedirectElsewhere, 303, ""),
         (ReferrersMode::HtmlLoginPage200, 200, "text/html"),
         (ReferrersMode::NotAcceptable406, 406, "application/json"),
         (ReferrersMode::MethodNotAllowed405, 405, "application/json"),
@@ -646,6 +652,9 @@ async fn oci_registry_quirk_modes() -> TestResult {
                 )
             }
             ReferrersMode::NotFoundWithEmptyIndex => assert!(body["manifests"].is_array()),
+            ReferrersMode::AlwaysEmptyIndex => {
+                assert_eq!(body["manifests"].as_array().map(Vec::len), Some(0))
+            }
             ReferrersMode::NotFoundHtml
             | ReferrersMode::HtmlLoginPage200
             | ReferrersMode::NotFoundTextPlain => {
@@ -654,6 +663,38 @@ async fn oci_registry_quirk_modes() -> TestResult {
             _ => {}
         }
     }
+    // GHCR's redirect elsewhere: 303 to the other host with the digest cut at ':'.
+    reg.update_quirks(|q| {
+        q.referrers = ReferrersMode::RedirectElsewhere;
+        q.redirect_elsewhere = Some("http://127.0.0.1:9".into());
+    });
+    let resp = http_client()?.get(&url).send().await?;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header(&resp, "Location").as_deref(),
+        Some("http://127.0.0.1:9/-/v2/packages/container/package/org/team/app/referrers/sha256")
+    );
+    // Descriptor typing: as the spec says, omitted (ACR/CMK), or oci.empty.
+    reg.update_quirks(|q| q.referrers = ReferrersMode::Native);
+    for (typing, want) in [
+        (DescriptorTyping::Spec, Some(media::SIGSTORE_BUNDLE_V03)),
+        (DescriptorTyping::Omitted, None),
+        (DescriptorTyping::OciEmpty, Some(media::OCI_EMPTY)),
+    ] {
+        reg.update_quirks(|q| q.descriptor_artifact_type = typing);
+        let (_, _, _, _, body) = referrers_page(&url).await?;
+        let types: Vec<Option<&str>> = body["manifests"]
+            .as_array()
+            .map(|a| a.iter().map(|d| d["artifactType"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(types.len(), 4, "{typing:?}");
+        assert!(types.contains(&want), "{typing:?}: {types:?}");
+        if typing != DescriptorTyping::Spec {
+            assert!(types.iter().all(|t| *t == want), "{typing:?}: {types:?}");
+        }
+    }
+    reg.update_quirks(|q| q.descriptor_artifact_type = DescriptorTyping::Spec);
+
     // Quay: unknown subject -> 400 MANIFEST_INVALID.
     reg.update_quirks(|q| q.referrers = ReferrersMode::UnknownSubject400);
     let (status, _, _, _, body) = referrers_page(&format!(

@@ -184,7 +184,7 @@ fn samples_cover_every_registry_family_and_validate() {
         profiles["harbor"]["caBundle"]["configMapRef"]["name"],
         "harbor-ca"
     );
-    assert_eq!(profiles["zot"]["discovery"]["mode"], "Native");
+    assert_eq!(profiles["zot"]["discovery"]["mode"], "Auto");
     assert_eq!(
         profiles["dockerhub"]["registryUrl"],
         "https://registry-1.docker.io"

@@ -674,10 +674,20 @@ async fn write_probes_off_sends_no_write() -> TestResult {
         CapabilityState::Unknown,
         "WriteProbesDisabled",
     );
+    // Read-only means read-only: not even the DELETE of a digest that cannot exist (it needs
+    // delete rights and shows in audit logs). Delete is Unknown, OPTIONS quoted as advisory.
+    for cap in ["deleteManifests", "deleteBlobs"] {
+        assert_cap(
+            &report,
+            cap,
+            CapabilityState::Unknown,
+            "WriteProbesDisabled",
+        );
+    }
     let log = reg.access_log();
     assert!(
-        !log.iter()
-            .any(|e| e.method == "POST" || e.method == "PATCH" || e.method == "PUT"),
+        log.iter()
+            .all(|e| matches!(e.method.as_str(), "GET" | "HEAD" | "OPTIONS")),
         "{log:?}"
     );
     Ok(())

@@ -324,6 +324,124 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         "at least the runs with the right password succeed"
     );
 
+    // The CLI as a user runs it, every log at TRACE: stdout and stderr.
+    for args in [
+        vec![
+            "probe".to_string(),
+            reg.url(),
+            "-r".into(),
+            "app".into(),
+            "-t".into(),
+            "v1".into(),
+        ],
+        vec![
+            "probe".to_string(),
+            proxy.url(),
+            "-r".into(),
+            "app".into(),
+            "-t".into(),
+            "v1".into(),
+            "-o".into(),
+            "json".into(),
+        ],
+        vec![
+            "discover".to_string(),
+            format!("{}/app@{}", reg.host(), img.digest),
+            "-o".into(),
+            "json".into(),
+        ],
+        vec![
+            "discover".to_string(),
+            format!("{}/app@{}", proxy.host(), img.digest),
+        ],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_refwarden"))
+            .args(&args)
+            .args([
+                "--plain-http",
+                "--username",
+                USER,
+                "--password-stdin",
+                "--log",
+                "trace",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or("stdin")?
+            .write_all(PASSWORD.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            stderr.contains("TRACE") || stderr.contains("DEBUG"),
+            "{args:?}: the CLI logs at trace ({} bytes)",
+            stderr.len()
+        );
+        texts.push(String::from_utf8_lossy(&out.stdout).to_string());
+        texts.push(stderr);
+    }
+
+    // Metrics (labels and values) after requests with credentials, and the Events a
+    // violation would publish.
+    let counters = Arc::new(refwarden::registry::RequestCounters::default());
+    let metrics =
+        refwarden::controller::metrics::Metrics::new(counters.clone(), Discoverer::default());
+    let mut cfg = RegistryClientConfig::new(&proxy.url(), true)?;
+    cfg.credentials = basic(PASSWORD);
+    cfg.counters = counters;
+    let c = RegistryClient::new(cfg)?;
+    let _ = c
+        .send(RegistryRequest::get(
+            "/v2/app/manifests/v1",
+            refwarden::registry::Endpoint::ManifestGet,
+        ))
+        .await;
+    metrics.set_policy("p", 1, 1, 0);
+    texts.push(metrics.render());
+    let violations = vec![refwarden::crd::PolicyViolation {
+        image: format!("{}/app", reg.host()),
+        digest: img.digest.clone(),
+        missing: vec!["sig".into()],
+        workloads: vec![],
+        discovery_method: Some("native".into()),
+    }];
+    let change = refwarden::controller::diff::compliance_change(
+        &BTreeMap::new(),
+        &violations,
+        &Default::default(),
+        &Default::default(),
+    );
+    for ev in refwarden::controller::diff::compliance_events(&change) {
+        texts.push(format!("{ev:?}"));
+    }
+
+    // Panics: a panic message built from a client or an error carries their redacted forms.
+    let panics: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = panics.clone();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(info.to_string());
+    }));
+    let err = RegistryClient::new({
+        let mut cfg = RegistryClientConfig::new(&reg.url(), true)?;
+        cfg.credentials = basic(PASSWORD);
+        cfg.max_body_bytes = 0;
+        cfg
+    })
+    .expect_err("max_body_bytes 0 is invalid");
+    let shown = format!("{c:?}");
+    let _ = std::panic::catch_unwind(move || panic!("client {shown} failed: {err}"));
+    std::panic::set_hook(hook);
+    let caught = panics.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(caught.len(), 1, "the panic hook saw the panic");
+    texts.extend(caught);
+
     // Config types.
     let mut cfg = RegistryClientConfig::new(&reg.url(), true)?;
     cfg.credentials = basic(PASSWORD);

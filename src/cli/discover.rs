@@ -106,6 +106,12 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         .discover(&client, args.mode.into(), None, &req)
         .await;
     let name = format!("{}/{}@{digest}", reference.registry, reference.repository);
+    let hint = match (&args.output, args.platforms, outcome.as_ref()) {
+        (DiscoverFormat::Tree | DiscoverFormat::Table, false, DiscoveryOutcome::Found(_)) => {
+            index_hint(&client, &reference.repository, &digest).await
+        }
+        _ => None,
+    };
     match args.output {
         DiscoverFormat::Json => match serde_json::to_string_pretty(outcome.as_ref()) {
             Ok(s) => outln!("{s}"),
@@ -124,6 +130,9 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
                 out!("{}", render_table(r));
             }
         }
+    }
+    if let Some(h) = hint {
+        outln!("hint: {h}");
     }
     match outcome.as_ref() {
         DiscoveryOutcome::Found(_) => ExitCode::SUCCESS,
@@ -148,49 +157,135 @@ fn kinds_text(r: &Referrer) -> String {
     v.join(",")
 }
 
-fn referrer_line(r: &Referrer) -> String {
-    let mut s = format!(
-        "{} {} [{}; {}",
-        r.artifact_type.as_deref().unwrap_or("<unknown>"),
-        r.digest,
-        r.method,
-        kinds_text(r)
-    );
+/// The groups of `cosign tree`, in its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    Signatures,
+    Attestations,
+    Sboms,
+    Other,
+}
+
+impl Group {
+    fn title(self) -> &'static str {
+        match self {
+            Group::Signatures => "signatures",
+            Group::Attestations => "attestations",
+            Group::Sboms => "SBOMs",
+            Group::Other => "other",
+        }
+    }
+}
+
+/// Which group a referrer is listed under: envelopes that carry a statement are attestations
+/// (whatever the statement is about), signature kinds are signatures, SBOM documents are SBOMs.
+fn group_of(r: &Referrer) -> Group {
+    use crate::discovery::{ArtifactKind as K, Format as F};
+    let signature = r.kinds.iter().any(|k| {
+        matches!(
+            k,
+            K::CosignSignature | K::SigstoreBundle | K::NotationSignature
+        )
+    });
+    if signature {
+        return Group::Signatures;
+    }
+    let attestation_format = matches!(
+        r.format,
+        F::CosignAttestation | F::InTotoDsse | F::InTotoStatement | F::BuildkitAttestation
+    ) || r.format.is_sigstore_bundle();
+    if attestation_format
+        || r.kinds
+            .iter()
+            .any(|k| matches!(k, K::InTotoAttestation | K::SlsaProvenance))
+    {
+        return Group::Attestations;
+    }
+    if r.kinds
+        .iter()
+        .any(|k| matches!(k, K::SpdxSbom | K::CyclonedxSbom | K::SyftSbom))
+    {
+        return Group::Sboms;
+    }
+    Group::Other
+}
+
+fn referrer_line(r: &Referrer, report: &DiscoveryReport) -> String {
+    let mut s = format!("{} {}", r.digest, r.format);
+    if let Some(p) = &r.predicate_type {
+        s.push_str(&format!(" {p}"));
+    } else if let Some(at) = &r.artifact_type {
+        s.push_str(&format!(" {at}"));
+    }
+    s.push_str(&format!(" [{}", r.method));
+    let kinds = kinds_text(r);
+    if !kinds.is_empty() {
+        s.push_str(&format!("; {kinds}"));
+    }
     match r.attached_to {
         crate::discovery::AttachedTo::Requested | crate::discovery::AttachedTo::Referrer => {}
-        a => s.push_str(&format!(
-            "; on {} {}",
-            serde_json::to_value(a)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            r.subject
-        )),
+        crate::discovery::AttachedTo::Platform => {
+            let label = r.platform.clone().or_else(|| {
+                report
+                    .platforms
+                    .iter()
+                    .find(|p| p.digest == r.subject)
+                    .and_then(|p| p.platform.clone())
+            });
+            s.push_str(&format!(
+                "; on {}",
+                label.unwrap_or_else(|| format!("platform {}", r.subject))
+            ));
+        }
+        crate::discovery::AttachedTo::Index => s.push_str(&format!("; on index {}", r.subject)),
     }
     if let Some(t) = &r.tag {
         s.push_str(&format!("; tag {t}"));
+    }
+    if let Some(repo) = &r.repository {
+        s.push_str(&format!("; in {repo}"));
     }
     s.push(']');
     s
 }
 
-fn tree_lines(out: &mut String, items: &[Referrer], prefix: &str) {
+fn tree_lines(out: &mut String, items: &[&Referrer], prefix: &str, report: &DiscoveryReport) {
     for (i, r) in items.iter().enumerate() {
         let last = i + 1 == items.len();
         out.push_str(prefix);
         out.push_str(if last { "└── " } else { "├── " });
-        out.push_str(&referrer_line(r));
+        out.push_str(&referrer_line(r, report));
         out.push('\n');
         let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
-        tree_lines(out, &r.referrers, &child_prefix);
+        let nested: Vec<&Referrer> = r.referrers.iter().collect();
+        tree_lines(out, &nested, &child_prefix, report);
     }
 }
 
-/// The tree of `refwarden discover` (oras-like): subject, then referrers with
-/// artifact type, digest, method and kinds, nested referrers indented.
+/// The tree of `refwarden discover` (grouped like `cosign tree`: signatures, attestations,
+/// SBOMs, other): each referrer with its digest, format, predicate or artifact type, how it was
+/// found, its kinds and where it is attached (`on linux/amd64`); nested referrers indented.
 pub fn render_tree(name: &str, r: &DiscoveryReport) -> String {
     let mut out = format!("{name}\n");
-    tree_lines(&mut out, &r.referrers, "");
+    let mut groups: std::collections::BTreeMap<Group, Vec<&Referrer>> = Default::default();
+    for x in &r.referrers {
+        groups.entry(group_of(x)).or_default().push(x);
+    }
+    let n = groups.len();
+    for (i, (g, items)) in groups.iter().enumerate() {
+        let last = i + 1 == n;
+        out.push_str(if last { "└── " } else { "├── " });
+        out.push_str(&format!("{} ({})\n", g.title(), items.len()));
+        tree_lines(&mut out, items, if last { "    " } else { "│   " }, r);
+    }
+    if !r.platforms.is_empty() {
+        let labels: Vec<String> = r
+            .platforms
+            .iter()
+            .map(|p| p.platform.clone().unwrap_or_else(|| p.digest.clone()))
+            .collect();
+        out.push_str(&format!("\nplatforms: {}\n", labels.join(", ")));
+    }
     out.push_str(&footer(r));
     out
 }
@@ -238,13 +333,19 @@ pub fn render_table(r: &DiscoveryReport) -> String {
         .map(|(depth, x)| {
             vec![
                 x.digest.clone(),
+                x.format.to_string(),
                 x.artifact_type.clone().unwrap_or_else(|| "-".into()),
                 kinds_text(x),
                 x.method.to_string(),
-                serde_json::to_value(x.attached_to)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                match x.attached_to {
+                    crate::discovery::AttachedTo::Platform => {
+                        x.platform.clone().unwrap_or_else(|| "platform".into())
+                    }
+                    a => serde_json::to_value(a)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                },
                 x.subject.clone(),
                 depth.to_string(),
             ]
@@ -253,6 +354,7 @@ pub fn render_table(r: &DiscoveryReport) -> String {
     let mut out = output::table(
         &[
             "DIGEST",
+            "FORMAT",
             "ARTIFACT TYPE",
             "KINDS",
             "METHOD",
@@ -264,6 +366,50 @@ pub fn render_table(r: &DiscoveryReport) -> String {
     );
     out.push_str(&footer(r));
     out
+}
+
+/// What an index subject holds, read once when `--platforms` was not asked: its platforms
+/// (`linux/amd64`) and in-index attestation manifests, so the tree can say there is more.
+async fn index_hint(
+    client: &crate::registry::RegistryClient,
+    repository: &str,
+    digest: &str,
+) -> Option<String> {
+    use crate::discovery::classify::{self, ManifestFacts};
+    use crate::registry::{Endpoint, RegistryRequest, Scope};
+    let resp = client
+        .send(
+            RegistryRequest::get(
+                format!("/v2/{repository}/manifests/{digest}"),
+                Endpoint::ManifestGet,
+            )
+            .accept(oci::manifest_accept_header())
+            .scope(Scope::pull(repository)),
+        )
+        .await
+        .ok()?;
+    if resp.status.as_u16() != 200 {
+        return None;
+    }
+    let facts = ManifestFacts::parse(&resp.body).filter(|f| f.is_index)?;
+    let platforms: Vec<String> = classify::platform_manifests(&facts)
+        .into_iter()
+        .map(|p| p.platform.unwrap_or(p.digest))
+        .collect();
+    let attestations = classify::buildkit_attestations(&facts).len();
+    if platforms.is_empty() && attestations == 0 {
+        return None;
+    }
+    Some(format!(
+        "this is an image index with {} platform manifest(s) ({}){}: add --platforms to list their referrers",
+        platforms.len(),
+        platforms.join(", "),
+        if attestations > 0 {
+            format!(" and {attestations} in-index attestation manifest(s)")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 #[cfg(test)]
@@ -292,29 +438,57 @@ mod tests {
     }
 
     #[test]
-    fn tree_nests_referrers() {
+    fn tree_groups_like_cosign_tree_and_nests_referrers() {
+        use crate::discovery::Format;
+        let mut sig = referrer("sha256:d", vec![]);
+        sig.kinds = vec![ArtifactKind::CosignSignature];
+        sig.format = Format::CosignSimpleSigning;
+        sig.method = DiscoveryMethod::CosignTag;
+        sig.tag = Some("sha256-s.sig".into());
+        let mut on_platform = referrer("sha256:e", vec![]);
+        on_platform.attached_to = AttachedTo::Platform;
+        on_platform.subject = "sha256:p".into();
+        on_platform.platform = Some("linux/arm64".into());
         let report = DiscoveryReport {
-            platforms: vec![],
+            platforms: vec![crate::discovery::PlatformManifest {
+                digest: "sha256:p".into(),
+                platform: Some("linux/arm64".into()),
+            }],
             subject: "sha256:s".into(),
             subject_media_type: None,
             referrers_api: Some(true),
-            methods: vec![DiscoveryMethod::Native],
+            methods: vec![DiscoveryMethod::Native, DiscoveryMethod::CosignTag],
             referrers: vec![
                 referrer("sha256:a", vec![referrer("sha256:b", vec![])]),
                 referrer("sha256:c", vec![]),
+                sig,
+                on_platform,
             ],
             requests: 3,
             notes: vec![],
         };
         let t = render_tree("r/x@sha256:s", &report);
-        assert!(t.starts_with("r/x@sha256:s\n├── application/spdx+json sha256:a [native; spdx-sbom]\n│   └── application/spdx+json sha256:b"), "{t}");
-        assert!(t.contains("└── application/spdx+json sha256:c"));
-        assert!(t.contains("3 referrer(s); methods: native; referrers API: yes; requests: 3"));
+        assert!(
+            t.starts_with(
+                "r/x@sha256:s\n├── signatures (1)\n│   └── sha256:d cosign-simple-signing application/spdx+json [cosign-tag; cosign-signature; tag sha256-s.sig]\n└── SBOMs (3)\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("    ├── sha256:a spdx application/spdx+json [native; spdx-sbom]\n    │   └── sha256:b spdx"), "{t}");
+        assert!(
+            t.contains("sha256:e spdx application/spdx+json [native; spdx-sbom; on linux/arm64]"),
+            "{t}"
+        );
+        assert!(t.contains("platforms: linux/arm64"), "{t}");
+        assert!(t.contains(
+            "5 referrer(s); methods: native, cosign-tag; referrers API: yes; requests: 3"
+        ));
         let table = render_table(&report);
         assert!(table.starts_with("DIGEST"));
         assert_eq!(
             table.lines().filter(|l| l.starts_with("sha256:")).count(),
-            3
+            5
         );
+        assert!(table.contains("linux/arm64"));
     }
 }

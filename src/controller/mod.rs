@@ -168,6 +168,11 @@ pub struct Context {
     /// Re-evaluates one policy.
     pub policy_tx: tokio::sync::mpsc::Sender<ObjectRef<ReferrerPolicy>>,
     policy_rx: Mutex<Option<tokio::sync::mpsc::Receiver<ObjectRef<ReferrerPolicy>>>>,
+    /// Re-reconciles one profile.
+    pub profile_tx: tokio::sync::mpsc::Sender<ObjectRef<RegistryProfile>>,
+    profile_rx: Mutex<Option<tokio::sync::mpsc::Receiver<ObjectRef<RegistryProfile>>>>,
+    /// Probes asked for by discovery before their interval.
+    pub probe_requests: profile::ProbeRequests,
 }
 
 impl std::fmt::Debug for Context {
@@ -204,6 +209,7 @@ impl Context {
             instance: settings.instance.clone(),
         };
         let (policy_tx, policy_rx) = tokio::sync::mpsc::channel(4096);
+        let (profile_tx, profile_rx) = tokio::sync::mpsc::channel(256);
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -230,6 +236,22 @@ impl Context {
             all_profiles: tokio::sync::watch::channel(0).0,
             policy_tx,
             policy_rx: Mutex::new(Some(policy_rx)),
+            profile_tx,
+            profile_rx: Mutex::new(Some(profile_rx)),
+            probe_requests: profile::ProbeRequests::default(),
+        }
+    }
+
+    /// Discovery saw these registries' referrers answers change: probe their profiles now.
+    pub fn on_answer_changes(&self, registries: &[String]) {
+        for registry in registries {
+            for name in self.profiles.for_registry(registry) {
+                self.probe_requests.request(&name);
+                let r = ObjectRef::<RegistryProfile>::new(&name);
+                if self.profile_tx.try_send(r).is_err() {
+                    self.all_profiles.send_modify(|n| *n += 1);
+                }
+            }
         }
     }
 
@@ -454,6 +476,17 @@ async fn run_pod_watcher(ctx: Arc<Context>) {
     }
 }
 
+/// Forwards the registries whose referrers answers discovery saw change to their profiles.
+async fn run_answer_changes(ctx: Arc<Context>) {
+    let mut rx = ctx.discoverer.subscribe_changes();
+    while rx.changed().await.is_ok() {
+        let changed = ctx.discoverer.take_changed();
+        if !changed.is_empty() {
+            ctx.on_answer_changes(&changed);
+        }
+    }
+}
+
 async fn run_namespace_watcher(ctx: Arc<Context>) {
     let api: Api<kube::core::PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
     let mut stream = watcher(api, watcher::Config::default().any_semantic())
@@ -495,6 +528,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let server = tokio::spawn(http::serve(opts.listen_addr, ctx.clone()));
     tokio::spawn(run_pod_watcher(ctx.clone()));
     tokio::spawn(run_namespace_watcher(ctx.clone()));
+    tokio::spawn(run_answer_changes(ctx.clone()));
     if opts.leader_election {
         leader::spawn(
             client.clone(),
@@ -523,9 +557,16 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     )
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
+    let profile_rx = ctx
+        .profile_rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .ok_or_else(|| Error::Setup("controller started twice".into()))?;
     let profile_controller = Controller::for_stream(profiles_stream, profile_reader)
         .with_config(config.clone())
         .reconcile_all_on(watch_stream(ctx.all_profiles.subscribe()))
+        .reconcile_on(mpsc_stream(profile_rx))
         .shutdown_on_signal()
         .run(profile::reconcile, profile::error_policy, ctx.clone())
         .for_each(|r| async move {

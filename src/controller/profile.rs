@@ -25,6 +25,60 @@ use crate::registry::RegistryClient;
 
 /// Kind label in metrics.
 pub const KIND: &str = "registryprofile";
+/// Shortest time between two probes asked for by discovery (a registry whose answers flap must
+/// not be probed in a loop).
+pub const FORCED_PROBE_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Probes asked for before their interval, because discovery saw the registry's referrers
+/// answer change (it gained the API, lost it, fixed its `Content-Type`).
+#[derive(Debug, Default)]
+pub struct ProbeRequests {
+    /// Profile → when a forced probe last ran (`None`: never), for those with a request pending.
+    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    last_forced: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl ProbeRequests {
+    /// Asks for a probe of `profile` at its next reconcile.
+    pub fn request(&self, profile: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(profile.to_string());
+    }
+
+    /// Whether `profile` must be probed now: a request is pending and no forced probe ran in
+    /// the last [`FORCED_PROBE_MIN_INTERVAL`]. Consumes the request when it answers true.
+    pub fn take(&self, profile: &str) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.contains(profile) {
+            return false;
+        }
+        let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
+        if last
+            .get(profile)
+            .is_some_and(|t| t.elapsed() < FORCED_PROBE_MIN_INTERVAL)
+        {
+            return false;
+        }
+        pending.remove(profile);
+        last.insert(profile.to_string(), std::time::Instant::now());
+        true
+    }
+
+    /// Forgets a deleted profile.
+    pub fn forget(&self, profile: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(profile);
+        self.last_forced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(profile);
+    }
+}
+
 /// How soon a profile with a broken (not invalid) reference is looked at again.
 pub const BROKEN_RECHECK: Duration = Duration::from_secs(60);
 
@@ -263,7 +317,11 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
     let stored_hint = previous
         .filter(|s| s.observed_generation == generation)
         .and_then(|s| s.discovery_mode);
-    let due = diff::probe_due(previous, generation, &now, interval);
+    let mut due = diff::probe_due(previous, generation, &now, interval);
+    if due.is_err() && ctx.is_leader() && ctx.probe_requests.take(&name) {
+        tracing::info!("the registry's referrers answer changed: probing before the interval");
+        due = Ok(());
+    }
     if !ctx.is_leader() || due.is_err() {
         if ctx
             .profiles
@@ -337,4 +395,24 @@ pub fn error_policy(obj: Arc<RegistryProfile>, err: &Error, ctx: Arc<Context>) -
     warn!(kind = KIND, name = %name, error = %err, "reconcile failed");
     ctx.metrics.failure(KIND, err.metric_label());
     Action::requeue(ctx.backoff.fail(&format!("{KIND}/{name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forced_probes_are_taken_once_and_rate_limited() {
+        let p = ProbeRequests::default();
+        assert!(!p.take("harbor"), "nothing asked");
+        p.request("harbor");
+        assert!(p.take("harbor"));
+        assert!(!p.take("harbor"), "consumed");
+        // Asked again at once: kept pending, not run within the minimum interval.
+        p.request("harbor");
+        assert!(!p.take("harbor"));
+        p.forget("harbor");
+        p.request("harbor");
+        assert!(p.take("harbor"), "a forgotten profile starts afresh");
+    }
 }

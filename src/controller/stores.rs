@@ -417,6 +417,22 @@ impl Profiles {
             .clone()
     }
 
+    /// Names of the profiles whose client talks to `registry` (`host:port`, as
+    /// `RegistryClient::registry`).
+    pub fn for_registry(&self, registry: &str) -> Vec<String> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| {
+                s.client
+                    .as_ref()
+                    .is_ok_and(|(c, _)| c.registry() == registry)
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Names of the known profiles.
     pub fn names(&self) -> BTreeSet<String> {
         self.slots

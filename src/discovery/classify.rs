@@ -247,9 +247,7 @@ fn document_format(mt: &str) -> Option<Format> {
         oci::IN_TOTO => Format::InTotoStatement,
         oci::SPDX_JSON | oci::SPDX_JSON_TEXT | "text/spdx" | "application/spdx" => Format::Spdx,
         oci::COSIGN_ARTIFACT_SBOM => Format::Spdx,
-        oci::CYCLONEDX_JSON | oci::CYCLONEDX_XML | "application/vnd.cyclonedx" => {
-            Format::Cyclonedx
-        }
+        oci::CYCLONEDX_JSON | oci::CYCLONEDX_XML | "application/vnd.cyclonedx" => Format::Cyclonedx,
         oci::SYFT_JSON => Format::SyftJson,
         oci::OPENVEX_JSON => Format::Openvex,
         _ => return None,
@@ -299,7 +297,10 @@ pub fn manifest_format(
             .unwrap_or(Format::Notation);
     }
     if formats.contains(&Format::BuildkitAttestation)
-        || facts.annotations.get(BUILDKIT_REFERENCE_TYPE).map(String::as_str)
+        || facts
+            .annotations
+            .get(BUILDKIT_REFERENCE_TYPE)
+            .map(String::as_str)
             == Some(BUILDKIT_ATTESTATION_MANIFEST)
     {
         return Format::BuildkitAttestation;
@@ -315,10 +316,7 @@ pub fn manifest_format(
     if formats.contains(&Format::InTotoDsse) {
         return Format::InTotoDsse;
     }
-    formats
-        .into_iter()
-        .next()
-        .unwrap_or(Format::Other)
+    formats.into_iter().next().unwrap_or(Format::Other)
 }
 
 /// The first in-toto predicate type a descriptor's annotations name.

@@ -352,10 +352,12 @@ impl Ctx<'_> {
 
 use crate::probe::to_answer;
 
+/// `Link` header values short enough to parse ([`crate::registry::egress::MAX_PARSED_HEADER`]).
 fn link_headers(r: &RegistryResponse) -> Vec<&str> {
     r.headers
         .get_all(LINK)
         .iter()
+        .filter(|v| v.len() <= crate::registry::egress::MAX_PARSED_HEADER)
         .filter_map(|v| v.to_str().ok())
         .collect()
 }
@@ -383,10 +385,9 @@ fn sort_referrers(v: &mut [Referrer]) {
 /// attachment) keeps the method that found it first.
 fn merge(into: &mut Vec<Referrer>, extra: Vec<Referrer>) {
     for r in extra {
-        if !into
-            .iter()
-            .any(|x| x.digest == r.digest && x.subject == r.subject && x.attached_to == r.attached_to)
-        {
+        if !into.iter().any(|x| {
+            x.digest == r.digest && x.subject == r.subject && x.attached_to == r.attached_to
+        }) {
             into.push(r);
         }
     }
@@ -501,7 +502,8 @@ impl Discoverer {
         }
         let first_seen = *m.first_seen.entry(registry.to_string()).or_insert(now);
         let fresh = |e: Option<&(EffectiveDiscoveryMode, Instant)>| {
-            e.filter(|(_, at)| now.duration_since(*at) < ttl).map(|(m, _)| *m)
+            e.filter(|(_, at)| now.duration_since(*at) < ttl)
+                .map(|(m, _)| *m)
         };
         let last_asked = m.api_asked.get(registry).copied().unwrap_or(first_seen);
         Memory {
@@ -539,12 +541,7 @@ impl Discoverer {
     /// Records what a registry's referrers API answered; a change (against the previous
     /// answer, or against the profile's probe for a first answer) is queued for
     /// [`Discoverer::take_changed`] and signalled on [`Discoverer::subscribe_changes`].
-    fn observe(
-        &self,
-        registry: &str,
-        hint: Option<EffectiveDiscoveryMode>,
-        now: ApiObservation,
-    ) {
+    fn observe(&self, registry: &str, hint: Option<EffectiveDiscoveryMode>, now: ApiObservation) {
         let before = {
             let mut obs = self
                 .inner
@@ -557,8 +554,12 @@ impl Discoverer {
             obs.insert(registry.to_string(), now)
         };
         if strategy::answer_changed(before, hint, now) {
-            tracing::info!(registry, api = now.api, conformant = now.conformant,
-                "the registry's referrers answer changed");
+            tracing::info!(
+                registry,
+                api = now.api,
+                conformant = now.conformant,
+                "the registry's referrers answer changed"
+            );
             self.inner
                 .changed
                 .lock()
@@ -657,11 +658,8 @@ impl Discoverer {
         req: &DiscoveryRequest,
     ) -> Arc<DiscoveryOutcome> {
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let (start, referrers_api) = strategy::plan(
-            mode,
-            hint,
-            self.memory_for(&req.registry, &req.repository),
-        );
+        let (start, referrers_api) =
+            strategy::plan(mode, hint, self.memory_for(&req.registry, &req.repository));
         let ctx = Ctx {
             d: self,
             client,
@@ -932,8 +930,9 @@ impl Discoverer {
                             on_platforms.extend(r?);
                         }
                         let atts = classify::buildkit_attestations(facts);
-                        on_platforms
-                            .extend(in_index(ctx, atts, AttachedTo::Platform, depth, filters).await?);
+                        on_platforms.extend(
+                            in_index(ctx, atts, AttachedTo::Platform, depth, filters).await?,
+                        );
                         for r in &mut on_platforms {
                             r.platform = plats
                                 .iter()
@@ -1052,9 +1051,9 @@ async fn list_direct(
                 NativeDecision::Unknown(reason) => Err(Unk::new(
                     reason,
                     match reason {
-                        "ReferrersApiUnsupported" => format!(
-                            "mode Native, but the registry has no referrers API: {message}"
-                        ),
+                        "ReferrersApiUnsupported" => {
+                            format!("mode Native, but the registry has no referrers API: {message}")
+                        }
                         _ => format!(
                             "referrers API answered a malformed index ({}): {message}",
                             verdict.reason

@@ -83,7 +83,17 @@ pub enum ArtifactKind {
 // certificate.
 /// The envelope or document format of a referrer, as the tool that wrote it names it.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
@@ -183,7 +193,10 @@ impl Format {
 
     /// Whether this is a Notary Project signature (any envelope).
     pub fn is_notation(&self) -> bool {
-        matches!(self, Self::NotationJws | Self::NotationCose | Self::Notation)
+        matches!(
+            self,
+            Self::NotationJws | Self::NotationCose | Self::Notation
+        )
     }
 
     /// Whether `self` satisfies a requirement asking for `wanted` (`notation` accepts either

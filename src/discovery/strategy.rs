@@ -68,7 +68,9 @@ pub fn plan(
                 },
                 None,
             ),
-            Some(EffectiveDiscoveryMode::TagFallback) if memory.relearn_due => (native_unknown, None),
+            Some(EffectiveDiscoveryMode::TagFallback) if memory.relearn_due => {
+                (native_unknown, None)
+            }
             Some(EffectiveDiscoveryMode::TagFallback) => (Start::Fallback, Some(false)),
             None => (native_unknown, None),
         },
@@ -205,13 +207,24 @@ mod tests {
     #[test]
     fn plan_follows_mode_repository_hint_and_registry_memory() {
         let none = Memory::default();
-        assert_eq!(plan(DiscoveryMode::Auto, None, none), (NATIVE_UNKNOWN, None));
         assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::Native), mem(None, Some(E::TagFallback), false)),
+            plan(DiscoveryMode::Auto, None, none),
+            (NATIVE_UNKNOWN, None)
+        );
+        assert_eq!(
+            plan(
+                DiscoveryMode::Auto,
+                Some(E::Native),
+                mem(None, Some(E::TagFallback), false)
+            ),
             (NATIVE_KNOWN, None)
         );
         assert_eq!(
-            plan(DiscoveryMode::Auto, None, mem(None, Some(E::TagFallback), false)),
+            plan(
+                DiscoveryMode::Auto,
+                None,
+                mem(None, Some(E::TagFallback), false)
+            ),
             (Start::Fallback, Some(false))
         );
         assert_eq!(
@@ -220,7 +233,11 @@ mod tests {
         );
         // A repository that answered differently from the rest of the registry wins.
         assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::Native), mem(Some(E::TagFallback), None, false)),
+            plan(
+                DiscoveryMode::Auto,
+                Some(E::Native),
+                mem(Some(E::TagFallback), None, false)
+            ),
             (Start::Fallback, Some(false))
         );
         assert_eq!(
@@ -233,7 +250,11 @@ mod tests {
         );
         // Believed without the API, but not asked for a while: ask again.
         assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::TagFallback), mem(None, None, true)),
+            plan(
+                DiscoveryMode::Auto,
+                Some(E::TagFallback),
+                mem(None, None, true)
+            ),
             (NATIVE_UNKNOWN, None)
         );
         assert_eq!(
@@ -244,11 +265,19 @@ mod tests {
             }
         );
         assert_eq!(
-            plan(DiscoveryMode::TagFallback, Some(E::Native), mem(None, None, true)),
+            plan(
+                DiscoveryMode::TagFallback,
+                Some(E::Native),
+                mem(None, None, true)
+            ),
             (Start::Fallback, None)
         );
         assert_eq!(
-            plan(DiscoveryMode::TagFallback, None, mem(None, Some(E::TagFallback), false)),
+            plan(
+                DiscoveryMode::TagFallback,
+                None,
+                mem(None, Some(E::TagFallback), false)
+            ),
             (Start::Fallback, Some(false))
         );
     }
@@ -273,7 +302,10 @@ mod tests {
             NativeDecision::Use
         );
         assert_eq!(
-            decide_native(&verdict(Supported, "NonConformantContentType", 200), NATIVE_KNOWN),
+            decide_native(
+                &verdict(Supported, "NonConformantContentType", 200),
+                NATIVE_KNOWN
+            ),
             NativeDecision::Use
         );
         assert_eq!(
@@ -282,15 +314,24 @@ mod tests {
         );
         // GHCR's 303 to another host: no usable API here.
         assert_eq!(
-            decide_native(&verdict(Unsupported, "RedirectedToOtherHost", 303), NATIVE_KNOWN),
+            decide_native(
+                &verdict(Unsupported, "RedirectedToOtherHost", 303),
+                NATIVE_KNOWN
+            ),
             NativeDecision::Fallback { remember: true }
         );
         assert_eq!(
-            decide_native(&verdict(Unsupported, "HtmlInsteadOfIndex", 200), NATIVE_UNKNOWN),
+            decide_native(
+                &verdict(Unsupported, "HtmlInsteadOfIndex", 200),
+                NATIVE_UNKNOWN
+            ),
             NativeDecision::Fallback { remember: true }
         );
         assert_eq!(
-            decide_native(&verdict(Unsupported, "HtmlInsteadOfIndex", 200), NATIVE_KNOWN),
+            decide_native(
+                &verdict(Unsupported, "HtmlInsteadOfIndex", 200),
+                NATIVE_KNOWN
+            ),
             NativeDecision::Unknown("InvalidResponse")
         );
         assert_eq!(
@@ -321,7 +362,11 @@ mod tests {
         assert!(!union_with_tags(DiscoveryMode::Auto, Reach::Listing, true));
         assert!(!union_with_tags(DiscoveryMode::Auto, Reach::Union, false));
         assert!(!union_with_tags(DiscoveryMode::Native, Reach::Union, true));
-        assert!(!union_with_tags(DiscoveryMode::TagFallback, Reach::Union, true));
+        assert!(!union_with_tags(
+            DiscoveryMode::TagFallback,
+            Reach::Union,
+            true
+        ));
     }
 
     #[test]
@@ -332,7 +377,11 @@ mod tests {
         assert!(tag_list_proves_absence(t0 + Duration::from_secs(1), t0, s));
         assert!(tag_list_proves_absence(t0, t0 + Duration::from_secs(4), s));
         assert!(!tag_list_proves_absence(t0, t0 + Duration::from_secs(6), s));
-        assert!(!tag_list_proves_absence(t0, t0 + Duration::from_millis(1), Duration::ZERO));
+        assert!(!tag_list_proves_absence(
+            t0,
+            t0 + Duration::from_millis(1),
+            Duration::ZERO
+        ));
     }
 
     #[test]

@@ -152,7 +152,12 @@ pub fn compile(spec: &ReferrerPolicySpec) -> Result<CompiledPolicy, InvalidSpec>
 /// digest looked up is the running one).
 pub fn referrers_repository(repo: &str) -> Result<ImageReference, String> {
     let r = ImageReference::parse(repo).map_err(|e| format!("{repo:?}: {e}"))?;
-    if r.digest.is_some() || repo.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+    if r.digest.is_some()
+        || repo
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
         return Err(format!(
             "{repo:?}: name a repository (registry/path) without a tag or digest"
         ));
@@ -402,8 +407,7 @@ pub fn referrer_satisfies(req: &Requirement, r: &Referrer) -> bool {
     if !req.formats.is_empty() && !req.formats.iter().any(|f| r.format.satisfies(*f)) {
         return false;
     }
-    if req.preset.is_none() && req.artifact_types.is_empty() && req.legacy_tag_suffixes.is_empty()
-    {
+    if req.preset.is_none() && req.artifact_types.is_empty() && req.legacy_tag_suffixes.is_empty() {
         return !req.formats.is_empty();
     }
     if let Some(p) = req.preset

@@ -200,6 +200,8 @@ impl RegistryDirectory {
         let scheme = if plain { "http" } else { "https" };
         let client = RegistryClientConfig::new(&format!("{scheme}://{host}"), plain)
             .map(|mut c| {
+                // Named by a pod image, not by an admin: never a link-local or metadata address.
+                c.named_by_admin = false;
                 if let Some(counters) = &self.counters {
                     c.counters = counters.clone();
                 }
@@ -451,11 +453,8 @@ async fn elsewhere(
                 message: b.message,
             },
             Ok(entry) => {
-                let mut req = DiscoveryRequest::new(
-                    entry.client.registry(),
-                    &target.repository,
-                    &key.digest,
-                );
+                let mut req =
+                    DiscoveryRequest::new(entry.client.registry(), &target.repository, &key.digest);
                 req.index_digest = index.clone();
                 discoverer
                     .discover(&entry.client, entry.mode, entry.hint, &req)

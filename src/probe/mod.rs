@@ -226,9 +226,11 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
         }
     };
 
-    // 4. Delete: OPTIONS for context, then DELETE of digests that cannot exist.
-    let delete_manifests = probe_delete(client, test_repo, DeleteTarget::Manifest).await;
-    let delete_blobs = probe_delete(client, test_repo, DeleteTarget::Blob).await;
+    // 4. Delete: OPTIONS for context, then DELETE of digests that cannot exist (a write probe:
+    // it needs delete rights and shows in audit logs). Read-only: OPTIONS alone, advisory.
+    let delete_manifests =
+        probe_delete(client, test_repo, DeleteTarget::Manifest, opts.write_probes).await;
+    let delete_blobs = probe_delete(client, test_repo, DeleteTarget::Blob, opts.write_probes).await;
 
     // 5. Chunked upload and 6. cross-repo mount (write probes).
     let (chunked_upload, cross_repo_mount) = if !opts.write_probes {
@@ -400,7 +402,12 @@ async fn find_blob(client: &RegistryClient, repo: &str, body: &Bytes) -> Option<
     v.get("config")?.get("digest")?.as_str().map(str::to_string)
 }
 
-async fn probe_delete(client: &RegistryClient, repo: &str, target: DeleteTarget) -> Capability {
+async fn probe_delete(
+    client: &RegistryClient,
+    repo: &str,
+    target: DeleteTarget,
+    write_probes: bool,
+) -> Capability {
     let (kind, ep_delete) = match target {
         DeleteTarget::Manifest => ("manifests", Endpoint::ManifestDelete),
         DeleteTarget::Blob => ("blobs", Endpoint::BlobDelete),
@@ -411,6 +418,9 @@ async fn probe_delete(client: &RegistryClient, repo: &str, target: DeleteTarget)
         .await
         .ok()
         .and_then(|r| r.header("allow").map(str::to_string));
+    if !write_probes {
+        return verdict::delete_read_only(target, options.as_deref());
+    }
     let obs = observe(
         client
             .send(RegistryRequest::delete(&path, ep_delete).scope(Scope::new(repo, &["delete"])))

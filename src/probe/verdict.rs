@@ -542,6 +542,26 @@ pub fn delete(target: DeleteTarget, obs: &Observation, allow: Option<&str>) -> C
     }
 }
 
+/// Delete with write probes off: no DELETE is sent, so the capability is Unknown; the `OPTIONS`
+/// `Allow` header is quoted as advisory only (distribution 2.8 lists DELETE even when delete is
+/// disabled).
+pub fn delete_read_only(target: DeleteTarget, allow: Option<&str>) -> Capability {
+    let what = match target {
+        DeleteTarget::Manifest => "manifest",
+        DeleteTarget::Blob => "blob",
+    };
+    Capability::unknown(
+        "WriteProbesDisabled",
+        None,
+        match allow {
+            Some(v) => format!(
+                "write probes are disabled: no DELETE of a {what} was sent; OPTIONS Allow: {v} (advisory only: registries advertise DELETE even when it is disabled)"
+            ),
+            None => format!("write probes are disabled: no DELETE of a {what} was sent"),
+        },
+    )
+}
+
 /// Score: supported among distribution version, referrers API, chunked upload,
 /// cross-repo mount, and delete (manifests and blobs both).
 pub fn score(
@@ -597,6 +617,20 @@ mod tests {
 
     const EMPTY_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     const INDEX_CT: Option<&str> = Some("application/vnd.oci.image.index.v1+json");
+
+    #[test]
+    fn delete_without_write_probes_is_unknown_and_options_advisory() {
+        let c = delete_read_only(DeleteTarget::Manifest, Some("GET, HEAD, DELETE"));
+        assert_eq!(c.state, CapabilityState::Unknown);
+        assert_eq!(c.reason, "WriteProbesDisabled");
+        let m = c.message.unwrap_or_default();
+        assert!(
+            m.contains("Allow: GET, HEAD, DELETE") && m.contains("advisory"),
+            "{m}"
+        );
+        let c = delete_read_only(DeleteTarget::Blob, None);
+        assert_eq!(c.state, CapabilityState::Unknown);
+    }
 
     #[test]
     fn referrers_200_index_is_supported() {

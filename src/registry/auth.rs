@@ -54,6 +54,7 @@ impl Credentials {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn is_anonymous(&self) -> bool {
         matches!(self, Credentials::Anonymous)
     }

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota};
-use http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
@@ -26,6 +24,8 @@ use super::tls;
 
 /// `client_id` sent to token endpoints.
 const CLIENT_ID: &str = "refwarden";
+/// Response headers accepted per answer (hyper also bounds the header block to ~400 KiB).
+const MAX_RESPONSE_HEADERS: usize = 100;
 
 /// Token-bucket rate limit per registry client.
 #[derive(Clone, Debug)]
@@ -121,6 +121,13 @@ pub struct RegistryClientConfig {
     pub max_body_bytes: usize,
     pub counters: Arc<RequestCounters>,
     pub user_agent: String,
+    /// Fixed DNS answers by host name (like `curl --resolve`); the metadata-address guard
+    /// applies to them too.
+    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// A cluster admin named this registry (a RegistryProfile, the CLI): it may itself live on a
+    /// link-local address. `false` for registries named by pod images (implicit profiles): the
+    /// registry itself may not be a link-local or cloud metadata address either.
+    pub named_by_admin: bool,
 }
 
 impl RegistryClientConfig {
@@ -155,6 +162,8 @@ impl RegistryClientConfig {
             max_body_bytes: 4 * 1024 * 1024,
             counters: Arc::new(RequestCounters::default()),
             user_agent: format!("refwarden/{}", env!("CARGO_PKG_VERSION")),
+            resolve: Default::default(),
+            named_by_admin: true,
         })
     }
 }
@@ -449,6 +458,12 @@ impl RegistryClient {
         let host = config.registry_url.host_str().unwrap_or_default();
         let port = config.registry_url.port_or_known_default().unwrap_or(443);
         let registry = format!("{host}:{port}");
+        if !config.named_by_admin && egress::is_metadata_url(&config.registry_url) {
+            return Err(RegistryError::config(
+                "registryUrl",
+                "a registry on a link-local or cloud metadata address is refused for images without a RegistryProfile",
+            ));
+        }
 
         let limiter = match &config.rate_limit {
             None => None,
@@ -468,12 +483,20 @@ impl RegistryClient {
             config.insecure_skip_tls_verify,
             &registry,
         )?;
-        // Redirects are followed by `attempt`, hop by hop, under `egress::redirect`.
+        // Redirects are followed by `attempt`, hop by hop, under `egress::redirect`; names that
+        // resolve to metadata addresses are refused by the resolver.
+        let resolver = super::resolver::GuardedResolver::new(
+            host.trim_start_matches('[').trim_end_matches(']'),
+            config.named_by_admin,
+            &config.resolve,
+        );
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(resolver))
+            .http1_max_headers(MAX_RESPONSE_HEADERS)
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
@@ -669,6 +692,10 @@ impl RegistryClient {
     ) -> Result<Option<AuthHeader>, RegistryError> {
         let mut challenges = Vec::new();
         for value in resp.headers.get_all(WWW_AUTHENTICATE) {
+            if value.len() > egress::MAX_PARSED_HEADER {
+                tracing::debug!(registry = %self.inner.registry, bytes = value.len(), "ignoring an oversized WWW-Authenticate");
+                continue;
+            }
             match value
                 .to_str()
                 .map_err(|_| "not ASCII".to_string())
@@ -745,22 +772,9 @@ impl RegistryClient {
         };
         let mut url =
             Url::parse(realm).map_err(|_| auth_err("token realm is not a valid URL".into()))?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(auth_err("token realm must be an http(s) URL".into()));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(auth_err("token realm must not contain credentials".into()));
-        }
+        egress::token_realm(&self.inner.config.registry_url, &url)
+            .map_err(|reason| auth_err(reason.to_string()))?;
         let creds = &self.inner.config.credentials;
-        if url.scheme() == "http"
-            && self.inner.config.registry_url.scheme() == "https"
-            && !creds.is_anonymous()
-        {
-            return Err(auth_err(
-                "token realm uses http:// for an https registry; refusing to send credentials"
-                    .into(),
-            ));
-        }
         let request = match creds {
             Credentials::IdentityToken(refresh) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -825,18 +839,21 @@ impl RegistryClient {
                 status.as_u16()
             )));
         }
-        let body = read_limited(&mut resp, self.inner.config.max_body_bytes)
-            .await
-            .map_err(|e| match e {
-                BodyError::TooLarge => auth_err(format!(
-                    "token response exceeds {} bytes",
-                    self.inner.config.max_body_bytes
-                )),
-                BodyError::Transport(e) => {
-                    auth_err(format!("reading token response failed: {}", chain(&e)))
-                }
-            })?;
-        auth::parse_token_response(&body).map_err(auth_err)
+        let limit = egress::MAX_TOKEN_RESPONSE.min(self.inner.config.max_body_bytes);
+        let body = read_limited(&mut resp, limit).await.map_err(|e| match e {
+            BodyError::TooLarge => auth_err(format!("token response exceeds {limit} bytes")),
+            BodyError::Transport(e) => {
+                auth_err(format!("reading token response failed: {}", chain(&e)))
+            }
+        })?;
+        let issued = auth::parse_token_response(&body).map_err(auth_err)?;
+        if issued.token.expose_secret().len() > egress::MAX_TOKEN_LEN {
+            return Err(auth_err(format!(
+                "the token endpoint issued a token longer than {} bytes: refused",
+                egress::MAX_TOKEN_LEN
+            )));
+        }
+        Ok(issued)
     }
 
     /// One HTTP exchange, redirects included (each hop counted), following only what

@@ -43,7 +43,9 @@ pub fn is_metadata_ip(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => {
             (v6.segments()[0] & 0xffc0) == 0xfe80
                 || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_metadata_ip(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_metadata_ip(IpAddr::V4(v4)))
         }
     }
 }
@@ -112,6 +114,35 @@ pub fn redirect(
     }
 }
 
+/// Largest `WWW-Authenticate` or `Link` header value parsed (a longer one is ignored).
+pub const MAX_PARSED_HEADER: usize = 8 * 1024;
+/// Largest token endpoint answer read.
+pub const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+/// Largest token accepted.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Checks a token realm a registry's `401` named: `https` unless the registry itself is plain
+/// HTTP (`plainHttp: true`), no user info, not a link-local or metadata address unless the
+/// registry itself is there.
+pub fn token_realm(registry: &Url, realm: &Url) -> Result<(), &'static str> {
+    match (realm.scheme(), registry.scheme()) {
+        ("https", _) | ("http", "http") => {}
+        ("http", _) => {
+            return Err(
+                "token realm uses http:// for an https registry (allowed only with plainHttp)",
+            );
+        }
+        _ => return Err("token realm must be an http(s) URL"),
+    }
+    if !realm.username().is_empty() || realm.password().is_some() {
+        return Err("token realm must not contain credentials");
+    }
+    if is_metadata_url(realm) && !is_metadata_url(registry) {
+        return Err("token realm on a link-local or cloud metadata address refused");
+    }
+    Ok(())
+}
+
 /// Checks a follow-up URL the registry named (`Link` next page, upload `Location`): it must be
 /// on the registry's own origin.
 pub fn follow_up(registry: &Url, to: &Url) -> Result<(), &'static str> {
@@ -170,25 +201,55 @@ mod tests {
         let here = u("https://registry.example/v2/app/referrers/sha256:x");
         let get = Method::GET;
         assert_eq!(
-            redirect(Endpoint::Referrers, &get, &reg, &here, &u("https://registry.example/other")),
+            redirect(
+                Endpoint::Referrers,
+                &get,
+                &reg,
+                &here,
+                &u("https://registry.example/other")
+            ),
             Redirect::Follow { credentials: true }
         );
         // GHCR's 303 of the referrers API to github.com: handed back, not followed.
         assert_eq!(
-            redirect(Endpoint::Referrers, &get, &reg, &here, &u("https://github.com/-/v2/x")),
+            redirect(
+                Endpoint::Referrers,
+                &get,
+                &reg,
+                &here,
+                &u("https://github.com/-/v2/x")
+            ),
             Redirect::Return
         );
         assert_eq!(
-            redirect(Endpoint::TagList, &get, &reg, &here, &u("https://elsewhere/x")),
+            redirect(
+                Endpoint::TagList,
+                &get,
+                &reg,
+                &here,
+                &u("https://elsewhere/x")
+            ),
             Redirect::Return
         );
         // Blob and manifest reads go to CDNs, without credentials.
         assert_eq!(
-            redirect(Endpoint::BlobGet, &get, &reg, &here, &u("https://cdn.example/blob")),
+            redirect(
+                Endpoint::BlobGet,
+                &get,
+                &reg,
+                &here,
+                &u("https://cdn.example/blob")
+            ),
             Redirect::Follow { credentials: false }
         );
         assert_eq!(
-            redirect(Endpoint::ManifestGet, &get, &reg, &here, &u("https://cdn.example/m")),
+            redirect(
+                Endpoint::ManifestGet,
+                &get,
+                &reg,
+                &here,
+                &u("https://cdn.example/m")
+            ),
             Redirect::Follow { credentials: false }
         );
         assert_eq!(
@@ -202,15 +263,33 @@ mod tests {
             Redirect::Return
         );
         assert!(matches!(
-            redirect(Endpoint::BlobGet, &get, &reg, &here, &u("http://169.254.169.254/")),
+            redirect(
+                Endpoint::BlobGet,
+                &get,
+                &reg,
+                &here,
+                &u("http://169.254.169.254/")
+            ),
             Redirect::Refuse(_)
         ));
         assert!(matches!(
-            redirect(Endpoint::BlobGet, &get, &reg, &here, &u("http://registry.example/x")),
+            redirect(
+                Endpoint::BlobGet,
+                &get,
+                &reg,
+                &here,
+                &u("http://registry.example/x")
+            ),
             Redirect::Refuse(_)
         ));
         assert!(matches!(
-            redirect(Endpoint::BlobGet, &get, &reg, &here, &u("https://u:p@cdn.example/x")),
+            redirect(
+                Endpoint::BlobGet,
+                &get,
+                &reg,
+                &here,
+                &u("https://u:p@cdn.example/x")
+            ),
             Redirect::Refuse(_)
         ));
         // A registry that itself lives on a link-local address may redirect there.
@@ -225,6 +304,19 @@ mod tests {
             ),
             Redirect::Follow { credentials: false }
         );
+    }
+
+    #[test]
+    fn token_realms() {
+        let https = u("https://r.example");
+        let plain = u("http://127.0.0.1:5000");
+        assert!(token_realm(&https, &u("https://auth.example/token")).is_ok());
+        assert!(token_realm(&https, &u("http://auth.example/token")).is_err());
+        assert!(token_realm(&plain, &u("http://127.0.0.1:5001/token")).is_ok());
+        assert!(token_realm(&https, &u("https://u:p@auth.example/token")).is_err());
+        assert!(token_realm(&https, &u("ftp://auth.example/token")).is_err());
+        assert!(token_realm(&plain, &u("http://169.254.169.254/token")).is_err());
+        assert!(token_realm(&plain, &u("http://metadata.google.internal/token")).is_err());
     }
 
     #[test]

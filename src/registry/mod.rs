@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 pub mod reference;
 pub mod resolve;
+pub mod resolver;
 pub mod tls;
 
 pub use auth::{Challenge, Credentials, WwwAuthenticate};

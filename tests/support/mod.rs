@@ -16,8 +16,10 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod distribution;
+pub mod emulator;
 pub mod faults;
 pub mod oci_registry;
+pub mod peers;
 pub mod seed;
 pub mod token_server;
 pub mod tools;

@@ -79,7 +79,9 @@ pub async fn push_layers(
     }
     let bytes = serde_json::to_vec(&manifest)?;
     let digest = digest_of(&bytes);
-    let reference = reference.map(str::to_string).unwrap_or_else(|| digest.clone());
+    let reference = reference
+        .map(str::to_string)
+        .unwrap_or_else(|| digest.clone());
     seeder
         .push_manifest(repo, &reference, media::OCI_MANIFEST, &bytes)
         .await?;

@@ -942,6 +942,14 @@ fn response_helpers() {
 /// A minimal blocking HTTPS server (rustls server side) answering `200 {}`
 /// to every connection; `conns` bounds the number of accepted connections.
 fn tls_server(conns: usize) -> (SocketAddr, String) {
+    tls_server_answering(
+        conns,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+    )
+}
+
+/// [`tls_server`] answering `answer` (a whole HTTP/1.1 response) to every connection.
+fn tls_server_answering(conns: usize, answer: Vec<u8>) -> (SocketAddr, String) {
     use std::io::{Read, Write};
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -984,8 +992,7 @@ fn tls_server(conns: usize) -> (SocketAddr, String) {
             if buf.is_empty() {
                 continue;
             }
-            let _ = tls
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+            let _ = tls.write_all(&answer);
             let _ = tls.flush();
             tls.conn.send_close_notify();
             let _ = tls.flush();
@@ -1035,4 +1042,41 @@ async fn tls_verification_ca_bundle_and_skip_verify() {
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);
+}
+
+/// An https registry may not send its credentials to a plain-HTTP token realm: the token
+/// request is never made (the realm's server sees nothing).
+#[tokio::test]
+async fn https_registry_with_a_plain_http_realm_is_refused() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let realm = serve(Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            resp(200, &[], r#"{"token":"t"}"#)
+        }
+    }))
+    .await;
+    let challenge = format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{}/token\",service=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        realm.port()
+    );
+    let (addr, pem) = tls_server_answering(2, challenge.into_bytes());
+    for creds in [basic_creds(PASSWORD), Credentials::Anonymous] {
+        let mut cfg = RegistryClientConfig::new(&format!("https://{addr}"), false).unwrap();
+        cfg.ca_bundle_pem = Some(pem.clone().into_bytes());
+        cfg.credentials = creds;
+        cfg.retry.max_retries = 0;
+        let e = RegistryClient::new(cfg)
+            .unwrap()
+            .send(manifest_get("a"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("http:// for an https registry"),
+            "{e}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
