@@ -847,6 +847,26 @@ fn phase_refwarden(
                 let judged: BTreeSet<String> =
                     e.violations.iter().map(|v| v.digest.clone()).collect();
                 let want = truth.violations.get(name).cloned().unwrap_or_default();
+                for d in judged.symmetric_difference(&want).take(3) {
+                    let refs = images
+                        .iter()
+                        .find(|i| i.digest == *d)
+                        .map(|i| i.refs.clone())
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{label}: policy {name}: {d} judged {} but the truth says {} (refs {refs:?})",
+                        if judged.contains(d) {
+                            "non-compliant"
+                        } else {
+                            "compliant"
+                        },
+                        if want.contains(d) {
+                            "non-compliant"
+                        } else {
+                            "compliant"
+                        },
+                    );
+                }
                 misjudged += judged.symmetric_difference(&want).count();
             }
             summary.push(json!({"policy": name, "pods": s.pods, "images": s.images,

@@ -67,16 +67,18 @@ pub fn new_condition(
 }
 
 /// Merges freshly computed conditions into the previous ones: a condition whose
-/// status did not change keeps its previous `lastTransitionTime`. The result is
-/// ordered like `fresh`; previous conditions of other types are dropped.
+/// status did not change keeps its previous `lastTransitionTime`; one whose status
+/// changed takes the fresh time, but never one earlier than the previous transition
+/// (clocks and stale reads must not move it backwards). The result is ordered like
+/// `fresh`; previous conditions of other types are dropped.
 pub fn merge(previous: &[Condition], fresh: Vec<Condition>) -> Vec<Condition> {
     fresh
         .into_iter()
         .map(|mut c| {
-            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_)
-                && old.status == c.status
-            {
-                c.last_transition_time = old.last_transition_time.clone();
+            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_) {
+                if old.status == c.status || c.last_transition_time.0 < old.last_transition_time.0 {
+                    c.last_transition_time = old.last_transition_time.clone();
+                }
             }
             c
         })
@@ -92,6 +94,36 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn a_transition_never_moves_backwards() {
+        let old = vec![new_condition(
+            RECONCILING,
+            Status::True,
+            "A",
+            "",
+            Some(2),
+            &t(200),
+        )];
+        let fresh = vec![new_condition(
+            RECONCILING,
+            Status::False,
+            "B",
+            "",
+            Some(2),
+            &t(198),
+        )];
+        assert_eq!(merge(&old, fresh)[0].last_transition_time, t(200));
+        let fresh = vec![new_condition(
+            RECONCILING,
+            Status::False,
+            "B",
+            "",
+            Some(2),
+            &t(205),
+        )];
+        assert_eq!(merge(&old, fresh)[0].last_transition_time, t(205));
+    }
 
     fn t(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).expect("valid timestamp"))

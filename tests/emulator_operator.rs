@@ -257,6 +257,29 @@ impl Env {
         &self.controllers[i]
     }
 
+    /// Waits until the stored RegistryProfile `local` satisfies `pred`.
+    async fn wait_for_profile(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, String> {
+        let pred = &pred;
+        wait_until(timeout, what, || async move {
+            match self
+                .emu
+                .get(&profile_path(PROFILE))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(o) if pred(&o) => Ok(o),
+                Some(o) => Err(format!("status {}", o["status"])),
+                None => Err("404".into()),
+            }
+        })
+        .await
+    }
+
     async fn policy(&self, name: &str) -> Option<Value> {
         self.emu.get(&policy_path(name)).await.expect("GET policy")
     }
@@ -1995,4 +2018,122 @@ async fn rbac_of_config_dir_allows_every_request_of_a_whole_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_of_helm_chart_allows_every_request_of_a_whole_run() {
     rbac_run(Rbac::HelmChart, "rbac-chart").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. A deleted RegistryProfile takes its client and credentials along
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_profile_takes_its_credentials_along() {
+    let Some(mut env) = Env::start(Rbac::ConfigDir).await else {
+        return;
+    };
+    let mut c = Checks::new("profile-delete-credentials");
+    // The registry now wants Basic credentials; the profile carries them in a Secret.
+    env.reg
+        .update_quirks(|q| q.require_basic_auth = Some(("robot".into(), "emu-S3cret-7c1d".into())));
+    env.emu
+        .apply(&json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "local-pull", "namespace": "refwarden-system"},
+            "type": "kubernetes.io/basic-auth",
+            "stringData": {"username": "robot", "password": "emu-S3cret-7c1d"},
+        }))
+        .await
+        .expect("applying the Secret");
+    env.emu
+        .merge_patch(
+            &profile_path(PROFILE),
+            &json!({"spec": {"credentialsSecretRef": {"namespace": "refwarden-system", "name": "local-pull"}}}),
+        )
+        .await
+        .expect("pointing the profile at the Secret");
+    env.apply_policy("p", signature_only()).await;
+    let signed = env.signed.clone();
+    env.add_pod("signed", &signed).await;
+    let i = env.start_controller("refwarden-0", false);
+    env.ready(i).await;
+    c.wait(
+        env.wait_policy(
+            "p",
+            MEDIUM,
+            "compliant with the profile's credentials",
+            |o| o["status"]["summary"]["compliant"] == 1,
+        )
+        .await,
+    );
+    env.emu
+        .delete(&profile_path(PROFILE))
+        .await
+        .expect("deleting the profile");
+    env.reg.clear_access_log();
+    // Without the profile the image is looked up anonymously: Unknown (AuthFailed), and no
+    // request carries the deleted profile's credentials any more.
+    c.wait(
+        env.wait_policy("p", MEDIUM, "Unknown without the deleted profile", |o| {
+            o["status"]["summary"]["unknown"] == 1
+        })
+        .await,
+    );
+    let with_auth: Vec<String> = env
+        .reg
+        .access_log()
+        .into_iter()
+        .filter(|e| e.auth_scheme.is_some())
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    c.check(
+        with_auth.is_empty(),
+        format!("after the delete, requests still carried credentials: {with_auth:?}"),
+    );
+    env.finish(c).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. A registry whose referrers answer changes is probed again without waiting for the interval
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_fixes_its_answer_is_probed_again() {
+    let Some(mut env) = Env::start(Rbac::ConfigDir).await else {
+        return;
+    };
+    let mut c = Checks::new("re-probe-on-change");
+    // Harbor 2.9: the referrers index with `Content-Type: application/json`.
+    env.reg
+        .update_quirks(|q| q.referrers = support::ReferrersMode::WrongContentTypeJson);
+    env.apply_policy("p", signature_only()).await;
+    let signed = env.signed.clone();
+    env.add_pod("signed", &signed).await;
+    let i = env.start_controller("refwarden-0", false);
+    env.ready(i).await;
+    let reason = |o: &Value| {
+        o["status"]["capabilities"]["referrersApi"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    c.wait(
+        env.wait_for_profile(MEDIUM, "probed: Supported, non-conformant", |o| {
+            reason(o) == "NonConformantContentType"
+        })
+        .await,
+    );
+    c.wait(
+        env.wait_policy("p", MEDIUM, "compliant through the JSON answer", |o| {
+            o["status"]["summary"]["compliant"] == 1
+        })
+        .await,
+    );
+    // The upgrade to 2.10; a new image is deployed (its discovery sees the new answer).
+    env.reg
+        .update_quirks(|q| q.referrers = support::ReferrersMode::Native);
+    let next = push(&env.reg, &env.seeder, "emu/next", "1.0").await;
+    env.add_pod("next", &next).await;
+    c.wait(
+        env.wait_for_profile(MEDIUM, "probed again before its 1 h interval", |o| {
+            reason(o) == "IndexReturned"
+        })
+        .await,
+    );
+    env.finish(c).await;
 }

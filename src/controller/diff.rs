@@ -221,7 +221,8 @@ pub type ImageId = (String, String);
 /// What changed between two evaluations of a policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComplianceChange {
-    /// Images that miss referrers now and did not before, with the missing requirement names.
+    /// Images that miss referrers now and did not before (or missed others), with the missing
+    /// requirement names.
     pub newly_non_compliant: Vec<(ImageId, Vec<String>)>,
     /// Images that missed referrers before and are compliant now (still selected, not Unknown).
     pub compliant_again: Vec<ImageId>,
@@ -246,9 +247,10 @@ pub fn compliance_change(
         .iter()
         .map(|v| ((v.image.clone(), v.digest.clone()), &v.missing))
         .collect();
+    // An image whose missing list changed is reported again, with what is missing now.
     let newly_non_compliant = now
         .iter()
-        .filter(|(k, _)| !previous.contains_key(*k))
+        .filter(|(k, m)| previous.get(*k) != Some(**m))
         .map(|(k, m)| (k.clone(), (*m).clone()))
         .collect();
     let compliant_again = previous
@@ -504,6 +506,19 @@ mod tests {
             .map(|x| ((x.image.clone(), x.digest.clone()), x.missing.clone()))
             .collect();
         assert!(compliance_change(&now, &violations, &selected, &unknown).is_empty());
+        // Still non-compliant, but missing something else now: reported with the new list.
+        let changed = vec![
+            v("r/a", "sha256:1", &["signature", "vex"]),
+            v("r/c", "sha256:5", &["sbom"]),
+        ];
+        let change = compliance_change(&now, &changed, &selected, &unknown);
+        assert_eq!(
+            change.newly_non_compliant,
+            vec![(
+                id("r/a", "sha256:1"),
+                vec!["signature".to_string(), "vex".to_string()]
+            )]
+        );
     }
 
     #[test]

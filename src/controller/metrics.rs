@@ -61,6 +61,17 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels of API writes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// Kind of the object written or an Event is about (referrerpolicy, registryprofile, pod).
+    pub kind: String,
+    /// status or event.
+    pub op: String,
+    /// ok, error, timeout, not_leader.
+    pub result: String,
+}
+
 /// Labels of reconcile errors.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -164,6 +175,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge<i64, AtomicI64Compat>,
+    /// Status applies and Events sent to the Kubernetes API.
+    pub writes: Family<WriteLabels, Counter>,
 }
 
 /// Atomic type of the leader gauge.
@@ -225,6 +238,12 @@ impl Metrics {
             "1 while this replica holds the leader Lease and writes status",
             leader.clone(),
         );
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Status applies and Events sent to the Kubernetes API, by result",
+            writes.clone(),
+        );
         registry.register_collector(Box::new(Sources {
             counters,
             discoverer,
@@ -239,6 +258,67 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             leader,
+            writes,
+        }
+    }
+
+    /// Counts one API write.
+    pub fn write(&self, kind: &str, op: &str, result: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_string(),
+                op: op.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Every gauge of a RegistryProfile from its stored status: capabilities, reachability
+    /// (the `Reachable` condition) and lifecycle findings — after a restart or on a standby,
+    /// before any probe of this replica.
+    pub fn set_profile_from_status(
+        &self,
+        profile: &str,
+        status: &crate::crd::RegistryProfileStatus,
+    ) {
+        self.set_capabilities(profile, &status.capabilities);
+        let reachable = crate::conditions::find(&status.conditions, crate::conditions::REACHABLE)
+            .is_some_and(|c| c.status == "True");
+        self.set_lifecycle(profile, &status.lifecycle_findings, reachable);
+    }
+
+    /// The compliance gauges of a policy from its stored status (standbys, before an evaluation).
+    pub fn set_policy_from_status(&self, policy: &str, status: &crate::crd::ReferrerPolicyStatus) {
+        let s = &status.summary;
+        if status.observed_generation.is_some() {
+            self.set_policy(policy, s.compliant, s.non_compliant, s.unknown);
+        }
+    }
+
+    /// Removes a deleted profile's gauges.
+    pub fn forget_profile(&self, profile: &str) {
+        let labels = ProfileLabels {
+            registry_profile: profile.to_string(),
+        };
+        self.reachable.remove(&labels);
+        for severity in ["High", "Medium", "Low"] {
+            self.lifecycle_findings.remove(&LifecycleLabels {
+                registry_profile: profile.to_string(),
+                severity: severity.to_string(),
+            });
+        }
+        for capability in CAPABILITY_NAMES {
+            for state in [
+                CapabilityState::Supported,
+                CapabilityState::Unsupported,
+                CapabilityState::Unknown,
+            ] {
+                self.capability.remove(&CapabilityLabels {
+                    registry_profile: profile.to_string(),
+                    capability: capability.to_string(),
+                    state: state.to_string(),
+                });
+            }
         }
     }
 
@@ -330,14 +410,14 @@ impl Metrics {
 
     /// Sets the capability gauges of a profile (1 for the current state, 0 for the others).
     pub fn set_capabilities(&self, profile: &str, caps: &Capabilities) {
-        let list = [
-            ("referrersApi", caps.referrers_api.state),
-            ("artifactTypeFilter", caps.artifact_type_filter.state),
-            ("chunkedUpload", caps.chunked_upload.state),
-            ("crossRepoMount", caps.cross_repo_mount.state),
-            ("deleteManifests", caps.delete_manifests.state),
-            ("deleteBlobs", caps.delete_blobs.state),
-        ];
+        let list = CAPABILITY_NAMES.into_iter().zip([
+            caps.referrers_api.state,
+            caps.artifact_type_filter.state,
+            caps.chunked_upload.state,
+            caps.cross_repo_mount.state,
+            caps.delete_manifests.state,
+            caps.delete_blobs.state,
+        ]);
         for (cap, state) in list {
             for s in [
                 CapabilityState::Supported,
@@ -355,6 +435,16 @@ impl Metrics {
         }
     }
 }
+
+/// The `capability` label values of `refwarden_registry_capability`.
+const CAPABILITY_NAMES: [&str; 6] = [
+    "referrersApi",
+    "artifactTypeFilter",
+    "chunkedUpload",
+    "crossRepoMount",
+    "deleteManifests",
+    "deleteBlobs",
+];
 
 /// Records a reconcile's duration on drop.
 pub struct ReconcileTimer<'a> {

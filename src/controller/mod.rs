@@ -7,6 +7,9 @@
 //! - [`policy`]: evaluates ReferrerPolicies with [`crate::policy::evaluate_policy`]
 //!   over the pod store, writes status, publishes Events.
 //! - [`stores`]: pods (only `PodInfo`), namespace labels, profiles.
+//! - [`index`]: per-object state (Event memory, compiled specs, last statuses
+//!   written), fed by the watches' applies, deletes and re-lists.
+//! - [`writer`]: the one writer of status and Events, behind the leader gate.
 //! - [`leader`]: Lease-based leader election; every replica watches, only the
 //!   leader writes status and Events.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
@@ -14,26 +17,27 @@
 pub mod backoff;
 pub mod diff;
 pub mod http;
+pub mod index;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod profile;
 pub mod stores;
+pub mod writer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use crate::crd::{ReferrerPolicy, RegistryProfile};
@@ -42,9 +46,10 @@ use crate::policy::CompiledPolicy;
 use crate::policy::evaluate::selects_pod;
 use crate::registry::{DockerConfig, RequestCounters};
 use backoff::Backoff;
-use diff::{PlannedEvent, Severity};
+use index::Index;
 use metrics::Metrics;
 use stores::{NamespaceStore, PodChange, PodStore, Profiles};
+use writer::Writer;
 
 /// Field manager of every status the controller applies.
 pub const FIELD_MANAGER: &str = "refwarden";
@@ -72,6 +77,9 @@ pub enum Error {
     /// Setting up the controller failed.
     #[error("{0}")]
     Setup(String),
+    /// A Kubernetes API write did not answer in time.
+    #[error("writing {0} timed out")]
+    Timeout(String),
 }
 
 impl Error {
@@ -83,6 +91,7 @@ impl Error {
             Error::MissingName => "missing_name",
             Error::CrdMissing(_) => "crd_missing",
             Error::Setup(_) => "setup",
+            Error::Timeout(_) => "timeout",
         }
     }
 }
@@ -109,23 +118,22 @@ impl Default for Settings {
 }
 
 /// What the policy reconciler remembers between evaluations (for Event diffs).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PolicyMemory {
     /// Non-compliant images of the last evaluation, with the missing requirement names.
     pub non_compliant: BTreeMap<diff::ImageId, Vec<String>>,
-    /// (pod key, image, digest) already warned about.
-    pub warned: BTreeSet<(String, String, String)>,
+    /// (pod key, image, digest) already warned about, with the missing list they were warned of.
+    pub warned: BTreeMap<(String, String, String), Vec<String>>,
 }
-
-/// A compiled policy spec and the generation it was compiled from.
-pub type CompiledEntry = (Option<i64>, Arc<CompiledPolicy>);
 
 /// Everything reconcilers share.
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
-    /// Event recorder (dedups repeats into an EventSeries).
-    pub recorder: Recorder,
+    /// The one writer of status and Events (leader-gated).
+    pub writer: Writer,
+    /// Per-object state (Event memory, compiled specs, statuses written).
+    pub index: Index,
     /// The discovery cache shared by every policy.
     pub discoverer: Discoverer,
     /// Request counters shared by every registry client.
@@ -148,10 +156,6 @@ pub struct Context {
     pub backoff: Backoff,
     /// Per-policy backoff while images are Unknown because of registry errors.
     pub unknown_backoff: Backoff,
-    /// Per-policy memory for Event diffs.
-    pub memory: Mutex<HashMap<String, PolicyMemory>>,
-    /// Compiled specs by policy name and generation (for the pod → policy mapper).
-    pub compiled: RwLock<HashMap<String, CompiledEntry>>,
     /// Docker configs of the imagePullSecrets read for `--use-image-pull-secrets`, by
     /// (namespace, name); `None`: not found or not a dockerconfigjson. Kept for
     /// [`PULL_SECRET_TTL`] so a policy's evaluations do not GET them each time. (Never printed:
@@ -204,14 +208,18 @@ impl Context {
         let counters = Arc::new(RequestCounters::default());
         let discoverer = Discoverer::new(DiscovererConfig::default());
         let metrics = Arc::new(Metrics::new(counters.clone(), discoverer.clone()));
-        let reporter = Reporter {
-            controller: REPORTING_CONTROLLER.to_string(),
-            instance: settings.instance.clone(),
-        };
+        let leader = Arc::new(AtomicBool::new(false));
         let (policy_tx, policy_rx) = tokio::sync::mpsc::channel(4096);
         let (profile_tx, profile_rx) = tokio::sync::mpsc::channel(256);
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            writer: Writer::new(
+                client.clone(),
+                leader.clone(),
+                REPORTING_CONTROLLER,
+                settings.instance.clone(),
+                metrics.clone(),
+            ),
+            index: Index::default(),
             client,
             discoverer,
             profiles: Profiles::new(counters.clone()),
@@ -221,11 +229,9 @@ impl Context {
             namespaces: NamespaceStore::default(),
             policies,
             profile_store,
-            leader: Arc::new(AtomicBool::new(false)),
+            leader,
             backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
             unknown_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(600)),
-            memory: Mutex::new(HashMap::new()),
-            compiled: RwLock::new(HashMap::new()),
             pull_secrets: moka::future::Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(PULL_SECRET_TTL)
@@ -265,10 +271,16 @@ impl Context {
         self.leader.load(Ordering::Acquire)
     }
 
-    /// Sets leadership (the elector calls this); re-reconciles everything when gained.
+    /// Sets leadership (the elector calls this); re-reconciles everything when gained. What
+    /// this replica remembers writing is forgotten either way: another replica may have
+    /// written since.
     pub fn set_leader(&self, leader: bool) {
         let was = self.leader.swap(leader, Ordering::AcqRel);
         self.metrics.leader.set(i64::from(leader));
+        if leader != was {
+            self.index.forget_written();
+            self.writer.reset();
+        }
         if leader && !was {
             info!("became leader: reconciling every object");
             self.all_profiles.send_modify(|n| *n += 1);
@@ -278,79 +290,88 @@ impl Context {
         }
     }
 
-    /// Publishes an Event (logged, never fatal: status is the source of truth).
-    pub async fn publish(
-        &self,
-        ev: &PlannedEvent,
-        action: &str,
-        regarding: &ObjectReference,
-        related: Option<ObjectReference>,
-    ) {
-        if !self.is_leader() {
-            return;
-        }
-        let e = KubeEvent {
-            type_: match ev.severity {
-                Severity::Normal => EventType::Normal,
-                Severity::Warning => EventType::Warning,
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.note.clone()),
-            action: action.to_string(),
-            secondary: related,
-        };
-        if let Err(err) = self.recorder.publish(&e, regarding).await {
-            warn!(reason = %ev.reason, error = %err, "cannot publish Event");
-        }
-    }
-
-    /// Applies `status` to the status subresource of `obj` with server-side apply.
-    pub async fn apply_status<K>(
-        &self,
-        obj: &K,
-        status: &impl serde::Serialize,
-    ) -> Result<(), Error>
-    where
-        K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
-        let api: Api<K> = Api::all(self.client.clone());
-        let patch = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        Ok(())
-    }
-
     /// The compiled spec of a policy, cached per generation; `None` when invalid.
     pub fn compiled_policy(&self, p: &ReferrerPolicy) -> Option<Arc<CompiledPolicy>> {
-        let name = p.name_any();
-        let generation = p.metadata.generation;
-        if let Some((g, c)) = self
-            .compiled
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-            && *g == generation
-        {
-            return Some(c.clone());
+        self.index.compiled(p)
+    }
+
+    /// Forgets everything about a deleted ReferrerPolicy: its index state, gauges and backoffs.
+    pub fn forget_policy(&self, name: &str) {
+        self.index.delete_policy(name);
+        self.metrics.forget_policy(name);
+        self.backoff.reset(&format!("{}/{name}", policy::KIND));
+        self.unknown_backoff
+            .reset(&format!("{}/{name}", policy::KIND));
+    }
+
+    /// Forgets everything about a deleted RegistryProfile: its index state, gauges, backoff,
+    /// probe requests, and its directory slot (client and credentials); policies are
+    /// re-evaluated without it.
+    pub fn forget_profile(&self, name: &str) {
+        self.index.delete_profile(name);
+        self.metrics.forget_profile(name);
+        self.backoff.reset(&format!("{}/{name}", profile::KIND));
+        self.probe_requests.forget(name);
+        if let Some(registry) = self.profiles.remove(name) {
+            // Verdicts reached with its credentials must not outlive it.
+            self.discoverer.invalidate_registry(&registry);
+            self.all_policies.send_modify(|n| *n += 1);
         }
-        let c = Arc::new(crate::policy::compile(&p.spec).ok()?);
-        self.compiled
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, (generation, c.clone()));
-        Some(c)
+    }
+
+    /// A ReferrerPolicy watch event: a delete (or a re-list without the object) forgets it;
+    /// on a replica that does not write, every applied object's gauges follow its stored status.
+    pub fn on_policy_event(&self, ev: &watcher::Event<ReferrerPolicy>) {
+        match ev {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                if !self.is_leader()
+                    && let Some(s) = &p.status
+                {
+                    self.metrics.set_policy_from_status(&p.name_any(), s);
+                }
+            }
+            watcher::Event::Delete(p) => self.forget_policy(&p.name_any()),
+            watcher::Event::Init => {}
+            watcher::Event::InitDone => {
+                let existing: BTreeSet<String> =
+                    self.policies.state().iter().map(|p| p.name_any()).collect();
+                for gone in self.index.reset_policies(&existing) {
+                    self.forget_policy(&gone);
+                }
+            }
+        }
+    }
+
+    /// A RegistryProfile watch event (see [`Context::on_policy_event`]).
+    pub fn on_profile_event(&self, ev: &watcher::Event<RegistryProfile>) {
+        match ev {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                if !self.is_leader()
+                    && let Some(s) = &p.status
+                {
+                    self.metrics.set_profile_from_status(&p.name_any(), s);
+                }
+            }
+            watcher::Event::Delete(p) => self.forget_profile(&p.name_any()),
+            watcher::Event::Init => {}
+            watcher::Event::InitDone => {
+                let existing: BTreeSet<String> = self
+                    .profile_store
+                    .state()
+                    .iter()
+                    .map(|p| p.name_any())
+                    .collect();
+                let known: BTreeSet<String> = self.profiles.names();
+                for gone in self
+                    .index
+                    .reset_profiles(&existing)
+                    .into_iter()
+                    .chain(known.difference(&existing).cloned())
+                {
+                    self.forget_profile(&gone);
+                }
+            }
+        }
     }
 
     /// Policies a pod change concerns: those selecting the old or the new pod.
@@ -547,6 +568,9 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         config = config.concurrency(opts.concurrency);
     }
 
+    // Deletes and re-lists feed the index (and drop gauges and directory slots); applied
+    // objects feed standbys' gauges from their stored status; reconciles run on spec changes.
+    let ctx_profiles = ctx.clone();
     let profiles_stream = reflector::reflector(
         profile_writer,
         watcher(
@@ -555,6 +579,11 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         )
         .default_backoff(),
     )
+    .inspect(move |ev| {
+        if let Ok(ev) = ev {
+            ctx_profiles.on_profile_event(ev);
+        }
+    })
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
     let profile_rx = ctx
@@ -575,6 +604,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
             }
         });
 
+    let ctx_policies = ctx.clone();
     let policies_stream = reflector::reflector(
         policy_writer,
         watcher(
@@ -583,6 +613,11 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         )
         .default_backoff(),
     )
+    .inspect(move |ev| {
+        if let Ok(ev) = ev {
+            ctx_policies.on_policy_event(ev);
+        }
+    })
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
     let rx = ctx

@@ -16,6 +16,7 @@ use tracing::{Instrument, info_span, warn};
 
 use super::diff::{self, ImageId, PlannedEvent, Severity};
 use super::stores::PodEntry;
+use super::writer::Written;
 use super::{Context, Error, PolicyMemory};
 use crate::crd::{ReferrerPolicy, ReferrerPolicyStatus};
 use crate::policy::evaluate::selects_pod;
@@ -148,17 +149,142 @@ async fn load_pull_secrets(
     }
 }
 
+/// What one evaluation of a policy leads to: the status to write and the Events to publish,
+/// computed without I/O from the evaluation and what the last one published.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The status to apply (`None`: the base status is current).
+    pub status: Option<ReferrerPolicyStatus>,
+    /// Events on the policy.
+    pub policy_events: Vec<PlannedEvent>,
+    /// Warnings on pods, by pod key (`namespace/name`).
+    pub pod_events: Vec<(String, PlannedEvent)>,
+    /// What to remember for the next evaluation.
+    pub memory: PolicyMemory,
+}
+
+/// What [`plan`] decides from.
+#[derive(Clone, Debug)]
+pub struct PlanInput<'a> {
+    /// The policy's name.
+    pub name: &'a str,
+    /// The status the evaluation started from (the last written, else the stored one).
+    pub base: Option<&'a ReferrerPolicyStatus>,
+    /// The status the evaluation computed.
+    pub status: &'a ReferrerPolicyStatus,
+    /// Its violations (every one, not only those the status lists).
+    pub violations: &'a [crate::crd::PolicyViolation],
+    /// Images Unknown now.
+    pub unknown: &'a BTreeSet<ImageId>,
+    /// Images the policy selects now.
+    pub selected: &'a BTreeSet<ImageId>,
+    /// Selected pods (key) and the images with a digest they run.
+    pub pods: &'a [(String, BTreeSet<ImageId>)],
+    /// What the last evaluation published (`None` on this replica's first one: derived from
+    /// the base status, so a restart or failover does not publish again).
+    pub memory: Option<PolicyMemory>,
+    /// Now.
+    pub now: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// The recheck interval (status heartbeat).
+    pub recheck: Duration,
+    /// Pod Warnings per evaluation at most (the rest wait for the next one).
+    pub max_pod_events: usize,
+}
+
+/// Computes the [`Plan`] of one evaluation (pure).
+///
+/// The policy gets `ImageNonCompliant` for images that miss referrers now and did not, or
+/// missed others (the note lists what is missing now) and `ImageCompliant` for those that
+/// carry them again; each affected pod gets one `MissingReferrers` Warning per change of what
+/// its images miss.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let status =
+        diff::policy_status_needs_write(input.base, input.status, input.now, input.recheck)
+            .then(|| input.status.clone());
+    let previous = input
+        .memory
+        .clone()
+        .unwrap_or_else(|| baseline(input.base, input.pods));
+    let change = diff::compliance_change(
+        &previous.non_compliant,
+        input.violations,
+        input.selected,
+        input.unknown,
+    );
+    let policy_events = diff::compliance_events(&change);
+    let non_compliant: BTreeMap<ImageId, Vec<String>> = input
+        .violations
+        .iter()
+        .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
+        .collect();
+
+    let mut warned = BTreeMap::new();
+    let mut pod_events = Vec::new();
+    for (key, images) in input.pods {
+        let mut lines = Vec::new();
+        let mut pairs = Vec::new();
+        for id in images {
+            let Some(missing) = non_compliant.get(id) else {
+                continue;
+            };
+            let pair = (key.clone(), id.0.clone(), id.1.clone());
+            if previous.warned.get(&pair) == Some(missing) {
+                warned.insert(pair, missing.clone());
+                continue;
+            }
+            lines.push(format!(
+                "{}@{} (missing: {})",
+                id.0,
+                id.1,
+                missing.join(", ")
+            ));
+            pairs.push((pair, missing.clone()));
+        }
+        if lines.is_empty() || pod_events.len() >= input.max_pod_events {
+            // Rate limit: the rest is warned about on the next evaluation.
+            continue;
+        }
+        pod_events.push((
+            key.clone(),
+            PlannedEvent {
+                severity: Severity::Warning,
+                reason: "MissingReferrers".into(),
+                note: diff::bounded_note(format!(
+                    "ReferrerPolicy {}: image(s) missing required referrers: {}",
+                    input.name,
+                    lines.join("; ")
+                )),
+            },
+        ));
+        warned.extend(pairs);
+    }
+    Plan {
+        status,
+        policy_events,
+        pod_events,
+        memory: PolicyMemory {
+            non_compliant,
+            warned,
+        },
+    }
+}
+
 async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, Error> {
     let name = obj.name_any();
     if !ctx.is_leader() {
-        // Standbys keep their stores warm; the leader evaluates.
+        // Standbys keep their stores warm and serve gauges from the stored status.
+        if let Some(s) = &obj.status {
+            ctx.metrics.set_policy_from_status(&name, s);
+        }
         return Ok(Action::await_change());
     }
     if !ctx.synced() {
         return Ok(Action::requeue(NOT_SYNCED_RECHECK));
     }
     let now = ctx.now();
-    let previous = obj.status.as_ref();
+    // Conditions are merged from the last status this replica wrote, not from an older copy
+    // the watch may still hold.
+    let mut base = ctx.index.policy_status_base(&name, obj.status.as_ref());
     let generation = obj.metadata.generation;
     let pods = ctx.pods.snapshot();
     let namespaces = ctx.namespaces.snapshot();
@@ -167,16 +293,23 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         load_pull_secrets(ctx, obj, &pods, &namespaces, &directory).await;
     }
     // A new or changed spec: say so (kstatus `Reconciling=True`) before evaluating it.
-    if previous.is_none_or(|p| p.observed_generation != generation) {
-        let reconciling = crate::policy::evaluate::reconciling_status(generation, previous, &now);
-        ctx.apply_status(obj, &reconciling).await?;
+    if base
+        .as_ref()
+        .is_none_or(|p| p.observed_generation != generation)
+    {
+        let reconciling =
+            crate::policy::evaluate::reconciling_status(generation, base.as_ref(), &now);
+        if ctx.writer.apply_status(KIND, obj, &reconciling).await? == Written::Yes {
+            ctx.index.wrote_policy(&name, &reconciling);
+        }
+        base = Some(reconciling);
     }
     let result = evaluate_policy(
         &PolicyInput {
             name: &name,
             spec: &obj.spec,
             generation,
-            previous,
+            previous: base.as_ref(),
         },
         pods.iter().map(|p| &p.info),
         &namespaces,
@@ -192,24 +325,21 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
             warn!(field = %e.field, message = %e.message, "invalid ReferrerPolicy spec");
         }
         ctx.metrics.forget_policy(&name);
-        if write_needed(previous, &result.status, &now, Duration::MAX) {
-            ctx.apply_status(obj, &result.status).await?;
+        if diff::policy_status_needs_write(base.as_ref(), &result.status, &now, Duration::MAX)
+            && ctx.writer.apply_status(KIND, obj, &result.status).await? == Written::Yes
+        {
+            ctx.index.wrote_policy(&name, &result.status);
         }
         return Ok(Action::await_change());
     };
     let s = &evaluation.summary;
     ctx.metrics
         .set_policy(&name, s.compliant, s.non_compliant, s.unknown);
-    let recheck = ctx
-        .compiled_policy(obj)
+    let compiled = ctx.compiled_policy(obj);
+    let recheck = compiled
+        .as_ref()
         .map(|c| c.recheck_interval)
         .unwrap_or(Duration::from_secs(600));
-    if write_needed(previous, &result.status, &now, recheck) {
-        ctx.apply_status(obj, &result.status).await?;
-    }
-
-    // Events: diff against what this replica saw last (or the stored status after a restart).
-    let compiled = ctx.compiled_policy(obj);
     let selected_pods: Vec<&Arc<PodEntry>> = match &compiled {
         Some(c) => pods
             .iter()
@@ -230,77 +360,43 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         .iter()
         .filter_map(|u| u.digest.clone().map(|d| (u.image.clone(), d)))
         .collect();
-    let mut memory = {
-        let mem = ctx.memory.lock().unwrap_or_else(|p| p.into_inner());
-        mem.get(&name).cloned()
-    }
-    .unwrap_or_else(|| baseline(previous, &selected_pods));
-    let change = diff::compliance_change(
-        &memory.non_compliant,
-        &evaluation.violations,
-        &selected,
-        &unknown,
-    );
-    let reference = obj.object_ref(&());
-    for ev in diff::compliance_events(&change) {
-        ctx.publish(&ev, "Evaluate", &reference, None).await;
-    }
-    memory.non_compliant = evaluation
-        .violations
+    let pod_images_by_key: Vec<(String, BTreeSet<ImageId>)> = selected_pods
         .iter()
-        .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
+        .map(|p| (p.key(), pod_images(p)))
         .collect();
-
-    // Warnings on pods running non-compliant images, once per (pod, image).
-    let missing_of: BTreeMap<&ImageId, &Vec<String>> = memory.non_compliant.iter().collect();
-    let mut still_warned = BTreeSet::new();
-    let mut published = 0usize;
-    for p in &selected_pods {
-        let key = p.key();
-        let mut new_lines = Vec::new();
-        let mut pairs = Vec::new();
-        for id in pod_images(p) {
-            let Some(missing) = missing_of.get(&id) else {
-                continue;
-            };
-            let pair = (key.clone(), id.0.clone(), id.1.clone());
-            if memory.warned.contains(&pair) {
-                still_warned.insert(pair);
-                continue;
-            }
-            new_lines.push(format!(
-                "{}@{} (missing: {})",
-                id.0,
-                id.1,
-                missing.join(", ")
-            ));
-            pairs.push(pair);
-        }
-        if new_lines.is_empty() {
-            continue;
-        }
-        if published >= ctx.settings.max_events_per_reconcile {
-            // Rate limit: the rest is warned about on the next evaluation.
-            continue;
-        }
-        let ev = PlannedEvent {
-            severity: Severity::Warning,
-            reason: "MissingReferrers".into(),
-            note: diff::bounded_note(format!(
-                "ReferrerPolicy {name}: image(s) missing required referrers: {}",
-                new_lines.join("; ")
-            )),
-        };
-        ctx.publish(&ev, "Evaluate", &pod_ref(p), Some(reference.clone()))
-            .await;
-        published += 1;
-        still_warned.extend(pairs);
+    let plan = plan(&PlanInput {
+        name: &name,
+        base: base.as_ref(),
+        status: &result.status,
+        violations: &evaluation.violations,
+        unknown: &unknown,
+        selected: &selected,
+        pods: &pod_images_by_key,
+        memory: ctx.index.policy(&name).memory,
+        now: &now,
+        recheck,
+        max_pod_events: ctx.settings.max_events_per_reconcile,
+    });
+    if let Some(status) = &plan.status
+        && ctx.writer.apply_status(KIND, obj, status).await? == Written::Yes
+    {
+        ctx.index.wrote_policy(&name, status);
     }
-    memory.warned = still_warned;
-    ctx.memory
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name.clone(), memory);
+    let reference = obj.object_ref(&());
+    for ev in &plan.policy_events {
+        ctx.writer.publish(ev, "Evaluate", &reference, None).await;
+    }
+    let by_key: BTreeMap<String, &Arc<PodEntry>> =
+        selected_pods.iter().map(|p| (p.key(), *p)).collect();
+    for (key, ev) in &plan.pod_events {
+        if let Some(p) = by_key.get(key) {
+            ctx.writer
+                .publish(ev, "Evaluate", &pod_ref(p), Some(reference.clone()))
+                .await;
+        }
+    }
+    ctx.index
+        .update_policy(&name, |st| st.memory = Some(plan.memory));
 
     // Registry trouble: look again sooner (per-object backoff), bounded by recheckInterval.
     let transient = evaluation
@@ -316,19 +412,13 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
     })
 }
 
-fn write_needed(
+/// What is known before this replica's first evaluation: the stored violations, and the pods
+/// that run them — warned (about those missing lists) by the replica that wrote them, so a
+/// restart or a failover does not warn them again.
+fn baseline(
     previous: Option<&ReferrerPolicyStatus>,
-    new: &ReferrerPolicyStatus,
-    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
-    interval: Duration,
-) -> bool {
-    diff::policy_status_needs_write(previous, new, now, interval)
-}
-
-/// What is known before this replica's first evaluation: the stored violations, and
-/// the pods that run them — warned by the replica that wrote them, so a restart or a
-/// failover does not warn them again.
-fn baseline(previous: Option<&ReferrerPolicyStatus>, pods: &[&Arc<PodEntry>]) -> PolicyMemory {
+    pods: &[(String, BTreeSet<ImageId>)],
+) -> PolicyMemory {
     let non_compliant: BTreeMap<ImageId, Vec<String>> = previous
         .map(|s| {
             s.violations
@@ -339,12 +429,13 @@ fn baseline(previous: Option<&ReferrerPolicyStatus>, pods: &[&Arc<PodEntry>]) ->
         .unwrap_or_default();
     let warned = pods
         .iter()
-        .flat_map(|p| {
-            let key = p.key();
-            pod_images(p)
-                .into_iter()
-                .filter(|id| non_compliant.contains_key(id))
-                .map(move |id| (key.clone(), id.0, id.1))
+        .flat_map(|(key, images)| {
+            let non_compliant = &non_compliant;
+            images.iter().filter_map(move |id| {
+                non_compliant
+                    .get(id)
+                    .map(|m| ((key.clone(), id.0.clone(), id.1.clone()), m.clone()))
+            })
         })
         .collect();
     PolicyMemory {
@@ -359,4 +450,142 @@ pub fn error_policy(obj: Arc<ReferrerPolicy>, err: &Error, ctx: Arc<Context>) ->
     warn!(kind = KIND, name = %name, error = %err, "reconcile failed");
     ctx.metrics.failure(KIND, err.metric_label());
     Action::requeue(ctx.backoff.fail(&format!("{KIND}/{name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::PolicyViolation;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(s).expect("time"))
+    }
+
+    fn v(digest: &str, missing: &[&str]) -> PolicyViolation {
+        PolicyViolation {
+            image: "r/app".into(),
+            digest: digest.into(),
+            missing: missing.iter().map(|m| m.to_string()).collect(),
+            workloads: vec![],
+            discovery_method: None,
+        }
+    }
+
+    fn id(digest: &str) -> ImageId {
+        ("r/app".to_string(), digest.to_string())
+    }
+
+    /// Runs `plan` for one pod running `sha256:1` with `violations`, from `memory`.
+    fn run(violations: &[PolicyViolation], memory: Option<PolicyMemory>) -> Plan {
+        let selected = BTreeSet::from([id("sha256:1")]);
+        let pods = vec![("ns/pod".to_string(), selected.clone())];
+        let status = ReferrerPolicyStatus::default();
+        plan(&PlanInput {
+            name: "p",
+            base: None,
+            status: &status,
+            violations,
+            unknown: &BTreeSet::new(),
+            selected: &selected,
+            pods: &pods,
+            memory,
+            now: &t(1000),
+            recheck: Duration::from_secs(600),
+            max_pod_events: 50,
+        })
+    }
+
+    #[test]
+    fn events_carry_what_is_missing_now() {
+        // Non-compliant: one policy Event and one pod Warning, naming `signature`.
+        let first = run(
+            &[v("sha256:1", &["signature"])],
+            Some(PolicyMemory::default()),
+        );
+        assert_eq!(first.policy_events.len(), 1);
+        assert!(first.policy_events[0].note.contains("(missing: signature)"));
+        assert_eq!(first.pod_events.len(), 1);
+        assert!(first.pod_events[0].1.note.contains("(missing: signature)"));
+        // The same again: nothing new.
+        let same = run(&[v("sha256:1", &["signature"])], Some(first.memory.clone()));
+        assert!(same.policy_events.is_empty() && same.pod_events.is_empty());
+        // Compliant, then non-compliant with another list: new Events with the current list.
+        let ok = run(&[], Some(first.memory.clone()));
+        assert_eq!(ok.policy_events[0].reason, "ImageCompliant");
+        let again = run(&[v("sha256:1", &["signature", "vex"])], Some(ok.memory));
+        assert!(
+            again.policy_events[0]
+                .note
+                .contains("(missing: signature, vex)")
+        );
+        assert!(
+            again.pod_events[0]
+                .1
+                .note
+                .contains("(missing: signature, vex)")
+        );
+        // Still non-compliant, missing something else: reported again, too.
+        let changed = run(&[v("sha256:1", &["vex"])], Some(again.memory));
+        assert!(changed.policy_events[0].note.contains("(missing: vex)"));
+        assert!(changed.pod_events[0].1.note.contains("(missing: vex)"));
+    }
+
+    #[test]
+    fn a_restart_publishes_nothing_the_stored_status_already_says() {
+        let stored = ReferrerPolicyStatus {
+            violations: vec![v("sha256:1", &["signature"])],
+            ..Default::default()
+        };
+        let selected = BTreeSet::from([id("sha256:1")]);
+        let pods = vec![("ns/pod".to_string(), selected.clone())];
+        let p = plan(&PlanInput {
+            name: "p",
+            base: Some(&stored),
+            status: &stored,
+            violations: &stored.violations,
+            unknown: &BTreeSet::new(),
+            selected: &selected,
+            pods: &pods,
+            memory: None,
+            now: &t(1000),
+            recheck: Duration::from_secs(600),
+            max_pod_events: 50,
+        });
+        assert!(p.policy_events.is_empty(), "{:?}", p.policy_events);
+        assert!(p.pod_events.is_empty(), "{:?}", p.pod_events);
+        assert_eq!(p.status, None, "unchanged status: no write");
+    }
+
+    #[test]
+    fn pod_warnings_are_rate_limited_and_retried() {
+        let selected = BTreeSet::from([id("sha256:1")]);
+        let pods: Vec<(String, BTreeSet<ImageId>)> = (0..5)
+            .map(|i| (format!("ns/pod-{i}"), selected.clone()))
+            .collect();
+        let status = ReferrerPolicyStatus::default();
+        let violations = [v("sha256:1", &["signature"])];
+        let input = PlanInput {
+            name: "p",
+            base: None,
+            status: &status,
+            violations: &violations,
+            unknown: &BTreeSet::new(),
+            selected: &selected,
+            pods: &pods,
+            memory: Some(PolicyMemory::default()),
+            now: &t(1000),
+            recheck: Duration::from_secs(600),
+            max_pod_events: 2,
+        };
+        let first = plan(&input);
+        assert_eq!(first.pod_events.len(), 2);
+        let second = plan(&PlanInput {
+            memory: Some(first.memory),
+            ..input.clone()
+        });
+        assert_eq!(second.pod_events.len(), 2, "the next two pods");
+        assert!(second.policy_events.is_empty());
+    }
 }

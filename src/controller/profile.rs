@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
 use super::diff;
+use super::writer::Written;
 use super::{Context, Error};
 use crate::conditions::{self, Status, new_condition};
 use crate::crd::{
@@ -207,19 +208,10 @@ pub async fn reconcile(obj: Arc<RegistryProfile>, ctx: Arc<Context>) -> Result<A
 async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action, Error> {
     let name = obj.name_any();
     let generation = obj.metadata.generation;
-    let previous = obj.status.as_ref();
+    // Conditions are merged from the last status this replica wrote, not an older copy.
+    let base = ctx.index.profile_status_base(&name, obj.status.as_ref());
+    let previous = base.as_ref();
     let now = ctx.now();
-
-    // Profiles deleted since: out of the directory.
-    let existing = ctx
-        .profile_store
-        .state()
-        .iter()
-        .map(|p| p.name_any())
-        .collect();
-    if ctx.profiles.retain(&existing) {
-        ctx.all_policies.send_modify(|n| *n += 1);
-    }
 
     let host = pf::registry_host(&obj.spec).unwrap_or_default();
     let (secret, ca, fingerprint) = match read_objects(&ctx.client, &obj.spec).await {
@@ -264,10 +256,15 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
         OwnedCa::ConfigMap(c) => CaObject::ConfigMap(c.as_ref()),
         OwnedCa::Secret(s) => CaObject::Secret(s.as_ref()),
     });
+    let known = ctx.profiles.names().contains(&name);
     let built = pf::probe_interval(&obj.spec).and_then(|interval| {
         let client = match ctx.profiles.client_if_current(&name, &fingerprint) {
             Some(c) => c,
             None => {
+                if known {
+                    // New credentials, CA or URL: what the old client saw is not evidence.
+                    tracing::debug!("profile inputs changed: rebuilding its client");
+                }
                 let mut cfg = pf::client_config(
                     &obj.spec,
                     ProfileObjects {
@@ -279,10 +276,14 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
                 if let Some(creds) = aws_credentials {
                     cfg.credentials = creds?;
                 }
-                RegistryClient::new(cfg).map_err(|e| BrokenProfile {
+                let client = RegistryClient::new(cfg).map_err(|e| BrokenProfile {
                     reason: pf::INVALID_SPEC.into(),
                     message: format!("spec: {e}"),
-                })?
+                })?;
+                if known {
+                    ctx.discoverer.invalidate_registry(client.registry());
+                }
+                client
             }
         };
         Ok((client, interval))
@@ -302,8 +303,10 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
                 return Ok(Action::await_change());
             }
             let status = broken_status(&b, generation, previous, &now);
-            if previous != Some(&status) {
-                ctx.apply_status(obj, &status).await?;
+            if previous != Some(&status)
+                && ctx.writer.apply_status(KIND, obj, &status).await? == Written::Yes
+            {
+                ctx.index.wrote_profile(&name, &status);
             }
             return Ok(if pf::is_invalid_spec(&b) {
                 Action::await_change()
@@ -329,8 +332,10 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
         {
             ctx.all_policies.send_modify(|n| *n += 1);
         }
+        // Every gauge from the stored status (a restart, a standby): not only capabilities,
+        // reachability and lifecycle findings too.
         if let Some(p) = previous {
-            ctx.metrics.set_capabilities(&name, &p.capabilities);
+            ctx.metrics.set_profile_from_status(&name, p);
         }
         return Ok(match due {
             _ if !ctx.is_leader() => Action::await_change(),
@@ -376,15 +381,17 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
     if !ctx.is_leader() {
         return Ok(Action::requeue(interval));
     }
-    if diff::profile_status_needs_write(previous, &status, &now, interval) {
-        ctx.apply_status(obj, &status).await?;
+    if diff::profile_status_needs_write(previous, &status, &now, interval)
+        && ctx.writer.apply_status(KIND, obj, &status).await? == Written::Yes
+    {
+        ctx.index.wrote_profile(&name, &status);
     }
     let prev_caps = previous
         .filter(|p| p.last_probe_time.is_some())
         .map(|p| &p.capabilities);
     let reference = obj.object_ref(&());
     for ev in diff::capability_events(prev_caps, &status.capabilities) {
-        ctx.publish(&ev, "Probe", &reference, None).await;
+        ctx.writer.publish(&ev, "Probe", &reference, None).await;
     }
     Ok(Action::requeue(interval))
 }

@@ -373,26 +373,16 @@ impl Profiles {
         true
     }
 
-    /// Removes profiles not in `existing`; true when something was removed.
-    pub fn retain(&self, existing: &BTreeSet<String>) -> bool {
+    /// Removes one profile; returns the registry (`host:port`) its client talked to, when it
+    /// was there.
+    pub fn remove(&self, name: &str) -> Option<String> {
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        let before = slots.len();
-        slots.retain(|k, _| existing.contains(k));
-        if slots.len() == before {
-            return false;
-        }
+        let slot = slots.remove(name)?;
         self.rebuild(&slots);
-        true
-    }
-
-    /// Removes one profile; true when it was there.
-    pub fn remove(&self, name: &str) -> bool {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        if slots.remove(name).is_none() {
-            return false;
-        }
-        self.rebuild(&slots);
-        true
+        Some(match &slot.client {
+            Ok((c, _)) => c.registry().to_string(),
+            Err(_) => slot.host,
+        })
     }
 
     fn rebuild(&self, slots: &BTreeMap<String, ProfileSlot>) {

@@ -128,14 +128,16 @@ pub fn descriptor_kinds(d: &ListedDescriptor) -> Vec<ArtifactKind> {
     presets::classify(informative(d.artifact_type.as_deref()), None, &[], &preds)
 }
 
-/// Whether the referrer manifest must be read for this reach: with [`Reach::Union`], when
-/// [`needs_fetch`] says so or the descriptor leaves the format open (a notation envelope, an
-/// in-toto envelope); with [`Reach::Listing`], never (such a referrer stays unclassified and a
-/// policy that misses a requirement asks again with `Union`).
+/// Whether the referrer manifest must be read for this reach: with [`Reach::Listing`], never
+/// (such a referrer stays unclassified and a policy that misses a requirement asks again);
+/// with [`Reach::Union`], when [`needs_fetch`] says so (what the referrer is about is open);
+/// with [`Reach::Described`], also when the descriptor leaves the format open (a notation
+/// envelope, an in-toto envelope).
 pub fn must_read_manifest(d: &ListedDescriptor, reach: Reach) -> bool {
     match reach {
         Reach::Listing => false,
-        Reach::Union => {
+        Reach::Union => needs_fetch(d),
+        Reach::Described => {
             needs_fetch(d)
                 || matches!(
                     descriptor_format(d),

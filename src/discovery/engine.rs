@@ -415,6 +415,7 @@ impl Discoverer {
                 ttl: config.ttl,
                 negative_ttl: config.negative_ttl,
             })
+            .support_invalidation_closures()
             .build();
         let manifests = Cache::builder()
             .max_capacity(config.manifest_capacity)
@@ -423,6 +424,7 @@ impl Discoverer {
         let tag_lists = Cache::builder()
             .max_capacity(config.capacity)
             .time_to_live(config.tag_list_ttl)
+            .support_invalidation_closures()
             .build();
         Discoverer {
             inner: Arc::new(Inner {
@@ -594,6 +596,25 @@ impl Discoverer {
             .clear();
     }
 
+    /// Drops what is cached for one registry (`host:port`): its outcomes, tag lists and
+    /// remembered modes. Its RegistryProfile changed (other credentials see other things) or was
+    /// deleted.
+    pub fn invalidate_registry(&self, registry: &str) {
+        let r = registry.to_string();
+        let _ = self
+            .inner
+            .outcomes
+            .invalidate_entries_if(move |k, _| k.registry == r);
+        let r = registry.to_string();
+        let _ = self
+            .inner
+            .tag_lists
+            .invalidate_entries_if(move |k, _| k.0 == r);
+        let mut m = self.memory();
+        m.by_registry.remove(registry);
+        m.by_repository.retain(|(reg, _), _| reg != registry);
+    }
+
     fn semaphore(&self, registry: &str) -> Arc<Semaphore> {
         let mut sems = self
             .inner
@@ -686,6 +707,8 @@ impl Discoverer {
             (Reach::Listing, true),
             (Reach::Union, false),
             (Reach::Union, true),
+            (Reach::Described, false),
+            (Reach::Described, true),
         ] {
             if (reach, platforms) > (req.reach, req.platforms) {
                 let wider = self.key(req, mode, reach, platforms);
@@ -746,8 +769,12 @@ impl Discoverer {
         if req.platforms {
             candidates.push((req.reach, false));
         }
-        if req.reach == Reach::Union && req.depth == 0 {
-            candidates.push((Reach::Listing, false));
+        if req.depth == 0 {
+            for narrower in [Reach::Union, Reach::Listing] {
+                if narrower < req.reach {
+                    candidates.push((narrower, false));
+                }
+            }
         }
         for (reach, platforms) in candidates {
             let key = self.key(req, mode, reach, platforms);
@@ -798,19 +825,22 @@ impl Discoverer {
         Ok(all)
     }
 
-    /// Widens a cached listing to the union: classifies the referrers the listing left
-    /// unclassified and, when the referrers API answered, adds the tag fallbacks of the digest
-    /// (and of its pinned index).
+    /// Widens a cached answer of reach `from` to `ctx.reach`: reads the manifests the wider
+    /// reach needs (to classify a referrer, or to name its format) and, from a listing, when
+    /// the referrers API answered, adds the tag fallbacks of the digest (and of its index).
     async fn widen(
         &self,
         ctx: &Ctx<'_>,
         req: &DiscoveryRequest,
+        from: Reach,
         listed: Vec<Referrer>,
         filters: &[String],
     ) -> Result<Vec<Referrer>, Unk> {
         let futs = listed.into_iter().map(|r| async move {
             let d = descriptor_of(&r);
-            if r.method == DiscoveryMethod::Native && classify::must_read_manifest(&d, Reach::Union)
+            if r.method == DiscoveryMethod::Native
+                && classify::must_read_manifest(&d, ctx.reach)
+                && !classify::must_read_manifest(&d, from)
             {
                 let subject = r.subject.clone();
                 let attached = r.attached_to;
@@ -831,7 +861,7 @@ impl Discoverer {
         for r in join_all(futs).await {
             all.extend(r?);
         }
-        if ctx.st().referrers_api == Some(true) && ctx.union_with_tags() {
+        if from < Reach::Union && ctx.st().referrers_api == Some(true) && ctx.union_with_tags() {
             let mut subjects = vec![(req.digest.clone(), AttachedTo::Requested)];
             if let Some(index) = req.index_digest.as_ref().filter(|i| **i != req.digest) {
                 subjects.push((index.clone(), AttachedTo::Index));
@@ -891,7 +921,8 @@ impl Discoverer {
                 }
                 expanded_platforms = base_platforms;
                 if base_reach < req.reach {
-                    self.widen(ctx, req, base.referrers, filters).await?
+                    self.widen(ctx, req, base_reach, base.referrers, filters)
+                        .await?
                 } else {
                     base.referrers
                 }

@@ -215,8 +215,9 @@ impl std::fmt::Display for Format {
 /// How far one discovery looks.
 ///
 /// Policies ask [`Reach::Listing`] first (an image whose required referrers are in the native
-/// answer costs one request) and [`Reach::Union`] only for an image that misses a requirement;
-/// `refwarden discover` asks `Union`. The union answer reuses the cached listing.
+/// answer costs one request), [`Reach::Union`] only for an image that misses a requirement, and
+/// [`Reach::Described`] only when a requirement asks for formats the answer left open;
+/// `refwarden discover` asks `Described`. Each wider answer reuses the cached narrower one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Reach {
     /// What the first method that answers lists: the referrers API on a registry that has it
@@ -225,9 +226,13 @@ pub enum Reach {
     Listing,
     /// Everywhere real tools put referrers: in Auto mode, also the OCI tag-schema index and
     /// cosign's `.sig/.att/.sbom` tags when the referrers API answered (cosign ≤ 2 writes tags
-    /// even there), and every descriptor classified from its manifest when it does not say.
-    #[default]
+    /// even there), and every descriptor that does not say what it is classified from its
+    /// manifest.
     Union,
+    /// The union, and the manifest of every descriptor whose format it leaves open (a notation
+    /// signature's envelope, an in-toto statement's envelope) read to name it.
+    #[default]
+    Described,
 }
 
 /// A platform manifest of an image index.
@@ -317,7 +322,7 @@ impl DiscoveryRequest {
             depth: 0,
             platforms: false,
             index_digest: None,
-            reach: Reach::Union,
+            reach: Reach::Described,
         }
     }
 }

@@ -137,10 +137,10 @@ pub fn decide_native(v: &NativeVerdict, start: Start) -> NativeDecision {
 }
 
 /// Whether the tag fallbacks are looked at too, although the referrers API answered: only in
-/// Auto mode, for a [`Reach::Union`] discovery (cosign ≤ 2 writes `.sig` tags on registries
-/// with the API; notation 1.2–1.3 writes the tag-schema index there too).
+/// Auto mode, for a discovery that reaches at least [`Reach::Union`] (cosign ≤ 2 writes `.sig`
+/// tags on registries with the API; notation 1.2–1.3 writes the tag-schema index there too).
 pub fn union_with_tags(mode: DiscoveryMode, reach: Reach, api_answered: bool) -> bool {
-    mode == DiscoveryMode::Auto && reach == Reach::Union && api_answered
+    mode == DiscoveryMode::Auto && reach >= Reach::Union && api_answered
 }
 
 /// Default slack between a tag list's read and a discovery's start within which the list may
@@ -359,6 +359,7 @@ mod tests {
     #[test]
     fn union_only_in_auto_for_union_reach_after_the_api_answered() {
         assert!(union_with_tags(DiscoveryMode::Auto, Reach::Union, true));
+        assert!(union_with_tags(DiscoveryMode::Auto, Reach::Described, true));
         assert!(!union_with_tags(DiscoveryMode::Auto, Reach::Listing, true));
         assert!(!union_with_tags(DiscoveryMode::Auto, Reach::Union, false));
         assert!(!union_with_tags(DiscoveryMode::Native, Reach::Union, true));

@@ -373,8 +373,9 @@ pub async fn evaluate_policy<'p>(
 /// Discovers one image as far as its requirements need, each step reusing the previous answer:
 /// the referrers listing (one request on a registry with the API); for an image that misses a
 /// requirement, the union with the tag fallbacks (cosign ≤ 2 tags, the tag-schema index) and
-/// the descriptors that did not say what they are; with `IndexOrPlatform`, the platform
-/// manifests of an index; last, the repositories requirements name for the same digest.
+/// the descriptors that did not say what they are; for a requirement naming formats, the
+/// manifests whose format the answer left open; with `IndexOrPlatform`, the platform manifests
+/// of an index; last, the repositories requirements name for the same digest.
 async fn discover_image(
     key: &ImageKey,
     index: Option<String>,
@@ -402,6 +403,17 @@ async fn discover_image(
     // Without platform expansion, IndexOrPlatform judges like Exact plus the index.
     if !missing(require, subject_match, &outcome).is_empty() {
         req.reach = Reach::Union;
+        outcome = discoverer
+            .discover(&entry.client, entry.mode, entry.hint, &req)
+            .await;
+    }
+    // A requirement that names formats the answer left open: read those manifests too.
+    let unmet = missing(require, subject_match, &outcome);
+    if require
+        .iter()
+        .any(|r| !r.formats.is_empty() && unmet.contains(&r.name))
+    {
+        req.reach = Reach::Described;
         outcome = discoverer
             .discover(&entry.client, entry.mode, entry.hint, &req)
             .await;
