@@ -18,6 +18,7 @@ release: ## optimised build
 	$(CARGO) build --locked --release
 
 test: deps ## the whole test suite (installs docker-registry first if missing)
+	python3 -m unittest discover -s e2e/emulator -t e2e/emulator   # the Kubernetes API emulator's own self-test
 	$(CARGO) test --locked --lib --bins --tests -- --test-threads=2
 	$(CARGO) test --locked --benches --no-run   # the benchmark must build; it runs with `make bench`
 	$(CARGO) test --locked --doc

@@ -1192,6 +1192,178 @@ fn child(args: &[String]) -> ExitCode {
     }
 }
 
+// ------------------------------------------------------------ operator over HTTP
+
+/// Pods added one by one in the operator latency phase.
+const LATENCY_PODS: usize = 200;
+/// Gap between two pods becoming Running.
+const LATENCY_GAP: Duration = Duration::from_millis(100);
+
+/// The real controller binary against the Kubernetes API emulator, the registry behind the
+/// latency proxy: for each of [`LATENCY_PODS`] pods running an image that misses an SBOM, the
+/// time from its becoming Running to (a) the policy status listing the digest and (b) the pod's
+/// `MissingReferrers` Warning (polled every 50 ms, so ±50 ms); then the API writes per pod
+/// event, and with nothing changing (pods re-labelled with a label no policy reads).
+fn phase_operator(registry_host: &str, images: &[Img]) -> support::Result<Value> {
+    use support::emulator::{
+        Controller, ControllerOptions, Emulator, EmulatorOptions, RunningPod, load_yaml_docs,
+        pod_path, policy_path, root, yaml_files,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let emu = Emulator::start(EmulatorOptions::default()).await?;
+        let mut rbac = Vec::new();
+        for f in yaml_files(&root().join("config/rbac"))? {
+            rbac.extend(load_yaml_docs(&f)?);
+        }
+        emu.install_refwarden(&rbac).await?;
+        let unsigned: Vec<&Img> = images
+            .iter()
+            .filter(|i| !i.refs.contains(&SBOM))
+            .take(LATENCY_PODS)
+            .collect();
+        if unsigned.len() < LATENCY_PODS {
+            return Err(format!("only {} images without an SBOM", unsigned.len()).into());
+        }
+        let test = images.first().ok_or("no image")?;
+        emu.apply(&json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "RegistryProfile",
+            "metadata": {"name": "bench"},
+            "spec": {"registryUrl": format!("http://{registry_host}"), "plainHttp": true,
+                     "testRepository": test.repo, "testTag": test.tag,
+                     "probe": {"writeProbes": false}},
+        }))
+        .await?;
+        emu.apply(&json!({
+            "apiVersion": "refwarden.dev/v1alpha1", "kind": "ReferrerPolicy",
+            "metadata": {"name": "latency"},
+            "spec": {"require": [{"name": "sbom", "preset": "sbom"}],
+                     "podSelector": {"matchLabels": {"bench": "latency"}},
+                     "maxReportedViolations": 500},
+        }))
+        .await?;
+        let mut ctl = Controller::start(
+            ControllerOptions::new("refwarden-bench", emu.sa_kubeconfig()).leader_election(false),
+        )?;
+        ctl.wait_ready(Duration::from_secs(30)).await?;
+        let first_seq = emu.request_seq().await?;
+        let reconciles0 = ctl
+            .samples()
+            .await?
+            .value("refwarden_reconciles_total", &[("kind", "referrerpolicy")])
+            .unwrap_or(0.0);
+        let mut created: Vec<(String, String, Instant)> = Vec::new();
+        let mut seen_status: BTreeMap<String, Duration> = BTreeMap::new();
+        let mut seen_warning: BTreeMap<String, Duration> = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut next = 0usize;
+        let mut last_create = Instant::now() - LATENCY_GAP;
+        while (seen_status.len() < LATENCY_PODS || seen_warning.len() < LATENCY_PODS)
+            && Instant::now() < deadline
+        {
+            if next < unsigned.len() && last_create.elapsed() >= LATENCY_GAP {
+                let img = unsigned[next];
+                let name = format!("lat-{next:03}");
+                let mut pod = RunningPod::new(
+                    "default",
+                    &name,
+                    &format!("{registry_host}/{}:{}", img.repo, img.tag),
+                    &format!("{registry_host}/{}@{}", img.repo, img.digest),
+                );
+                pod.labels.insert("bench".into(), "latency".into());
+                emu.create_running_pod(&pod).await?;
+                created.push((name, img.digest.clone(), Instant::now()));
+                last_create = Instant::now();
+                next += 1;
+            }
+            let status = emu.get(&policy_path("latency")).await?;
+            let listed: BTreeSet<String> = status
+                .as_ref()
+                .and_then(|p| p["status"]["violations"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v["digest"].as_str().map(str::to_string))
+                .collect();
+            let events = emu.events().await?;
+            let warned: BTreeSet<String> = events
+                .iter()
+                .filter(|e| e["reason"] == "MissingReferrers")
+                .filter_map(|e| e["regarding"]["name"].as_str().map(str::to_string))
+                .collect();
+            for (name, digest, at) in &created {
+                if listed.contains(digest) && !seen_status.contains_key(name) {
+                    seen_status.insert(name.clone(), at.elapsed());
+                }
+                if warned.contains(name) && !seen_warning.contains_key(name) {
+                    seen_warning.insert(name.clone(), at.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let writes = emu.requests(first_seq).await?;
+        let status_applies = writes
+            .iter()
+            .filter(|r| r.is_status_patch("referrerpolicies", "latency"))
+            .count();
+        let event_writes = writes
+            .iter()
+            .filter(|r| r.resource == "events" && (r.method == "POST" || r.method == "PATCH"))
+            .count();
+        let reconciles = ctl
+            .samples()
+            .await?
+            .value("refwarden_reconciles_total", &[("kind", "referrerpolicy")])
+            .unwrap_or(0.0)
+            - reconciles0;
+        // Nothing changes: every pod gets a label no policy reads.
+        let quiet_seq = emu.request_seq().await?;
+        for (name, _, _) in &created {
+            emu.merge_patch(
+                &pod_path("default", name),
+                &json!({"metadata": {"labels": {"touched": "yes"}}}),
+            )
+            .await?;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let quiet = emu.requests(quiet_seq).await?;
+        let quiet_applies = quiet
+            .iter()
+            .filter(|r| r.is_status_patch("referrerpolicies", "latency"))
+            .count();
+        let quiet_events = quiet
+            .iter()
+            .filter(|r| r.resource == "events" && (r.method == "POST" || r.method == "PATCH"))
+            .count();
+        ctl.stop(Duration::from_secs(5));
+        let mut both: Vec<f64> = created
+            .iter()
+            .filter_map(|(n, _, _)| {
+                Some(seen_status.get(n)?.max(seen_warning.get(n)?).as_secs_f64())
+            })
+            .collect();
+        both.sort_by(|a, b| a.total_cmp(b));
+        let pct = |q: f64| -> f64 {
+            if both.is_empty() {
+                return f64::NAN;
+            }
+            let i = ((both.len() as f64 - 1.0) * q).round() as usize;
+            both[i.min(both.len() - 1)]
+        };
+        Ok(json!({
+            "pods": created.len(),
+            "observed": both.len(),
+            "p50_s": pct(0.50),
+            "p99_s": pct(0.99),
+            "max_s": both.last().copied().unwrap_or(f64::NAN),
+            "status_applies": status_applies,
+            "event_writes": event_writes,
+            "policy_reconciles": reconciles,
+            "quiet_status_applies": quiet_applies,
+            "quiet_event_writes": quiet_events,
+        }))
+    })
+}
+
 // ------------------------------------------------------------ parent
 
 /// Runs one phase in a child process and returns its result.
@@ -1378,6 +1550,13 @@ fn parent(args: &[String]) -> support::Result<ExitCode> {
         &["--phase", "podstore", "--pods", "50000"],
     )?;
     let cpu = measure("policy CPU", &native_proxy, false, &["--phase", "cpu"])?;
+    eprintln!("phase operator over HTTP (emulator) …");
+    let t = Instant::now();
+    let operator = phase_operator(&nh, &images)?;
+    eprintln!(
+        "phase operator over HTTP: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let total = started.elapsed();
 
     let report = Report {
@@ -1399,6 +1578,7 @@ fn parent(args: &[String]) -> support::Result<ExitCode> {
         store10,
         store50,
         cpu,
+        operator,
         total,
     };
     let (text, failures) = report.render();
@@ -1489,6 +1669,8 @@ struct Report {
     store10: Measured,
     store50: Measured,
     cpu: Measured,
+    /// See [`phase_operator`].
+    operator: Value,
     total: Duration,
 }
 
@@ -1771,6 +1953,37 @@ impl Report {
             + u(&x["cold"]["unknown_images"])
             + u(&fb["cold"]["unknown_images"]);
 
+        let op = &self.operator;
+        let rtt = self.delay_ms as f64 / 1000.0;
+        let _ = writeln!(s, "## The operator over HTTP (Kubernetes API emulator)\n");
+        let _ = writeln!(
+            s,
+            "The real `refwarden controller` binary (release) against `e2e/emulator/`, the registry behind the {} ms proxy: {} pods, one every {} ms, each running an image that misses an SBOM; from a pod becoming Running to the policy status listing its digest **and** its `MissingReferrers` Warning (polled every 50 ms):\n",
+            self.delay_ms,
+            u(&op["pods"]),
+            LATENCY_GAP.as_millis()
+        );
+        let _ = writeln!(
+            s,
+            "| p50 | p99 | max | observed | status applies | policy reconciles | Event writes | with nothing changed: status applies / Event writes |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        let _ = writeln!(
+            s,
+            "| {:.2} s | {:.2} s | {:.2} s | {} | {} | {:.0} | {} | {} / {} |\n",
+            f(&op["p50_s"]),
+            f(&op["p99_s"]),
+            f(&op["max_s"]),
+            u(&op["observed"]),
+            u(&op["status_applies"]),
+            f(&op["policy_reconciles"]),
+            u(&op["event_writes"]),
+            u(&op["quiet_status_applies"]),
+            u(&op["quiet_event_writes"]),
+        );
+        let p99_ok = f(&op["p99_s"]) <= rtt + 1.0;
+        let applies_ok = u(&op["status_applies"]) as f64 <= f(&op["policy_reconciles"]);
+        let quiet_ok = u(&op["quiet_status_applies"]) == 0;
+        let observed_ok = u(&op["observed"]) == u(&op["pods"]);
         let _ = writeln!(
             s,
             "## Cost per kind of image: a third signed with cosign 2 tags (issue 13)\n"
@@ -1805,6 +2018,33 @@ impl Report {
         );
         let _ = writeln!(s, "## Targets\n");
         let _ = writeln!(s, "| target | measured | |\n| --- | --- | --- |");
+        let _ = writeln!(
+            s,
+            "| operator: every pod's status and Warning written | {} of {} | {} |",
+            u(&op["observed"]),
+            u(&op["pods"]),
+            mark(observed_ok)
+        );
+        let _ = writeln!(
+            s,
+            "| operator: p99 from Running to status + Warning ≤ one registry round trip + 1 s ({:.2} s; timing, reported) | {:.2} s | {} |",
+            rtt + 1.0,
+            f(&op["p99_s"]),
+            mark(p99_ok)
+        );
+        let _ = writeln!(
+            s,
+            "| operator: ≤ 1 status apply per policy per reconcile | {} applies / {:.0} reconciles | {} |",
+            u(&op["status_applies"]),
+            f(&op["policy_reconciles"]),
+            mark(applies_ok)
+        );
+        let _ = writeln!(
+            s,
+            "| operator: 0 status applies when nothing changed | {} | {} |",
+            u(&op["quiet_status_applies"]),
+            mark(quiet_ok)
+        );
         let _ = writeln!(
             s,
             "| compliant in the native answer: 1.00 request / digest cold | {:.2} ({} / {}) | {} |",
@@ -1998,6 +2238,22 @@ impl Report {
         if misjudged > 0 {
             failures.push(format!(
                 "{misjudged} image verdicts differ from the seeded truth"
+            ));
+        }
+        if !observed_ok {
+            failures.push(format!(
+                "the operator wrote status and Warning for {} of {} pods",
+                u(&op["observed"]),
+                u(&op["pods"])
+            ));
+        }
+        if !applies_ok {
+            failures.push("more status applies than policy reconciles".to_string());
+        }
+        if !quiet_ok {
+            failures.push(format!(
+                "{} status applies although nothing changed",
+                u(&op["quiet_status_applies"])
             ));
         }
         if warm_req != 0 {

@@ -46,6 +46,8 @@ if command -v python3 >/dev/null 2>&1; then
   fi
   python3 -c 'import oras' 2>/dev/null || pip_install oras
   python3 -c 'import moto.server' 2>/dev/null || pip_install 'moto[server]'
+  # The Kubernetes API emulator (e2e/emulator) reads YAML apply bodies; its self-test reads crds/.
+  python3 -c 'import yaml' 2>/dev/null || pip_install pyyaml
 fi
 
 if command -v rustup >/dev/null 2>&1; then

@@ -50,13 +50,8 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "in-toto-attestation",
-        kinds: &[
-            K::InTotoAttestation,
-            K::SlsaProvenance,
-            K::SpdxSbom,
-            K::CyclonedxSbom,
-        ],
-        description: "any in-toto attestation (DSSE envelope or statement)",
+        kinds: &[K::InTotoAttestation, K::SlsaProvenance],
+        description: "any in-toto attestation (DSSE envelope or statement), whatever its predicate (an SBOM or VEX predicate too, but not a plain SBOM document)",
     },
     Preset {
         name: "slsa-provenance",
@@ -209,6 +204,25 @@ pub fn classify(
 /// Whether a referrer of `kinds` satisfies `preset`.
 pub fn satisfies(preset: &Preset, kinds: &[ArtifactKind]) -> bool {
     kinds.iter().any(|k| preset.kinds.contains(k))
+}
+
+/// Whether a referrer satisfies `preset`: by its kinds, and for `in-toto-attestation` also any
+/// referrer that is an in-toto statement (an attestation format, or an annotated predicate
+/// type other than cosign 3's signature predicate) whatever its predicate — an SBOM attached
+/// as a plain document is not an attestation.
+pub fn referrer_satisfies(preset: &Preset, r: &super::model::Referrer) -> bool {
+    use super::model::Format as F;
+    if satisfies(preset, &r.kinds) {
+        return true;
+    }
+    preset.name == "in-toto-attestation"
+        && (matches!(
+            r.format,
+            F::CosignAttestation | F::InTotoDsse | F::InTotoStatement | F::BuildkitAttestation
+        ) || r
+            .predicate_type
+            .as_deref()
+            .is_some_and(|p| kind_of_predicate(p) != K::SigstoreBundle))
 }
 
 #[cfg(test)]

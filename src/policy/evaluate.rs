@@ -412,7 +412,7 @@ pub fn referrer_satisfies(req: &Requirement, r: &Referrer) -> bool {
     }
     if let Some(p) = req.preset
         && let Some(preset) = presets::preset(p.name())
-        && presets::satisfies(preset, &r.kinds)
+        && presets::referrer_satisfies(preset, r)
     {
         return true;
     }

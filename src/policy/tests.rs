@@ -646,3 +646,34 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
 }
+
+#[test]
+fn in_toto_attestation_preset_wants_an_attestation_not_a_plain_sbom() {
+    let req = crate::crd::Requirement {
+        name: "attested".into(),
+        preset: Some(crate::crd::Preset::InTotoAttestation),
+        artifact_types: vec![],
+        legacy_tag_suffixes: vec![],
+        min_count: 1,
+        formats: vec![],
+        repository: None,
+    };
+    let mut plain = referrer(2, &[ArtifactKind::SpdxSbom], AttachedTo::Requested);
+    plain.format = crate::discovery::Format::Spdx;
+    assert!(
+        !referrer_satisfies(&req, &plain),
+        "an SBOM document is not an attestation"
+    );
+    let mut attested = plain.clone();
+    attested.predicate_type = Some("https://spdx.dev/Document".into());
+    assert!(referrer_satisfies(&req, &attested), "an SPDX statement is");
+    let mut buildkit = referrer(3, &[ArtifactKind::SpdxSbom], AttachedTo::Requested);
+    buildkit.format = crate::discovery::Format::BuildkitAttestation;
+    assert!(referrer_satisfies(&req, &buildkit));
+    let mut signature = referrer(4, &[ArtifactKind::SigstoreBundle], AttachedTo::Requested);
+    signature.predicate_type = Some("https://sigstore.dev/cosign/sign/v1".into());
+    assert!(
+        !referrer_satisfies(&req, &signature),
+        "a cosign 3 signature is not an attestation"
+    );
+}
