@@ -903,3 +903,54 @@ async fn discover_cli_lists_every_place() -> TestResult {
     assert!(!text.contains("hint:"), "{text}");
     Ok(())
 }
+
+/// `refwarden evaluate` (the CI gate) on files: a pod whose image is signed only with cosign 2's
+/// `.sig` tag, on a registry with the referrers API, is compliant; an unsigned one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_cli_finds_cosign2_tag_signatures() -> TestResult {
+    let (reg, seeder) = spec_registry(Quirks::default())?;
+    let host = reg.host();
+    let signed = seeder.push_image("app", "signed").await?;
+    tools::cosign2_sign(&seeder, "app", &signed.digest).await?;
+    let bare = seeder.push_image("app", "bare").await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "apiVersion: refwarden.dev/v1alpha1\nkind: ReferrerPolicy\nmetadata: {name: signed}\nspec:\n  require: [{name: signature, preset: signature}]\n  subjectMatch: Exact\n",
+    )?;
+    let pod = |name: &str, digest: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": format!("{host}/app:{name}")}]},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "app", "image": format!("{host}/app:{name}"),
+                "imageID": format!("{host}/app@{digest}"), "ready": true, "restartCount": 0}]},
+        })
+    };
+    std::fs::write(
+        dir.path().join("pods.json"),
+        serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "List",
+            "items": [pod("signed", &signed.digest), pod("bare", &bare.digest)]}))?,
+    )?;
+    let out = refwarden(&[
+        "evaluate",
+        "-f",
+        &dir.path().display().to_string(),
+        "--plain-http",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one violation: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let status = &v["referrerPolicies"][0]["status"];
+    assert_eq!(status["summary"]["compliant"], 1, "{status}");
+    assert_eq!(status["summary"]["nonCompliant"], 1, "{status}");
+    assert_eq!(status["violations"][0]["digest"], bare.digest.as_str());
+    Ok(())
+}

@@ -2137,3 +2137,44 @@ async fn a_registry_that_fixes_its_answer_is_probed_again() {
     );
     env.finish(c).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 14. The controller finds cosign 2 `.sig` tags on a registry with the referrers API
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_finds_cosign2_tag_signatures() {
+    let Some(mut env) = Env::start(Rbac::ConfigDir).await else {
+        return;
+    };
+    let mut c = Checks::new("cosign2-tags");
+    let tagged = push(&env.reg, &env.seeder, "emu/cosign2", "1.0").await;
+    support::tools::cosign2_sign(&env.seeder, "emu/cosign2", tagged.digest())
+        .await
+        .expect("cosign 2 signature tag");
+    env.apply_policy("p", signature_only()).await;
+    let signed = env.signed.clone();
+    let bare = env.bare.clone();
+    env.add_pod("native", &signed).await;
+    env.add_pod("tagged", &tagged).await;
+    env.add_pod("bare", &bare).await;
+    let i = env.start_controller("refwarden-0", false);
+    env.ready(i).await;
+    if let Some(o) = c.wait(env.wait_evaluated(i, "p").await) {
+        let s = &o["status"];
+        c.eq("compliant", s["summary"]["compliant"].clone(), json!(2));
+        c.eq(
+            "non-compliant",
+            s["summary"]["nonCompliant"].clone(),
+            json!(1),
+        );
+        c.eq(
+            "the violation",
+            violations(s)
+                .first()
+                .map(|v| v["digest"].clone())
+                .unwrap_or_default(),
+            json!(bare.digest()),
+        );
+    }
+    env.finish(c).await;
+}
