@@ -9,6 +9,7 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod discovery;
+pub mod input;
 pub mod lifecycle;
 pub mod manifests;
 pub mod oci;

@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::crd::{ReferrerPolicy, RegistryProfile, WorkloadRef};
+
+/// The `apiVersion` of refwarden's kinds.
+pub const REFWARDEN_API_VERSION: &str = "refwarden.dev/v1alpha1";
 use crate::policy::PodInfo;
 use crate::policy::pods::workload_of;
 
@@ -63,6 +66,8 @@ pub struct Inputs {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Documents of kinds refwarden does not read: (origin, apiVersion/kind).
     pub skipped: Vec<(Origin, String)>,
+    /// Files found in folders that are not Kubernetes manifests: (path, why).
+    pub skipped_files: Vec<(PathBuf, String)>,
 }
 
 fn load_error(origin: &Origin, field: impl Into<String>, message: impl Into<String>) -> LoadError {
@@ -73,14 +78,32 @@ fn load_error(origin: &Origin, field: impl Into<String>, message: impl Into<Stri
     }
 }
 
-/// Files under `paths` (folders recursively: `*.yaml`, `*.yml`, `*.json`), sorted.
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+/// A file to read, and whether it was named on the command line (a file found in a folder
+/// that is not a Kubernetes manifest is skipped with a note; one named explicitly is an error).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InputFile {
+    /// The path (`-` for standard input).
+    pub path: PathBuf,
+    /// Named on the command line.
+    pub explicit: bool,
+}
+
+/// Files under `paths` (folders recursively: `*.yaml`, `*.yml`, `*.json`), sorted; `-` is
+/// standard input.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<InputFile>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
         let origin = Origin {
             file: p.clone(),
             document: 0,
         };
+        if crate::input::is_stdin(p) {
+            files.push(InputFile {
+                path: p.clone(),
+                explicit: true,
+            });
+            continue;
+        }
         let meta = std::fs::metadata(p)
             .map_err(|e| load_error(&origin, "<file>", format!("cannot read: {e}")))?;
         if meta.is_dir() {
@@ -110,35 +133,72 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
                         .and_then(|x| x.to_str())
                         .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
                     {
-                        files.push(path);
+                        files.push(InputFile {
+                            path,
+                            explicit: false,
+                        });
                     }
                 }
             }
         } else {
-            files.push(p.clone());
+            files.push(InputFile {
+                path: p.clone(),
+                explicit: true,
+            });
         }
     }
     files.sort();
-    files.dedup();
+    files.dedup_by(|a, b| a.path == b.path);
     Ok(files)
 }
 
-/// Parses one file into its documents (JSON values), skipping empty documents.
+/// Why a file found in a folder is not read as Kubernetes manifests, if it is not one: a
+/// kustomization, a Helm chart file or template, or a file whose documents have no `kind`.
+pub fn not_a_manifest(path: &Path, text: &str) -> Option<&'static str> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if matches!(name, "kustomization.yaml" | "kustomization.yml" | "Kustomization") {
+        return Some("a kustomization");
+    }
+    if matches!(name, "Chart.yaml" | "values.yaml" | "values.schema.json") {
+        return Some("a Helm chart file");
+    }
+    if text.contains("{{") {
+        return Some("a template (`{{ … }}`)");
+    }
+    None
+}
+
+/// Parses one file (or standard input) into its documents (JSON values), skipping empty
+/// documents. The size is bounded before anything is read ([`crate::input::MAX_INPUT_BYTES`]).
 pub fn parse_file(path: &Path) -> Result<Vec<(Origin, Value)>, LoadError> {
     let origin0 = Origin {
         file: path.to_path_buf(),
         document: 1,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| load_error(&origin0, "<file>", format!("cannot read: {e}")))?;
+    let text =
+        crate::input::read_bounded(path).map_err(|e| load_error(&origin0, "<file>", e))?;
+    parse_text(path, &text)
+}
+
+/// [`parse_file`] on text already read.
+pub fn parse_text(path: &Path, text: &str) -> Result<Vec<(Origin, Value)>, LoadError> {
+    let origin0 = Origin {
+        file: path.to_path_buf(),
+        document: 1,
+    };
     let mut docs = Vec::new();
-    if path.extension().and_then(|x| x.to_str()) == Some("json") {
-        let v: Value = serde_json::from_str(&text)
+    if path.extension().and_then(|x| x.to_str()) == Some("json")
+        || (crate::input::is_stdin(path) && text.trim_start().starts_with(['{', '[']))
+    {
+        let v: Value = serde_json::from_str(text)
             .map_err(|e| load_error(&origin0, "<document>", format!("invalid JSON: {e}")))?;
         docs.push((origin0, v));
         return Ok(docs);
     }
-    for (i, de) in serde_norway::Deserializer::from_str(&text).enumerate() {
+    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
         let origin = Origin {
             file: path.to_path_buf(),
             document: i + 1,
@@ -154,53 +214,16 @@ pub fn parse_file(path: &Path) -> Result<Vec<(Origin, Value)>, LoadError> {
 }
 
 /// Decodes a value into `T`, rejecting unknown fields and naming the field of any error.
+/// (`status` of built-in objects is not read and not checked.)
 pub fn decode_strict<T: DeserializeOwned>(origin: &Origin, v: &Value) -> Result<T, LoadError> {
-    let mut unknown: Vec<String> = Vec::new();
-    let result: Result<T, _> = {
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let ignoring = serde_ignored::Deserializer::new(v, &mut record);
-        serde_path_to_error::deserialize(ignoring)
-    };
-    let value = result.map_err(|e| {
-        let path = e.path().to_string();
-        load_error(
-            origin,
-            if path == "." {
-                "<root>".to_string()
-            } else {
-                path
-            },
-            e.into_inner().to_string(),
-        )
-    })?;
-    // `status` of built-ins is not read; everything else must be known.
-    if let Some(field) = unknown
-        .iter()
-        .map(|p| tidy_path(p))
-        .find(|p| !p.starts_with("status") && p != "apiVersion" && p != "kind")
-    {
-        return Err(load_error(origin, field, "unknown field"));
-    }
-    Ok(value)
+    crate::input::decode_strict(v, &["status", "apiVersion", "kind"])
+        .map_err(|e| load_error(origin, e.field, e.message))
 }
 
-/// `spec.?.containers.?.0.image` (serde_ignored) → `spec.containers[0].image`.
-fn tidy_path(p: &str) -> String {
-    let mut out = String::new();
-    for seg in p.split('.') {
-        if seg == "?" || seg.is_empty() {
-            continue;
-        }
-        if seg.chars().all(|c| c.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    out
+/// Decodes a refwarden object: every field must be known, its `status` included.
+fn decode_refwarden<T: DeserializeOwned>(origin: &Origin, v: &Value) -> Result<T, LoadError> {
+    crate::input::decode_strict(v, &["apiVersion", "kind"])
+        .map_err(|e| load_error(origin, e.field, e.message))
 }
 
 fn kind_of(v: &Value) -> (String, String) {
@@ -272,6 +295,13 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
                 })?;
             }
         }
+        ("refwarden.dev", _) if api_version != REFWARDEN_API_VERSION => {
+            return Err(load_error(
+                origin,
+                "apiVersion",
+                format!("{api_version:?} is not served: refwarden's kinds are {REFWARDEN_API_VERSION}"),
+            ));
+        }
         ("refwarden.dev", "ReferrerPolicy") => {
             crate::validation::validate(&ReferrerPolicy::crd(), v).map_err(|errs| {
                 let first = &errs[0];
@@ -279,7 +309,7 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
             })?;
             inputs
                 .policies
-                .push((origin.clone(), decode_strict(origin, v)?));
+                .push((origin.clone(), decode_refwarden(origin, v)?));
         }
         ("refwarden.dev", "RegistryProfile") => {
             crate::validation::validate(&RegistryProfile::crd(), v).map_err(|errs| {
@@ -288,7 +318,19 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
             })?;
             inputs
                 .profiles
-                .push((origin.clone(), decode_strict(origin, v)?));
+                .push((origin.clone(), decode_refwarden(origin, v)?));
+        }
+        ("refwarden.dev", other) => {
+            let hint = ["ReferrerPolicy", "RegistryProfile"]
+                .into_iter()
+                .find(|k| other.to_ascii_lowercase().starts_with(&k.to_ascii_lowercase()))
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            return Err(load_error(
+                origin,
+                "kind",
+                format!("{other:?} is not a refwarden kind: ReferrerPolicy or RegistryProfile{hint}"),
+            ));
         }
         ("v1", "Pod") => {
             let pod: Pod = decode_strict(origin, v)?;
@@ -365,11 +407,35 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
     Ok(())
 }
 
-/// Reads every file under `paths`.
+/// Reads every file under `paths`. A file found in a folder that is not a Kubernetes manifest
+/// (a kustomization, a Helm template, documents without `kind`) is skipped and noted; named
+/// explicitly it is an error.
 pub fn load(paths: &[PathBuf]) -> Result<Inputs, LoadError> {
     let mut inputs = Inputs::default();
     for file in collect_files(paths)? {
-        for (origin, v) in parse_file(&file)? {
+        let origin0 = Origin {
+            file: file.path.clone(),
+            document: 0,
+        };
+        let text = crate::input::read_bounded(&file.path)
+            .map_err(|e| load_error(&origin0, "<file>", e))?;
+        if !file.explicit
+            && let Some(why) = not_a_manifest(&file.path, &text)
+        {
+            inputs.skipped_files.push((file.path.clone(), why.to_string()));
+            continue;
+        }
+        let docs = parse_text(&file.path, &text)?;
+        if !file.explicit
+            && !docs.is_empty()
+            && docs.iter().all(|(_, v)| v.get("kind").is_none())
+        {
+            inputs
+                .skipped_files
+                .push((file.path.clone(), "no document has a kind".to_string()));
+            continue;
+        }
+        for (origin, v) in docs {
             add_document(&mut inputs, &origin, &v)?;
         }
     }

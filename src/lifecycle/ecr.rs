@@ -180,6 +180,21 @@ pub fn wildcard_match(pattern: &str, tag: &str) -> bool {
 #[error("the lifecycle policy is not JSON: {0}")]
 pub struct NotJson(pub String);
 
+/// Fields of a policy text the ECR lifecycle format does not have (`rules[0].selektion`): bad
+/// input rather than a rule AWS would reject.
+pub fn unknown_fields(text: &str) -> Vec<String> {
+    match parse_policy(text) {
+        Ok((_, violations)) => violations
+            .into_iter()
+            .filter(|v| v.message == UNKNOWN_PROPERTY)
+            .map(|v| v.field)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+const UNKNOWN_PROPERTY: &str = "unknown property";
+
 /// Parses and validates a policy. `Ok((policy, violations))`: when `violations` is not
 /// empty the policy is invalid (AWS would reject it) and `policy` holds the rules that
 /// parsed. `Err` only when the text is not JSON.
@@ -212,7 +227,7 @@ pub fn parse_policy(text: &str) -> Result<(EcrPolicy, Vec<EcrViolation>), NotJso
     };
     for k in obj.keys() {
         if k != "rules" {
-            push(&mut v, "policy", k.clone(), "unknown property".into());
+            push(&mut v, "policy", k.clone(), UNKNOWN_PROPERTY.into());
         }
     }
     let rules_v = match obj.get("rules").and_then(Value::as_array) {
@@ -269,7 +284,7 @@ fn parse_rule(i: usize, r: &Value, v: &mut Vec<EcrViolation>) -> Option<EcrRule>
     };
     for k in obj.keys() {
         if !["rulePriority", "description", "selection", "action"].contains(&k.as_str()) {
-            err(format!("{base}.{k}"), "unknown property".into());
+            err(format!("{base}.{k}"), UNKNOWN_PROPERTY.into());
         }
     }
     match obj.get("rulePriority") {
@@ -312,7 +327,7 @@ fn parse_rule(i: usize, r: &Value, v: &mut Vec<EcrViolation>) -> Option<EcrRule>
         ]
         .contains(&k.as_str())
         {
-            err(format!("{sel_path}.{k}"), "unknown property".into());
+            err(format!("{sel_path}.{k}"), UNKNOWN_PROPERTY.into());
         }
     }
     let tag_status = match sel.get("tagStatus").and_then(Value::as_str) {
@@ -499,7 +514,7 @@ fn parse_rule(i: usize, r: &Value, v: &mut Vec<EcrViolation>) -> Option<EcrRule>
     };
     for k in action_obj.keys() {
         if k != "type" && k != "targetStorageClass" {
-            err(format!("{act_path}.{k}"), "unknown property".into());
+            err(format!("{act_path}.{k}"), UNKNOWN_PROPERTY.into());
         }
     }
     let action = match action_obj.get("type").and_then(Value::as_str) {

@@ -65,46 +65,62 @@ pub fn analyze_spec(spec: &LifecycleSpec) -> Vec<LifecycleFinding> {
     out
 }
 
-/// A policy text of a family that cannot be read.
+/// A policy text of a family that cannot be read: a field the format does not have, a wrong
+/// type, text that is not JSON/YAML. (A rule the vendor would reject is an `InvalidPolicy`
+/// finding instead.)
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
+#[error("{field}: {message}")]
 pub struct PolicyParseError {
-    /// What is wrong, with the field when serde names it.
+    /// The field path (`autoPrune[0].method`, `<document>`).
+    pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 
-/// Findings for a policy text of any family, as a ConfigMap key or file holds it:
-/// ECR lifecycle JSON, the gcloud cleanup policy array (GAR), or JSON/YAML of the
-/// family's `spec.lifecycle` block for the others.
+impl From<crate::input::FieldError> for PolicyParseError {
+    fn from(e: crate::input::FieldError) -> Self {
+        Self {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+/// Findings for a policy file of any family: ECR lifecycle JSON, the gcloud cleanup policy
+/// array (GAR) or the `spec.lifecycle.gar` block, or JSON/YAML of the family's
+/// `spec.lifecycle` block for the others. Strict: a field the format does not have or a wrong
+/// type is an error naming the field, never dropped.
 pub fn analyze_policy_text(
     family: RegistryFamily,
     text: &str,
 ) -> Result<Vec<LifecycleFinding>, PolicyParseError> {
-    fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, PolicyParseError> {
-        serde_json::from_str(text).or_else(|json_err| {
-            serde_norway::from_str(text).map_err(|yaml_err| PolicyParseError {
-                message: if text.trim_start().starts_with(['{', '[']) {
-                    json_err.to_string()
-                } else {
-                    yaml_err.to_string()
-                },
-            })
-        })
-    }
+    use crate::input::decode_text_strict;
     let mut out = match family {
-        RegistryFamily::Ecr => analyze_ecr_policy_text(text, None),
+        RegistryFamily::Ecr => {
+            if let Some(field) = ecr::unknown_fields(text).into_iter().next() {
+                return Err(PolicyParseError {
+                    field,
+                    message: "unknown field (not part of the ECR lifecycle policy format)".into(),
+                });
+            }
+            analyze_ecr_policy_text(text, None)
+        }
         RegistryFamily::Gar => {
-            let spec = match gar::parse_policy_file(text) {
-                Ok(s) => s,
-                Err(_) => parse(text)?,
+            let spec = if text.trim_start().starts_with('[') {
+                crate::crd::GarLifecycleSpec {
+                    policies: decode_text_strict(text)?,
+                    dry_run: false,
+                }
+            } else {
+                decode_text_strict(text)?
             };
             gar::analyze(&spec)
         }
-        RegistryFamily::Distribution => distribution::analyze(&parse(text)?),
-        RegistryFamily::Harbor => harbor::analyze(&parse(text)?),
-        RegistryFamily::Acr => acr::analyze(&parse(text)?),
-        RegistryFamily::GitLab => gitlab::analyze(&parse(text)?),
-        RegistryFamily::Quay => quay::analyze(&parse(text)?),
+        RegistryFamily::Distribution => distribution::analyze(&decode_text_strict(text)?),
+        RegistryFamily::Harbor => harbor::analyze(&decode_text_strict(text)?),
+        RegistryFamily::Acr => acr::analyze(&decode_text_strict(text)?),
+        RegistryFamily::GitLab => gitlab::analyze(&decode_text_strict(text)?),
+        RegistryFamily::Quay => quay::analyze(&decode_text_strict(text)?),
     };
     sort_findings(&mut out);
     Ok(out)
