@@ -18,3 +18,4 @@ pub mod probe;
 pub mod profile;
 pub mod registry;
 pub mod validation;
+pub mod verify;

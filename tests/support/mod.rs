@@ -21,6 +21,7 @@ pub mod faults;
 pub mod oci_registry;
 pub mod peers;
 pub mod seed;
+pub mod sigstore_gen;
 pub mod token_server;
 pub mod tools;
 
