@@ -43,10 +43,11 @@ use refwarden::discovery::{
 };
 use refwarden::policy::pods::ImageInterner;
 use refwarden::policy::{
-    ImageKey, NamespaceLabels, PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, compile,
-    evaluate_policy, judge, select,
+    ImageKey, NamespaceLabels, PodInfo, PolicyInput, compile, evaluate_policy, judge, select,
 };
-use refwarden::registry::{RegistryClient, RegistryClientConfig, RequestCounters};
+use refwarden::registry::{
+    RegistryClient, RegistryClientConfig, RegistryDirectory, RegistryEntry, RequestCounters,
+};
 use serde_json::{Value, json};
 use support::seed::ArtifactSpec;
 use support::{DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder};

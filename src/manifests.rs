@@ -159,7 +159,10 @@ pub fn not_a_manifest(path: &Path, text: &str) -> Option<&'static str> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if matches!(name, "kustomization.yaml" | "kustomization.yml" | "Kustomization") {
+    if matches!(
+        name,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
         return Some("a kustomization");
     }
     if matches!(name, "Chart.yaml" | "values.yaml" | "values.schema.json") {
@@ -178,8 +181,7 @@ pub fn parse_file(path: &Path) -> Result<Vec<(Origin, Value)>, LoadError> {
         file: path.to_path_buf(),
         document: 1,
     };
-    let text =
-        crate::input::read_bounded(path).map_err(|e| load_error(&origin0, "<file>", e))?;
+    let text = crate::input::read_bounded(path).map_err(|e| load_error(&origin0, "<file>", e))?;
     parse_text(path, &text)
 }
 
@@ -299,7 +301,9 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
             return Err(load_error(
                 origin,
                 "apiVersion",
-                format!("{api_version:?} is not served: refwarden's kinds are {REFWARDEN_API_VERSION}"),
+                format!(
+                    "{api_version:?} is not served: refwarden's kinds are {REFWARDEN_API_VERSION}"
+                ),
             ));
         }
         ("refwarden.dev", "ReferrerPolicy") => {
@@ -323,13 +327,19 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
         ("refwarden.dev", other) => {
             let hint = ["ReferrerPolicy", "RegistryProfile"]
                 .into_iter()
-                .find(|k| other.to_ascii_lowercase().starts_with(&k.to_ascii_lowercase()))
+                .find(|k| {
+                    other
+                        .to_ascii_lowercase()
+                        .starts_with(&k.to_ascii_lowercase())
+                })
                 .map(|k| format!(" (did you mean {k}?)"))
                 .unwrap_or_default();
             return Err(load_error(
                 origin,
                 "kind",
-                format!("{other:?} is not a refwarden kind: ReferrerPolicy or RegistryProfile{hint}"),
+                format!(
+                    "{other:?} is not a refwarden kind: ReferrerPolicy or RegistryProfile{hint}"
+                ),
             ));
         }
         ("v1", "Pod") => {
@@ -422,14 +432,13 @@ pub fn load(paths: &[PathBuf]) -> Result<Inputs, LoadError> {
         if !file.explicit
             && let Some(why) = not_a_manifest(&file.path, &text)
         {
-            inputs.skipped_files.push((file.path.clone(), why.to_string()));
+            inputs
+                .skipped_files
+                .push((file.path.clone(), why.to_string()));
             continue;
         }
         let docs = parse_text(&file.path, &text)?;
-        if !file.explicit
-            && !docs.is_empty()
-            && docs.iter().all(|(_, v)| v.get("kind").is_none())
-        {
+        if !file.explicit && !docs.is_empty() && docs.iter().all(|(_, v)| v.get("kind").is_none()) {
             inputs
                 .skipped_files
                 .push((file.path.clone(), "no document has a kind".to_string()));

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use secrecy::SecretString;
 
 use crate::crd::{RegistryProfileSpec, SecretReference};
-use crate::policy::BrokenProfile;
+use crate::registry::BrokenProfile;
 use crate::registry::{
     Credentials, DockerConfig, RateLimit, RegistryClientConfig, RequestCounters,
 };

@@ -775,6 +775,8 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
             Settings {
                 instance: Some("refwarden-0".into()),
                 use_image_pull_secrets: opt_in,
+                // No RegistryProfile: the registry is plain HTTP only because it is named.
+                insecure_registries: vec![reg.host()],
                 ..Settings::default()
             },
             policies,

@@ -17,7 +17,8 @@ use refwarden::discovery::{
     ArtifactKind, AttachedTo, Discoverer, DiscovererConfig, DiscoveryMethod, DiscoveryOutcome,
     DiscoveryReport, DiscoveryRequest, Format, Reach, Referrer,
 };
-use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, evaluate_policy};
+use refwarden::policy::{PodInfo, PolicyInput, evaluate_policy};
+use refwarden::registry::{ImplicitAccess, PlainHttp, RegistryDirectory};
 use refwarden::registry::{RegistryClient, RegistryClientConfig};
 use support::faults::{Action, FaultProxy, Rule, Synth};
 use support::tools::{self, Envelope};
@@ -84,7 +85,11 @@ async fn evaluate(
         &input,
         pods.iter(),
         &BTreeMap::new(),
-        &RegistryDirectory::new(),
+        // Test registries have no RegistryProfile: named plain HTTP, as `--plain-http` does.
+        &RegistryDirectory::with_implicit(ImplicitAccess {
+            plain_http: PlainHttp::All,
+            ..ImplicitAccess::default()
+        }),
         d,
         Time(jiff::Timestamp::now()),
     )

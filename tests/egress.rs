@@ -16,11 +16,12 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use refwarden::crd::{DiscoveryMode, SubjectMatch};
 use refwarden::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest};
-use refwarden::policy::{PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
+use refwarden::policy::{PolicyInput, evaluate_policy};
 use refwarden::probe::{self, ProbeOptions};
 use refwarden::registry::{
     Credentials, Endpoint, RegistryClient, RegistryClientConfig, RegistryError, RegistryRequest,
 };
+use refwarden::registry::{RegistryDirectory, RegistryEntry};
 use secrecy::SecretString;
 use support::faults::{Action, FaultProxy, Rule, Seen, Synth};
 use support::{OciRegistry, Quirks, SeedAuth, Seeder};

@@ -240,7 +240,10 @@ impl Env {
         self.start_controller_with(opts)
     }
 
+    /// Starts a controller; the test registry is named plain HTTP (`--insecure-registry`), as
+    /// an admin would, for scenarios whose images have no RegistryProfile.
     fn start_controller_with(&mut self, opts: ControllerOptions) -> usize {
+        let opts = opts.insecure_registry(&self.reg.host());
         let c = Controller::start(opts).expect("starting refwarden controller");
         self.controllers.push(c);
         self.controllers.len() - 1

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use refwarden::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use refwarden::discovery::Discoverer;
-use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, evaluate_policy};
+use refwarden::policy::{PodInfo, PolicyInput, evaluate_policy};
+use refwarden::registry::{ImplicitAccess, PlainHttp, RegistryDirectory};
 use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
 type TestResult = support::Result<()>;
@@ -50,8 +51,11 @@ async fn evaluate(
         generation: Some(1),
         previous: None,
     };
-    // Loopback registries without a RegistryProfile: implicit anonymous profile over HTTP.
-    let dir = RegistryDirectory::new();
+    // Registries without a RegistryProfile, named plain HTTP (as `--plain-http` does).
+    let dir = RegistryDirectory::with_implicit(ImplicitAccess {
+        plain_http: PlainHttp::All,
+        ..ImplicitAccess::default()
+    });
     evaluate_policy(
         &input,
         pods.iter(),

@@ -801,7 +801,7 @@ async fn cli_probe_json_is_the_status_and_exit_codes_hold() -> TestResult {
         .args(["probe", "http://127.0.0.1:5000"])
         .output()?;
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("plainHttp"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --plain-http"));
     let out = refwarden().args(["probe", "127.0.0.1:5000"]).output()?;
     assert_eq!(out.status.code(), Some(2));
     let out = refwarden()

@@ -19,12 +19,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use refwarden::crd::{DiscoveryMode, EffectiveDiscoveryMode, SubjectMatch, WorkloadRef};
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryRequest};
 use refwarden::policy::pods::{ContainerImage, PodImage};
-use refwarden::policy::{PodInfo, PolicyInput, RegistryDirectory, RegistryEntry, evaluate_policy};
+use refwarden::policy::{PodInfo, PolicyInput, evaluate_policy};
 use refwarden::probe::status::{StatusContext, from_report};
 use refwarden::probe::{self, ProbeOptions};
 use refwarden::registry::{
     Credentials, DockerConfig, RegistryClient, RegistryClientConfig, RegistryRequest, RetryPolicy,
 };
+use refwarden::registry::{RegistryDirectory, RegistryEntry};
 use secrecy::SecretString;
 use serde_json::json;
 use support::faults::{Action, FaultProxy, Rule, Synth};

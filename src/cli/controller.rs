@@ -36,6 +36,16 @@ pub struct ControllerArgs {
     /// Concurrent reconciles per kind (0: unlimited).
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
+    /// A registry (`host[:port]`, as in image references) without a RegistryProfile that is
+    /// reached over plain HTTP (repeatable; comma-separated in the environment variable).
+    /// Registries with a profile use its `registryUrl` and `plainHttp`.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "REFWARDEN_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 fn default_identity() -> String {
@@ -55,6 +65,7 @@ pub async fn run(args: ControllerArgs) -> ExitCode {
         identity: args.identity.unwrap_or_else(default_identity),
         use_image_pull_secrets: args.use_image_pull_secrets,
         concurrency: args.concurrency,
+        insecure_registries: args.insecure_registries,
     };
     match controller::run(opts).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,13 +67,8 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         eprintln!("error: --index-digest: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let scheme = if args.registry.plain_http {
-        "http"
-    } else {
-        "https"
-    };
-    let url = format!("{scheme}://{}", reference.api_registry());
-    let client = match args.registry.client(&url) {
+    let url = args.registry.url_for(&reference.api_registry());
+    let client = match args.registry.client(&url).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -9,6 +9,7 @@
 //! no violations, 2 bad input (including a policy that is not Ready, e.g. an
 //! `images.include` glob matching none of the workloads' images).
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,16 +20,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
 use super::output::table;
+use super::registry_args::CredentialSource;
 use super::{EXIT_BAD_INPUT, RegistryArgs};
 use crate::crd::{
     CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus,
 };
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::manifests;
-use crate::policy::{self, PolicyInput, RegistryDirectory, RegistryEntry};
+use crate::policy::{self, PolicyInput};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
 use crate::profile::{self, ProfileObjects};
 use crate::registry::RegistryClient;
+use crate::registry::directory::same_registry;
+use crate::registry::{RegistryDirectory, RegistryEntry};
 use std::sync::Arc;
 
 /// Exit code: some images Unknown, no violations.
@@ -96,12 +100,13 @@ pub struct EvaluationReport {
 }
 
 /// The client of a RegistryProfile read from a file: the profile's own settings
-/// (`profile::client_config`, as the controller builds them), with credentials and CA
-/// from the command-line flags, since the Secrets and ConfigMaps it names are not in
+/// (`profile::client_config`, as the controller builds them), with credentials, CA and
+/// timeout from the command-line flags, since the Secrets and ConfigMaps it names are not in
 /// the files.
 async fn entry_for_profile(
     rp: &RegistryProfile,
     flags: &RegistryArgs,
+    creds: &CredentialSource,
 ) -> Result<(String, RegistryClient), String> {
     let mut spec = rp.spec.clone();
     spec.credentials_secret_ref = None;
@@ -109,19 +114,34 @@ async fn entry_for_profile(
     spec.insecure_skip_tls_verify |= flags.insecure_skip_tls_verify;
     let mut cfg = profile::client_config(&spec, ProfileObjects::default(), Arc::default())
         .map_err(|b| b.message)?;
-    let mut flags = flags.clone();
-    flags.plain_http = spec.plain_http;
-    let from_flags = flags.client_config(&spec.registry_url)?;
-    cfg.credentials = from_flags.credentials;
-    cfg.ca_bundle_pem = from_flags.ca_bundle_pem;
-    if spec.credentials_provider == CredentialsProvider::AwsEcr {
-        cfg.credentials = crate::lifecycle::aws::ecr_credentials_for(&spec.registry_url)
-            .await
-            .map_err(|e| format!("spec.credentialsProvider AwsEcr: {e}"))?;
-    }
     let host = profile::registry_host(&spec).map_err(|b| b.message)?;
+    let access = flags.implicit_access()?;
+    if access.ca_bundle_pem.is_some() {
+        cfg.ca_bundle_pem = access.ca_bundle_pem;
+    }
+    cfg.timeout = Duration::from_secs(flags.timeout_seconds);
+    cfg.credentials = if spec.credentials_provider == CredentialsProvider::AwsEcr {
+        crate::lifecycle::aws::ecr_credentials_for(&spec.registry_url)
+            .await
+            .map_err(|e| format!("spec.credentialsProvider AwsEcr: {e}"))?
+    } else {
+        creds.for_host(&host).await?
+    };
     let client = RegistryClient::new(cfg).map_err(|e| e.to_string())?;
     Ok((host, client))
+}
+
+/// Registry hosts of the pods' images (as in their references).
+fn image_registries(pods: &[crate::policy::PodInfo]) -> BTreeSet<String> {
+    use crate::policy::pods::ImageSource;
+    pods.iter()
+        .flat_map(|p| p.images.iter())
+        .filter_map(|i| match &i.source {
+            ImageSource::Digest { key, .. } => Some(key.registry.clone()),
+            ImageSource::Tag(r) => Some(r.registry.clone()),
+            ImageSource::Unresolvable { .. } => None,
+        })
+        .collect()
 }
 
 fn now() -> Time {
@@ -173,11 +193,62 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     );
     progress.enable_steady_tick(Duration::from_millis(120));
 
-    let mut directory = RegistryDirectory::new();
+    let creds = args.registry.credential_source()?;
+    // Registries without a profile: the same flags, credentials looked up per host.
+    let profile_hosts: BTreeSet<String> = inputs
+        .profiles
+        .iter()
+        .filter_map(|(_, rp)| profile::registry_host(&rp.spec).ok())
+        .collect();
+    let implicit: Vec<String> = image_registries(&inputs.pods)
+        .into_iter()
+        .filter(|h| !profile_hosts.iter().any(|p| same_registry(p, h)))
+        .collect();
+    let image_hosts = image_registries(&inputs.pods);
+    let used_profiles: BTreeSet<String> = inputs
+        .profiles
+        .iter()
+        .filter(|(_, rp)| {
+            let name = rp.metadata.name.as_deref().unwrap_or_default();
+            let named = inputs
+                .policies
+                .iter()
+                .any(|(_, p)| p.spec.registry_profiles.iter().any(|n| n == name));
+            let host = profile::registry_host(&rp.spec).ok();
+            named || host.is_some_and(|h| image_hosts.iter().any(|i| same_registry(&h, i)))
+        })
+        .filter_map(|(_, rp)| rp.metadata.name.clone())
+        .collect();
+    if creds.is_explicit() && profile_hosts.len() + implicit.len() > 1 {
+        return Err(format!(
+            "--username is for one registry, but this run reads {}: log in to each with \
+             `docker login` (or pass --docker-config FILE with an entry per registry)",
+            profile_hosts
+                .iter()
+                .chain(implicit.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let directory_access = args.registry.implicit_access()?;
+    let mut directory = RegistryDirectory::with_implicit(directory_access);
     for (origin, rp) in &inputs.profiles {
         let name = rp.metadata.name.clone().unwrap_or_default();
         progress.set_message(format!("RegistryProfile {name}"));
-        let (host, client) = entry_for_profile(rp, &args.registry)
+        let used = used_profiles.contains(&name);
+        if !used && args.registry_profile_status_from == StatusFrom::File {
+            // No workload reads through it: its status is reported as stored, nothing is
+            // called (no AWS credentials for an ECR profile nobody uses).
+            report.registry_profiles.push(Evaluated {
+                kind: "RegistryProfile".into(),
+                name,
+                status: rp.status.clone().unwrap_or_default(),
+            });
+            progress.inc(1);
+            continue;
+        }
+        let (host, client) = entry_for_profile(rp, &args.registry, &creds)
             .await
             .map_err(|e| format!("{origin}: RegistryProfile {name}: {e}"))?;
         let status = match args.registry_profile_status_from {
@@ -220,6 +291,13 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
             status,
         });
         progress.inc(1);
+    }
+
+    for host in &implicit {
+        let c = creds.for_host(host).await?;
+        if !c.is_anonymous() {
+            directory.set_pull_credentials(host, &creds.origin(), c);
+        }
     }
 
     let discoverer = Discoverer::new(DiscovererConfig::default());

@@ -67,7 +67,7 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
         eprintln!("error: --repository/--tag: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    let client = match args.registry.client(&args.registry_url) {
+    let client = match args.registry.client(&args.registry_url).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -44,7 +44,7 @@ use crate::crd::{ReferrerPolicy, RegistryProfile};
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::policy::CompiledPolicy;
 use crate::policy::evaluate::selects_pod;
-use crate::registry::{DockerConfig, RequestCounters};
+use crate::registry::{DockerConfig, ImplicitAccess, PlainHttp, RequestCounters};
 use backoff::Backoff;
 use index::Index;
 use metrics::Metrics;
@@ -105,6 +105,8 @@ pub struct Settings {
     pub max_events_per_reconcile: usize,
     /// `reportingInstance` of Events (the pod name).
     pub instance: Option<String>,
+    /// Registries without a RegistryProfile reached over plain HTTP (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for Settings {
@@ -113,6 +115,7 @@ impl Default for Settings {
             use_image_pull_secrets: false,
             max_events_per_reconcile: 50,
             instance: None,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -177,6 +180,9 @@ pub struct Context {
     profile_rx: Mutex<Option<tokio::sync::mpsc::Receiver<ObjectRef<RegistryProfile>>>>,
     /// Probes asked for by discovery before their interval.
     pub probe_requests: profile::ProbeRequests,
+    /// Policies pod changes concern, sent on the next flush.
+    pod_triggers: Mutex<std::collections::HashSet<ObjectRef<ReferrerPolicy>>>,
+    pod_triggered: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Context {
@@ -222,7 +228,15 @@ impl Context {
             index: Index::default(),
             client,
             discoverer,
-            profiles: Profiles::new(counters.clone()),
+            profiles: Profiles::new(ImplicitAccess {
+                plain_http: if settings.insecure_registries.is_empty() {
+                    PlainHttp::Never
+                } else {
+                    PlainHttp::Hosts(settings.insecure_registries.iter().cloned().collect())
+                },
+                counters: Some(counters.clone()),
+                ..ImplicitAccess::default()
+            }),
             counters,
             metrics,
             pods: PodStore::new(settings.use_image_pull_secrets),
@@ -245,6 +259,8 @@ impl Context {
             profile_tx,
             profile_rx: Mutex::new(Some(profile_rx)),
             probe_requests: profile::ProbeRequests::default(),
+            pod_triggers: Mutex::new(std::collections::HashSet::new()),
+            pod_triggered: tokio::sync::Notify::new(),
         }
     }
 
@@ -399,13 +415,30 @@ impl Context {
             .collect()
     }
 
-    /// Re-evaluates the policies a pod change concerns.
+    /// Re-evaluates the policies a pod change concerns: marks them for the next flush of
+    /// [`run_pod_triggers`] (at most one evaluation per policy per [`POD_TRIGGER_WINDOW`],
+    /// however many pods change, and never postponed by further changes).
     pub fn on_pod_change(&self, change: &PodChange) {
         if matches!(change, PodChange::All) {
             self.all_policies.send_modify(|n| *n += 1);
             return;
         }
-        for r in self.policies_for(change) {
+        let refs = self.policies_for(change);
+        if refs.is_empty() {
+            return;
+        }
+        self.pod_triggers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(refs);
+        self.pod_triggered.notify_one();
+    }
+
+    /// Sends the policies marked by pod changes to the policy controller.
+    pub fn flush_pod_triggers(&self) {
+        let refs =
+            std::mem::take(&mut *self.pod_triggers.lock().unwrap_or_else(|p| p.into_inner()));
+        for r in refs {
             if self.policy_tx.try_send(r).is_err() {
                 // Queue full: everything is re-evaluated instead (coalesced).
                 self.all_policies.send_modify(|n| *n += 1);
@@ -458,6 +491,8 @@ pub struct RunOptions {
     pub use_image_pull_secrets: bool,
     /// Concurrent reconciles per kind (0: unlimited).
     pub concurrency: u16,
+    /// Registries without a RegistryProfile reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 /// Checks both CRDs are served; a 404 is [`Error::CrdMissing`].
@@ -494,6 +529,19 @@ async fn run_pod_watcher(ctx: Arc<Context>) {
             }
             Err(e) => warn!(error = %e, "pod watch failed (retrying with backoff)"),
         }
+    }
+}
+
+/// How long pod changes are gathered before the policies they concern are evaluated: a
+/// throttle, not a debounce (a steady stream of pod changes cannot postpone an evaluation).
+pub const POD_TRIGGER_WINDOW: Duration = Duration::from_millis(200);
+
+/// Flushes the policies marked by pod changes once per [`POD_TRIGGER_WINDOW`].
+async fn run_pod_triggers(ctx: Arc<Context>) {
+    loop {
+        ctx.pod_triggered.notified().await;
+        tokio::time::sleep(POD_TRIGGER_WINDOW).await;
+        ctx.flush_pod_triggers();
     }
 }
 
@@ -537,6 +585,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let settings = Settings {
         use_image_pull_secrets: opts.use_image_pull_secrets,
         instance: Some(opts.identity.clone()),
+        insecure_registries: opts.insecure_registries.clone(),
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(
@@ -548,6 +597,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
 
     let server = tokio::spawn(http::serve(opts.listen_addr, ctx.clone()));
     tokio::spawn(run_pod_watcher(ctx.clone()));
+    tokio::spawn(run_pod_triggers(ctx.clone()));
     tokio::spawn(run_namespace_watcher(ctx.clone()));
     tokio::spawn(run_answer_changes(ctx.clone()));
     if opts.leader_election {
@@ -563,7 +613,10 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ctx.set_leader(true);
     }
 
-    let mut config = kube::runtime::Config::default().debounce(Duration::from_millis(500));
+    // No debounce: kube-runtime's resets its timer on every trigger, so steady pod churn would
+    // starve a policy. Pod changes are throttled by `run_pod_triggers`; a reconcile asked for
+    // while one runs is run once after it.
+    let mut config = kube::runtime::Config::default();
     if opts.concurrency > 0 {
         config = config.concurrency(opts.concurrency);
     }

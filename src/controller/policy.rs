@@ -99,7 +99,7 @@ async fn load_pull_secrets(
     obj: &ReferrerPolicy,
     pods: &[Arc<PodEntry>],
     namespaces: &crate::policy::NamespaceLabels,
-    directory: &crate::policy::RegistryDirectory,
+    directory: &crate::registry::RegistryDirectory,
 ) {
     use k8s_openapi::api::core::v1::Secret;
     let Some(compiled) = ctx.compiled_policy(obj) else {
@@ -159,9 +159,16 @@ pub struct Plan {
     pub policy_events: Vec<PlannedEvent>,
     /// Warnings on pods, by pod key (`namespace/name`).
     pub pod_events: Vec<(String, PlannedEvent)>,
+    /// Pods owed a Warning beyond `max_pod_events` (published by the next evaluation, which
+    /// is scheduled at once: [`DEFERRED_RECHECK`]).
+    pub deferred_pods: usize,
     /// What to remember for the next evaluation.
     pub memory: PolicyMemory,
 }
+
+/// When pod Warnings were deferred by the per-evaluation limit, the next evaluation runs
+/// after this (from cache: it costs no registry request).
+pub const DEFERRED_RECHECK: Duration = Duration::from_secs(1);
 
 /// What [`plan`] decides from.
 #[derive(Clone, Debug)]
@@ -220,6 +227,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
     let mut warned = BTreeMap::new();
     let mut pod_events = Vec::new();
+    let mut deferred_pods = 0;
     for (key, images) in input.pods {
         let mut lines = Vec::new();
         let mut pairs = Vec::new();
@@ -240,8 +248,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             ));
             pairs.push((pair, missing.clone()));
         }
-        if lines.is_empty() || pod_events.len() >= input.max_pod_events {
+        if lines.is_empty() {
+            continue;
+        }
+        if pod_events.len() >= input.max_pod_events {
             // Rate limit: the rest is warned about on the next evaluation.
+            deferred_pods += 1;
             continue;
         }
         pod_events.push((
@@ -262,6 +274,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         status,
         policy_events,
         pod_events,
+        deferred_pods,
         memory: PolicyMemory {
             non_compliant,
             warned,
@@ -395,6 +408,7 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
                 .await;
         }
     }
+    let deferred = plan.deferred_pods > 0;
     ctx.index
         .update_policy(&name, |st| st.memory = Some(plan.memory));
 
@@ -404,7 +418,9 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         .iter()
         .any(|u| !PERMANENT_UNKNOWN.contains(&u.reason.as_str()));
     let key = format!("{KIND}/{name}");
-    Ok(if transient {
+    Ok(if deferred {
+        Action::requeue(DEFERRED_RECHECK)
+    } else if transient {
         Action::requeue(ctx.unknown_backoff.fail(&key).min(recheck))
     } else {
         ctx.unknown_backoff.reset(&key);
@@ -581,11 +597,21 @@ mod tests {
         };
         let first = plan(&input);
         assert_eq!(first.pod_events.len(), 2);
+        assert_eq!(
+            first.deferred_pods, 3,
+            "owed a Warning: the next evaluation comes at once"
+        );
         let second = plan(&PlanInput {
             memory: Some(first.memory),
             ..input.clone()
         });
         assert_eq!(second.pod_events.len(), 2, "the next two pods");
+        assert_eq!(second.deferred_pods, 1);
         assert!(second.policy_events.is_empty());
+        let third = plan(&PlanInput {
+            memory: Some(second.memory),
+            ..input.clone()
+        });
+        assert_eq!((third.pod_events.len(), third.deferred_pods), (1, 0));
     }
 }

@@ -19,9 +19,9 @@ use crate::conditions::{self, Status, new_condition};
 use crate::crd::{
     CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus,
 };
-use crate::policy::BrokenProfile;
 use crate::probe::{self, ProbeOptions, status::StatusContext};
 use crate::profile::{self as pf, CaObject, ProfileObjects};
+use crate::registry::BrokenProfile;
 use crate::registry::RegistryClient;
 
 /// Kind label in metrics.

@@ -10,8 +10,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::{DiscoveryMode, EffectiveDiscoveryMode};
 use crate::policy::pods::ImageInterner;
-use crate::policy::{BrokenProfile, NamespaceLabels, PodInfo, RegistryDirectory, RegistryEntry};
-use crate::registry::{RegistryClient, RequestCounters};
+use crate::policy::{NamespaceLabels, PodInfo};
+use crate::registry::RegistryClient;
+use crate::registry::{BrokenProfile, ImplicitAccess, RegistryDirectory, RegistryEntry};
 
 /// What is kept of one Pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,7 +305,7 @@ struct ProfileSlot {
 pub struct Profiles {
     slots: RwLock<BTreeMap<String, ProfileSlot>>,
     directory: RwLock<Arc<RegistryDirectory>>,
-    counters: Arc<RequestCounters>,
+    implicit: ImplicitAccess,
 }
 
 impl std::fmt::Debug for Profiles {
@@ -319,12 +320,12 @@ impl std::fmt::Debug for Profiles {
 }
 
 impl Profiles {
-    /// No profiles; anonymous clients count into `counters`.
-    pub fn new(counters: Arc<RequestCounters>) -> Self {
+    /// No profiles; registries without one are reached as `implicit` says.
+    pub fn new(implicit: ImplicitAccess) -> Self {
         Self {
             slots: RwLock::new(BTreeMap::new()),
-            directory: RwLock::new(Arc::new(RegistryDirectory::with_counters(counters.clone()))),
-            counters,
+            directory: RwLock::new(Arc::new(RegistryDirectory::with_implicit(implicit.clone()))),
+            implicit,
         }
     }
 
@@ -386,7 +387,7 @@ impl Profiles {
     }
 
     fn rebuild(&self, slots: &BTreeMap<String, ProfileSlot>) {
-        let mut d = RegistryDirectory::with_counters(self.counters.clone());
+        let mut d = RegistryDirectory::with_implicit(self.implicit.clone());
         for (name, s) in slots {
             let entry = s.client.clone().map(|(client, mode)| RegistryEntry {
                 profile: Some(name.clone()),

@@ -15,6 +15,4 @@ pub use evaluate::{
     invalid_spec_status, judge, select, selects_pod, status,
 };
 pub use pods::{ImageKey, PodInfo};
-pub use reconcile::{
-    BrokenProfile, PolicyInput, PolicyResult, RegistryDirectory, RegistryEntry, evaluate_policy,
-};
+pub use reconcile::{PolicyInput, PolicyResult, evaluate_policy};

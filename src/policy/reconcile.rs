@@ -6,225 +6,21 @@
 //! pods from its reflector; `refwarden evaluate` calls it with pods read from
 //! files. Same inputs, same status.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::evaluate::{self, Evaluation, InvalidSpec, NamespaceLabels};
 use super::pods::{ImageKey, PodInfo};
-use crate::crd::{
-    DiscoveryMode, EffectiveDiscoveryMode, ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch,
-};
+use crate::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest, Reach};
-use crate::registry::{RegistryClient, RegistryClientConfig, resolve_digest};
+use crate::registry::directory::RegistryDirectory;
+use crate::registry::resolve_digest;
 
 /// Images discovered concurrently per policy evaluation (the Discoverer also bounds per registry).
 const CONCURRENCY: usize = 32;
-
-/// A registry images can be discovered through.
-#[derive(Clone)]
-pub struct RegistryEntry {
-    /// Name of the RegistryProfile, `None` for an implicit anonymous profile.
-    pub profile: Option<String>,
-    /// The client (credentials, TLS, rate limit of the profile).
-    pub client: RegistryClient,
-    /// Requested discovery mode.
-    pub mode: DiscoveryMode,
-    /// Effective mode from the profile's last probe.
-    pub hint: Option<EffectiveDiscoveryMode>,
-}
-
-impl std::fmt::Debug for RegistryEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryEntry")
-            .field("profile", &self.profile)
-            .field("registry", &self.client.registry())
-            .field("mode", &self.mode)
-            .field("hint", &self.hint)
-            .finish()
-    }
-}
-
-/// A profile that exists but cannot be used (bad Secret, bad CA, …).
-#[derive(Clone, Debug)]
-pub struct BrokenProfile {
-    /// Reason code.
-    pub reason: String,
-    /// Detail naming the field.
-    pub message: String,
-}
-
-/// A profile's host aliases and its entry (or why it cannot be used).
-type ProfileSlot = (Vec<String>, Result<Arc<RegistryEntry>, BrokenProfile>);
-
-/// Outcome of resolving one tag: the digest, or (reason, message).
-type Resolved = Result<String, (String, String)>;
-
-/// Where each registry host's images are discovered.
-#[derive(Default)]
-pub struct RegistryDirectory {
-    by_name: BTreeMap<String, ProfileSlot>,
-    anonymous: Mutex<HashMap<String, Arc<RegistryEntry>>>,
-    /// Credentials from pods' imagePullSecrets, by API host, for registries without a profile.
-    pull_credentials: Mutex<HashMap<String, (String, crate::registry::Credentials)>>,
-    counters: Option<Arc<crate::registry::RequestCounters>>,
-}
-
-/// Host names a registry is known by (`docker.io` and `registry-1.docker.io` are one).
-fn host_aliases(host: &str) -> Vec<String> {
-    let h = host.to_ascii_lowercase();
-    let h = h.strip_suffix(":443").unwrap_or(&h).to_string();
-    match h.as_str() {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            vec![
-                "docker.io".into(),
-                "index.docker.io".into(),
-                "registry-1.docker.io".into(),
-            ]
-        }
-        _ => vec![h],
-    }
-}
-
-/// Whether an implicit profile talks plain HTTP to `host`: loopback registries, like
-/// Docker's built-in insecure range `127.0.0.0/8` (and `localhost`, `[::1]`).
-fn is_loopback(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
-        _ => host,
-    };
-    name == "localhost"
-        || name == "[::1]"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn api_host(registry: &str) -> String {
-    match registry {
-        "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
-        other => other.to_string(),
-    }
-}
-
-impl RegistryDirectory {
-    /// An empty directory: every image goes through an implicit anonymous profile.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty directory whose implicit anonymous clients count their requests in
-    /// `counters` (the controller's metrics).
-    pub fn with_counters(counters: Arc<crate::registry::RequestCounters>) -> Self {
-        Self {
-            counters: Some(counters),
-            ..Self::default()
-        }
-    }
-
-    /// Adds a RegistryProfile under `name` for `host` (`host[:port]` of its registryUrl).
-    pub fn insert(&mut self, name: &str, host: &str, entry: Result<RegistryEntry, BrokenProfile>) {
-        self.by_name
-            .insert(name.to_string(), (host_aliases(host), entry.map(Arc::new)));
-    }
-
-    /// Registers credentials (from a pod's imagePullSecret `source`, e.g. `ns/name`) for a
-    /// registry host that has no RegistryProfile; the first source registered for a host
-    /// is kept. They only read referrers (never reach a pod or a status).
-    pub fn set_pull_credentials(
-        &self,
-        registry: &str,
-        source: &str,
-        credentials: crate::registry::Credentials,
-    ) {
-        let host = api_host(registry);
-        let mut creds = self
-            .pull_credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        // The first Secret that names a host is used for it: several namespaces with
-        // different Secrets for one host would otherwise rebuild the client (and lose its
-        // token cache) on every evaluation.
-        if creds.contains_key(&host) {
-            return;
-        }
-        creds.insert(host.clone(), (source.to_string(), credentials));
-        drop(creds);
-        self.anonymous
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&host);
-    }
-
-    /// Names of the profiles.
-    pub fn names(&self) -> Vec<String> {
-        self.by_name.keys().cloned().collect()
-    }
-
-    /// The entry for an image's registry. `allowed`: the policy's `registryProfiles` (empty: any).
-    pub fn entry_for(
-        &self,
-        registry: &str,
-        allowed: &[String],
-    ) -> Result<Arc<RegistryEntry>, BrokenProfile> {
-        let aliases = host_aliases(registry);
-        let candidate = self.by_name.iter().find(|(name, (hosts, _))| {
-            (allowed.is_empty() || allowed.contains(name))
-                && hosts.iter().any(|h| aliases.contains(h))
-        });
-        if let Some((_, (_, entry))) = candidate {
-            return entry.clone();
-        }
-        if !allowed.is_empty() {
-            return Err(BrokenProfile {
-                reason: "NoMatchingRegistryProfile".into(),
-                message: format!(
-                    "none of spec.registryProfiles {allowed:?} is for registry {registry}"
-                ),
-            });
-        }
-        let host = api_host(registry);
-        let mut anon = self.anonymous.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = anon.get(&host) {
-            return Ok(e.clone());
-        }
-        let pulled = self
-            .pull_credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&host)
-            .map(|(_, c)| c.clone());
-        let plain = is_loopback(&host);
-        let scheme = if plain { "http" } else { "https" };
-        let client = RegistryClientConfig::new(&format!("{scheme}://{host}"), plain)
-            .map(|mut c| {
-                // Named by a pod image, not by an admin: never a link-local or metadata address.
-                c.named_by_admin = false;
-                if let Some(counters) = &self.counters {
-                    c.counters = counters.clone();
-                }
-                if let Some(creds) = pulled {
-                    c.credentials = creds;
-                }
-                c
-            })
-            .and_then(RegistryClient::new)
-            .map_err(|e| BrokenProfile {
-                reason: "InvalidRegistry".into(),
-                message: e.to_string(),
-            })?;
-        let entry = Arc::new(RegistryEntry {
-            profile: None,
-            client,
-            mode: DiscoveryMode::Auto,
-            hint: None,
-        });
-        anon.insert(host, entry.clone());
-        Ok(entry)
-    }
-}
 
 /// A policy to evaluate.
 #[derive(Clone, Debug)]
@@ -238,6 +34,9 @@ pub struct PolicyInput<'a> {
     /// The status stored now (keeps condition transition times).
     pub previous: Option<&'a ReferrerPolicyStatus>,
 }
+
+/// Outcome of resolving one tag: the digest, or (reason, message).
+type Resolved = Result<String, (String, String)>;
 
 /// Result of one evaluation.
 #[derive(Clone, Debug)]
@@ -511,37 +310,5 @@ fn missing(
             evaluate::missing_requirements(require, subject_match, report)
         }
         DiscoveryOutcome::Unknown { .. } => Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts_are_plain_http_like_docker() {
-        for h in [
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "127.1.2.3",
-            "[::1]:5000",
-        ] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in [
-            "ghcr.io",
-            "registry.local:5000",
-            "10.0.0.1:5000",
-            "localhost.example.com",
-        ] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
-
-    #[test]
-    fn docker_hub_aliases_are_one_registry() {
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        assert!(host_aliases("index.docker.io").contains(&"docker.io".to_string()));
     }
 }

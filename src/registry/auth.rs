@@ -54,8 +54,8 @@ impl Credentials {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn is_anonymous(&self) -> bool {
+    /// Whether these are no credentials.
+    pub fn is_anonymous(&self) -> bool {
         matches!(self, Credentials::Anonymous)
     }
 }

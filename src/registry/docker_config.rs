@@ -1,5 +1,8 @@
 //! `kubernetes.io/dockerconfigjson` documents:
-//! `{"auths": {"<host>": {"auth": base64(user:pass)} | {"username","password"} | {"identitytoken"}}}`.
+//! `{"auths": {"<host>": {"auth": base64(user:pass)} | {"username","password"} | {"identitytoken"}}}`,
+//! and the Docker CLI's own `config.json`, which may also name credential helpers
+//! (`credHelpers: {"<host>": "<name>"}`, `credsStore: "<name>"`): those are kept as names
+//! here and run only by the CLI ([`super::credential_helper`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +17,10 @@ use super::auth::Credentials;
 pub struct DockerConfig {
     /// normalised host (`docker.io`, `ghcr.io`, `localhost:5000`) → credentials.
     entries: BTreeMap<String, Credentials>,
+    /// `credHelpers`: normalised host → helper name.
+    helpers: BTreeMap<String, String>,
+    /// `credsStore`: the helper for every other host.
+    store: Option<String>,
 }
 
 /// A dockerconfigjson document that cannot be used; names the field.
@@ -34,8 +41,20 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> DockerConfigError
 }
 
 impl DockerConfig {
-    /// Parses the JSON document. Error messages never echo secret values.
+    /// Parses a `kubernetes.io/dockerconfigjson` document (`auths` required). Error messages
+    /// never echo secret values.
     pub fn parse(json: &[u8]) -> Result<Self, DockerConfigError> {
+        Self::parse_with(json, false)
+    }
+
+    /// Parses the Docker CLI's `config.json`: `auths` may be absent (`docker login` with a
+    /// credential store writes none), `credHelpers` and `credsStore` are read; the file's
+    /// other settings (`proxies`, `psFormat`, …) are Docker's and left alone.
+    pub fn parse_cli_config(json: &[u8]) -> Result<Self, DockerConfigError> {
+        Self::parse_with(json, true)
+    }
+
+    fn parse_with(json: &[u8], cli: bool) -> Result<Self, DockerConfigError> {
         // Parse into a Value first: serde_json syntax errors carry only positions,
         // whereas typed deserialisation errors may quote values.
         let doc: serde_json::Value = serde_json::from_slice(json).map_err(|e| {
@@ -47,11 +66,19 @@ impl DockerConfig {
         let obj = doc
             .as_object()
             .ok_or_else(|| err("dockerconfigjson", "must be a JSON object"))?;
-        let auths = obj
-            .get("auths")
-            .ok_or_else(|| err("auths", "missing"))?
-            .as_object()
-            .ok_or_else(|| err("auths", "must be an object"))?;
+        let empty = serde_json::Map::new();
+        let auths = match obj.get("auths") {
+            None if cli => &empty,
+            None => return Err(err("auths", "missing")),
+            Some(a) => a
+                .as_object()
+                .ok_or_else(|| err("auths", "must be an object"))?,
+        };
+        let (helpers, store) = if cli {
+            parse_helpers(obj)?
+        } else {
+            (BTreeMap::new(), None)
+        };
         let mut entries = BTreeMap::new();
         // Exact host keys win over URL-style keys for the same host.
         let mut keys: Vec<&String> = auths.keys().collect();
@@ -68,7 +95,25 @@ impl DockerConfig {
             let creds = parse_entry(&field, entry)?;
             entries.entry(host).or_insert(creds);
         }
-        Ok(DockerConfig { entries })
+        Ok(DockerConfig {
+            entries,
+            helpers,
+            store,
+        })
+    }
+
+    /// The credential helper for a registry host: its `credHelpers` entry, else `credsStore`.
+    pub fn helper_for(&self, registry_host: &str) -> Option<&str> {
+        let host = normalise_host(registry_host);
+        let alt = match host.strip_suffix(":443") {
+            Some(h) => h.to_string(),
+            None => format!("{host}:443"),
+        };
+        self.helpers
+            .get(&host)
+            .or_else(|| self.helpers.get(&alt))
+            .or(self.store.as_ref())
+            .map(String::as_str)
     }
 
     /// Credentials for a registry host (`ghcr.io`, `localhost:5000`,
@@ -100,8 +145,42 @@ impl fmt::Debug for DockerConfig {
         // Credentials' Debug already redacts secrets.
         f.debug_struct("DockerConfig")
             .field("entries", &self.entries)
+            .field("helpers", &self.helpers)
+            .field("store", &self.store)
             .finish()
     }
+}
+
+fn parse_helpers(
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(BTreeMap<String, String>, Option<String>), DockerConfigError> {
+    let name = |field: String, v: &serde_json::Value| -> Result<String, DockerConfigError> {
+        let n = v.as_str().ok_or_else(|| err(&field, "must be a string"))?;
+        if !super::credential_helper::valid_name(n) {
+            return Err(err(
+                &field,
+                format!("{n:?} is not a credential helper name"),
+            ));
+        }
+        Ok(n.to_string())
+    };
+    let mut helpers = BTreeMap::new();
+    match obj.get("credHelpers") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(m)) => {
+            for (host, v) in m {
+                let field = format!("credHelpers.{host:?}");
+                helpers.insert(normalise_host(host), name(field, v)?);
+            }
+        }
+        Some(_) => return Err(err("credHelpers", "must be an object")),
+    }
+    let store = match obj.get("credsStore") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.is_empty() => None,
+        Some(v) => Some(name("credsStore".into(), v)?),
+    };
+    Ok((helpers, store))
 }
 
 fn str_field<'a>(
@@ -302,5 +381,27 @@ mod tests {
         assert!(!e.to_string().contains("c2VjcmV0"));
         assert!(DockerConfig::parse(b"").is_err());
         assert!(DockerConfig::parse(b"[]").is_err());
+    }
+
+    #[test]
+    fn cli_config_names_helpers_and_may_lack_auths() {
+        let cfg = DockerConfig::parse_cli_config(
+            br#"{"credsStore":"desktop","credHelpers":{"123.dkr.ecr.us-east-1.amazonaws.com":"ecr-login"},"psFormat":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.helper_for("123.dkr.ecr.us-east-1.amazonaws.com"),
+            Some("ecr-login")
+        );
+        assert_eq!(cfg.helper_for("ghcr.io"), Some("desktop"));
+        assert!(cfg.credentials_for("ghcr.io").is_anonymous());
+        // A Secret's document never names a program to run.
+        let secret = DockerConfig::parse(br#"{"auths":{},"credsStore":"desktop"}"#).unwrap();
+        assert_eq!(secret.helper_for("ghcr.io"), None);
+        assert!(DockerConfig::parse_cli_config(b"{}").is_ok());
+        let e = DockerConfig::parse_cli_config(br#"{"credsStore":"../../bin/sh"}"#).unwrap_err();
+        assert_eq!(e.field, "credsStore");
+        let e = DockerConfig::parse_cli_config(br#"{"credHelpers":{"x.io":5}}"#).unwrap_err();
+        assert_eq!(e.field, r#"credHelpers."x.io""#);
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod credential_helper;
+pub mod directory;
 pub mod docker_config;
 pub mod egress;
 pub mod error;
@@ -17,6 +19,7 @@ pub use client::{
     RateLimit, RegistryClient, RegistryClientConfig, RegistryRequest, RegistryResponse,
     RetryPolicy, Scope,
 };
+pub use directory::{BrokenProfile, ImplicitAccess, PlainHttp, RegistryDirectory, RegistryEntry};
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use error::RegistryError;
 pub use metrics::{Endpoint, RequestCounters};

@@ -1289,6 +1289,8 @@ pub struct ControllerOptions {
     pub kubeconfig: PathBuf,
     /// `--log`
     pub log_filter: String,
+    /// `--insecure-registry` (registries without a RegistryProfile reached over plain HTTP).
+    pub insecure_registries: Vec<String>,
 }
 
 impl ControllerOptions {
@@ -1298,7 +1300,14 @@ impl ControllerOptions {
             leader_election: false,
             kubeconfig: kubeconfig.to_path_buf(),
             log_filter: "info,refwarden=debug".into(),
+            insecure_registries: Vec::new(),
         }
+    }
+
+    /// Adds `--insecure-registry host`.
+    pub fn insecure_registry(mut self, host: &str) -> Self {
+        self.insecure_registries.push(host.into());
+        self
     }
 
     pub fn leader_election(mut self, on: bool) -> Self {
@@ -1336,6 +1345,11 @@ impl Controller {
             .args(["--lease-namespace", SA_NAMESPACE])
             .args(["--identity", &opts.identity])
             .args(["--log-format", "json", "--log", &opts.log_filter])
+            .args(
+                opts.insecure_registries
+                    .iter()
+                    .flat_map(|h| ["--insecure-registry", h.as_str()]),
+            )
             .env("KUBECONFIG", &opts.kubeconfig)
             .env("NO_PROXY", "*")
             .env_remove("POD_NAMESPACE")
