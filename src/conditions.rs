@@ -75,10 +75,10 @@ pub fn merge(previous: &[Condition], fresh: Vec<Condition>) -> Vec<Condition> {
     fresh
         .into_iter()
         .map(|mut c| {
-            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_) {
-                if old.status == c.status || c.last_transition_time.0 < old.last_transition_time.0 {
-                    c.last_transition_time = old.last_transition_time.clone();
-                }
+            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_)
+                && (old.status == c.status || c.last_transition_time.0 < old.last_transition_time.0)
+            {
+                c.last_transition_time = old.last_transition_time.clone();
             }
             c
         })

@@ -87,28 +87,35 @@ pub fn decode_strict<T: DeserializeOwned>(v: &Value, ignored: &[&str]) -> Result
         let ignoring = serde_ignored::Deserializer::new(v, &mut record);
         serde_path_to_error::deserialize(ignoring)
     };
-    let value = result.map_err(|e| {
-        let path = e.path().to_string();
-        FieldError {
-            field: if path == "." {
-                "<root>".to_string()
-            } else {
-                path
-            },
-            message: e.into_inner().to_string(),
-        }
-    })?;
-    if let Some(field) = unknown.iter().map(|p| tidy_path(p)).find(|p| {
+    // A typo usually shows twice (`statuss` unknown, `status` missing): the unknown
+    // field is the one to name, so it wins over the decoding error it caused.
+    let first_unknown = unknown.iter().map(|p| tidy_path(p)).find(|p| {
         !ignored
             .iter()
             .any(|i| p == i || p.starts_with(&format!("{i}.")))
-    }) {
-        return Err(FieldError {
+    });
+    match (result, first_unknown) {
+        (Err(e), Some(field)) => Err(FieldError {
+            field,
+            message: format!("unknown field (and then: {})", e.into_inner()),
+        }),
+        (Err(e), None) => {
+            let path = e.path().to_string();
+            Err(FieldError {
+                field: if path == "." {
+                    "<root>".to_string()
+                } else {
+                    path
+                },
+                message: e.into_inner().to_string(),
+            })
+        }
+        (Ok(_), Some(field)) => Err(FieldError {
             field,
             message: "unknown field".into(),
-        });
+        }),
+        (Ok(value), None) => Ok(value),
     }
-    Ok(value)
 }
 
 /// Parses JSON or YAML text (JSON first when it looks like JSON) and decodes it strictly.

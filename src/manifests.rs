@@ -68,6 +68,9 @@ pub struct Inputs {
     pub skipped: Vec<(Origin, String)>,
     /// Files found in folders that are not Kubernetes manifests: (path, why).
     pub skipped_files: Vec<(PathBuf, String)>,
+    /// Where each workload (top-level owner of the pods) was read first, for reports that
+    /// point at files (SARIF).
+    pub workload_origins: BTreeMap<WorkloadRef, Origin>,
 }
 
 fn load_error(origin: &Origin, field: impl Into<String>, message: impl Into<String>) -> LoadError {
@@ -233,6 +236,9 @@ fn kind_of(v: &Value) -> (String, String) {
     (s("apiVersion"), s("kind"))
 }
 
+/// Pods counted for one workload read from a file, at most.
+const MAX_REPLICAS: usize = 1000;
+
 fn template_pod(
     origin: &Origin,
     namespace: &str,
@@ -354,6 +360,10 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
                     pod.metadata.owner_references.as_deref().unwrap_or_default(),
                 );
             }
+            inputs
+                .workload_origins
+                .entry(info.workload.clone())
+                .or_insert_with(|| origin.clone());
             inputs.pods.push(info);
         }
         ("v1", "Namespace") => {
@@ -372,43 +382,67 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
                 kind: kind.clone(),
                 name,
             };
-            let (template, field) = match kind.as_str() {
-                "Deployment" => (
-                    Some(decode_strict::<Deployment>(origin, v)?.spec.template),
-                    "spec.template",
-                ),
-                "StatefulSet" => (
-                    Some(decode_strict::<StatefulSet>(origin, v)?.spec.template),
-                    "spec.template",
-                ),
+            // (template, its field, the pods it runs: replicas, parallelism; a DaemonSet's
+            // count depends on the nodes, so it counts one).
+            let (template, field, replicas) = match kind.as_str() {
+                "Deployment" => {
+                    let d = decode_strict::<Deployment>(origin, v)?.spec;
+                    (Some(d.template), "spec.template", d.replicas)
+                }
+                "StatefulSet" => {
+                    let d = decode_strict::<StatefulSet>(origin, v)?.spec;
+                    (Some(d.template), "spec.template", d.replicas)
+                }
                 "DaemonSet" => (
                     Some(decode_strict::<DaemonSet>(origin, v)?.spec.template),
                     "spec.template",
+                    None,
                 ),
-                "ReplicaSet" => (
-                    decode_strict::<ReplicaSet>(origin, v)?.spec.template,
-                    "spec.template",
-                ),
-                "Job" => (
-                    decode_strict::<Job>(origin, v)?.spec.map(|s| s.template),
-                    "spec.template",
-                ),
-                _ => (
-                    decode_strict::<CronJob>(origin, v)?
-                        .spec
-                        .job_template
-                        .spec
-                        .map(|s| s.template),
-                    "spec.jobTemplate.spec.template",
-                ),
+                "ReplicaSet" => {
+                    let d = decode_strict::<ReplicaSet>(origin, v)?.spec;
+                    (d.template, "spec.template", d.replicas)
+                }
+                "Job" => {
+                    let d = decode_strict::<Job>(origin, v)?.spec;
+                    let r = d.as_ref().and_then(|s| s.parallelism);
+                    (d.map(|s| s.template), "spec.template", r)
+                }
+                _ => {
+                    let spec = decode_strict::<CronJob>(origin, v)?.spec.job_template.spec;
+                    let r = spec.as_ref().and_then(|s| s.parallelism);
+                    (
+                        spec.map(|s| s.template),
+                        "spec.jobTemplate.spec.template",
+                        r,
+                    )
+                }
             };
-            inputs.pods.push(template_pod(
-                origin,
-                &namespace,
-                workload,
-                template.as_ref(),
-                field,
-            )?);
+            let replicas = match replicas {
+                None => 1,
+                Some(r) if r < 0 => {
+                    return Err(load_error(
+                        origin,
+                        match kind.as_str() {
+                            "Job" => "spec.parallelism",
+                            "CronJob" => "spec.jobTemplate.spec.parallelism",
+                            _ => "spec.replicas",
+                        },
+                        "must not be negative",
+                    ));
+                }
+                Some(r) => (r as usize).min(MAX_REPLICAS),
+            };
+            let info = template_pod(origin, &namespace, workload, template.as_ref(), field)?;
+            inputs
+                .workload_origins
+                .entry(info.workload.clone())
+                .or_insert_with(|| origin.clone());
+            // Counts are of pods: a Deployment of 3 replicas is 3 selected pods.
+            for i in 0..replicas {
+                let mut pod = info.clone();
+                pod.name = format!("{}-{i}", info.name);
+                inputs.pods.push(pod);
+            }
         }
         _ => inputs
             .skipped

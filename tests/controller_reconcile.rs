@@ -185,6 +185,7 @@ async fn non_compliant_then_compliant_again_with_events_and_no_duplicates() -> T
                 "summary": {"pods": 1, "images": 1, "compliant": 0, "nonCompliant": 1, "unknown": 0},
                 "violations": [{
                     "image": repo, "digest": s.plain, "missing": ["signature"],
+                    "reference": format!("{repo}@{}", s.plain), "pods": 1,
                     "workloads": [{"namespace": "shop", "kind": "Deployment", "name": "shop"}],
                     "discoveryMethod": method,
                 }],
@@ -323,7 +324,7 @@ async fn unreachable_registry_makes_images_unknown() -> TestResult {
                 "summary": {"pods": 1, "images": 1, "compliant": 0, "nonCompliant": 0, "unknown": 1},
                 "unknown": [{
                     "image": format!("{dead}/gone/app"), "digest": digest, "reason": "RegistryUnavailable",
-                    "message": Value::Null,
+                    "message": Value::Null, "pods": 1,
                     "workloads": [{"namespace": "shop", "kind": "Deployment", "name": "gone"}],
                 }],
             }

@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder};
+use support::demo::{demo_dir, seed_demo, write_demo_manifests};
 
 type TestResult = support::Result<()>;
 
@@ -17,67 +16,6 @@ fn refwarden(args: &[&str]) -> std::io::Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_refwarden"))
         .args(args)
         .output()
-}
-
-fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo")
-}
-
-/// Writes the demo's manifests with the registry host filled in.
-fn write_demo_manifests(dir: &Path, host: &str) -> support::Result<()> {
-    for entry in std::fs::read_dir(demo_dir())? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&path)?.replace("REGISTRY_HOST", host);
-            let name = path.file_name().ok_or("file name")?;
-            std::fs::write(dir.join(name), text)?;
-        }
-    }
-    Ok(())
-}
-
-struct Demo {
-    reg: DistributionRegistry,
-    digests: [String; 3],
-}
-
-/// Seeds what `scripts/demo.sh` seeds: complete (signature + SBOM via the tag schema),
-/// sig-only (signature), bare (nothing).
-async fn seed_demo() -> support::Result<Demo> {
-    let reg = DistributionRegistry::start(DistributionOptions::default())?;
-    let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
-    let mut digests = Vec::new();
-    for (repo, types) in [
-        (
-            "demo/complete",
-            vec![
-                "application/vnd.dev.cosign.artifact.sig.v1+json",
-                "application/spdx+json",
-            ],
-        ),
-        (
-            "demo/sig-only",
-            vec!["application/vnd.dev.cosign.artifact.sig.v1+json"],
-        ),
-        ("demo/bare", vec![]),
-    ] {
-        let img = seeder.push_image(repo, "1.0").await?;
-        let mut descriptors = Vec::new();
-        for t in &types {
-            let a = seeder
-                .push_artifact(repo, Some(&img.subject()), t, b"{\"demo\":true}", None)
-                .await?;
-            descriptors.push(a.descriptor());
-        }
-        if !descriptors.is_empty() {
-            seeder
-                .push_referrers_tag_index(repo, &img.digest, &descriptors)
-                .await?;
-        }
-        digests.push(img.digest);
-    }
-    let digests: [String; 3] = digests.try_into().map_err(|_| "three digests expected")?;
-    Ok(Demo { reg, digests })
 }
 
 async fn run(args: Vec<String>) -> support::Result<Output> {
@@ -113,7 +51,8 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
     let status = &policy["status"];
     assert_eq!(
         status["summary"],
-        json!({"pods": 3, "images": 3, "compliant": 1, "nonCompliant": 2, "unknown": 0})
+        // Pods, not workloads: three Deployments of 2 replicas each.
+        json!({"pods": 6, "images": 3, "compliant": 1, "nonCompliant": 2, "unknown": 0})
     );
     let violations = status["violations"].as_array().ok_or("violations")?;
     let host = demo.reg.host();
@@ -154,6 +93,9 @@ async fn demo_fixture_gives_one_compliant_two_violations() -> TestResult {
         json!([{"namespace": "demo", "kind": "Deployment", "name": "bare"}])
     );
     assert_eq!(violations[0]["discoveryMethod"], "tag-schema+cosign-tag");
+    // The tag the workload names, and how many pods run it.
+    assert_eq!(violations[0]["reference"], format!("{host}/demo/bare:1.0"));
+    assert_eq!(violations[0]["pods"], 2);
     let conditions = status["conditions"].as_array().ok_or("conditions")?;
     let compliant = conditions
         .iter()

@@ -409,6 +409,8 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
         missing: vec!["sig".into()],
         workloads: vec![],
         discovery_method: Some("native".into()),
+        reference: None,
+        pods: 1,
     }];
     let change = refwarden::controller::diff::compliance_change(
         &BTreeMap::new(),

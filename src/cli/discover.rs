@@ -4,23 +4,21 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output;
+use super::output::{self, Output, parse_output};
 use super::probe::ModeArg;
-use super::{EXIT_BAD_INPUT, RegistryArgs};
+use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
 use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Referrer};
 use crate::oci;
 use crate::registry::ImageReference;
 
-/// Output format of `refwarden discover`.
+/// `refwarden discover`'s own renderings.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq, Default)]
-pub enum DiscoverFormat {
+pub enum DiscoverText {
     /// The subject and its referrers as a tree.
     #[default]
     Tree,
     /// One row per referrer.
     Table,
-    /// The discovery outcome as JSON.
-    Json,
 }
 
 /// Arguments of `refwarden discover`.
@@ -45,50 +43,54 @@ pub struct DiscoverArgs {
     pub index_digest: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = DiscoverFormat::Tree)]
-    pub output: DiscoverFormat,
+    /// Output: `tree`, `table`, `json` / `yaml` (the discovery report), or `jsonpath=EXPR`
+    /// over the JSON form (RFC 9535 or kubectl's `{.a.b}`), as `oras discover --format`
+    /// users write: `--format 'jsonpath=$.referrers[*].digest'`.
+    #[arg(long, short = 'o', visible_alias = "format", default_value = "tree", value_parser = parse_output::<DiscoverText>)]
+    pub output: Output<DiscoverText>,
 }
 
 /// Runs `refwarden discover`.
 ///
 /// Exit codes: 0 discovery answered (even with no referrers), 1 registry error, 2 bad input.
 pub async fn run(args: DiscoverArgs) -> ExitCode {
+    let structured = args.output.structured().cloned();
+    let bad = |m: String| output::fail(structured.as_ref(), EXIT_BAD_INPUT, "BadInput", &m);
+    if let Some(e) = hints::scheme_in_reference(&args.image) {
+        return bad(format!("IMAGE {e}"));
+    }
     let reference = match ImageReference::parse(&args.image) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: IMAGE_REF: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return bad(format!("IMAGE {:?}: {e}", args.image)),
     };
     if let Some(i) = &args.index_digest
         && let Err(e) = oci::parse_digest(i)
     {
-        eprintln!("error: --index-digest: {e}");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return bad(format!("--index-digest: {e}"));
     }
-    let url = args.registry.url_for(&reference.api_registry());
+    let url = args.registry.url_for(reference.api_registry());
     let client = match args.registry.client(&url).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return bad(e),
     };
+    let progress = super::progress::Progress::start("discovering");
     let digest = match (&reference.digest, &reference.tag) {
         (Some(d), _) => d.clone(),
         (None, Some(tag)) => {
             match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
                 Ok(d) => d,
                 Err(e) => {
-                    eprintln!("error: cannot resolve {}: {e}", args.image);
-                    return ExitCode::FAILURE;
+                    progress.finish();
+                    let m = format!("cannot resolve {}: {e}", args.image);
+                    let code = output::fail(structured.as_ref(), 1, "RegistryError", &m);
+                    hints::print_for(&m);
+                    return code;
                 }
             }
         }
         (None, None) => {
-            eprintln!("error: IMAGE_REF {:?}: no tag or digest", args.image);
-            return ExitCode::from(EXIT_BAD_INPUT);
+            progress.finish();
+            return bad(format!("IMAGE {:?}: no tag or digest", args.image));
         }
     };
     let mut req = DiscoveryRequest::new(client.registry(), &reference.repository, &digest);
@@ -100,42 +102,35 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
     let outcome = discoverer
         .discover(&client, args.mode.into(), None, &req)
         .await;
-    let name = format!("{}/{}@{digest}", reference.registry, reference.repository);
-    let hint = match (&args.output, args.platforms, outcome.as_ref()) {
-        (DiscoverFormat::Tree | DiscoverFormat::Table, false, DiscoveryOutcome::Found(_)) => {
-            index_hint(&client, &reference.repository, &digest).await
+    let report = match outcome.as_ref() {
+        DiscoveryOutcome::Found(r) => r,
+        DiscoveryOutcome::Unknown { reason, message } => {
+            progress.finish();
+            let m = format!("{reason}: {message}");
+            let code = output::fail(structured.as_ref(), 1, "RegistryError", &m);
+            hints::print_for(&m);
+            return code;
         }
+    };
+    let name = format!("{}/{}@{digest}", reference.registry, reference.repository);
+    let hint = match (&args.output, args.platforms) {
+        (Output::Text(_), false) => index_hint(&client, &reference.repository, &digest).await,
         _ => None,
     };
-    match args.output {
-        DiscoverFormat::Json => match serde_json::to_string_pretty(outcome.as_ref()) {
-            Ok(s) => outln!("{s}"),
-            Err(e) => {
-                eprintln!("error: cannot render JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        DiscoverFormat::Tree => {
-            if let DiscoveryOutcome::Found(r) = outcome.as_ref() {
-                out!("{}", render_tree(&name, r));
+    progress.finish();
+    match &args.output {
+        Output::Structured(s) => {
+            if let Err(code) = s.print(outcome.as_ref()) {
+                return code;
             }
         }
-        DiscoverFormat::Table => {
-            if let DiscoveryOutcome::Found(r) = outcome.as_ref() {
-                out!("{}", render_table(r));
-            }
-        }
+        Output::Text(DiscoverText::Tree) => out!("{}", render_tree(&name, report)),
+        Output::Text(DiscoverText::Table) => out!("{}", render_table(report)),
     }
     if let Some(h) = hint {
         outln!("hint: {h}");
     }
-    match outcome.as_ref() {
-        DiscoveryOutcome::Found(_) => ExitCode::SUCCESS,
-        DiscoveryOutcome::Unknown { reason, message } => {
-            eprintln!("error: {reason}: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 fn kinds_text(r: &Referrer) -> String {

@@ -7,10 +7,10 @@
 //!
 //! Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and
 //! no violations, 2 bad input (including a policy that is not Ready, e.g. an
-//! `images.include` glob matching none of the workloads' images).
+//! `images.include` glob matching none of the workloads' images, and nothing to judge:
+//! no workload selected by any policy).
 
-use std::collections::BTreeSet;
-use std::io::IsTerminal;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,14 +19,17 @@ use clap::{Args, ValueEnum};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
-use super::output::table;
+use super::output::{self, Output, parse_output, table};
+use super::progress::Progress;
 use super::registry_args::CredentialSource;
-use super::{EXIT_BAD_INPUT, RegistryArgs};
+use super::reports::{self, Case, PolicyCases};
+use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
 use crate::crd::{
-    CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus,
+    CredentialsProvider, ReferrerPolicyStatus, RegistryProfile, RegistryProfileStatus, WorkloadRef,
 };
 use crate::discovery::{Discoverer, DiscovererConfig};
-use crate::manifests;
+use crate::manifests::{self, Origin};
+use crate::policy::Evaluation;
 use crate::policy::{self, PolicyInput};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
 use crate::profile::{self, ProfileObjects};
@@ -41,7 +44,9 @@ pub const EXIT_UNKNOWN: u8 = 3;
 /// Arguments of `refwarden evaluate`.
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
-    /// Files or folders (YAML/JSON, multi-document; folders are read recursively).
+    /// Files or folders (YAML/JSON, multi-document; folders are read recursively; `-` for
+    /// standard input). Files in folders that are not Kubernetes objects (kustomization.yaml,
+    /// Helm templates) are skipped with a note.
     #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Where RegistryProfile status comes from: probe the registries now, or the status in the files.
@@ -49,9 +54,11 @@ pub struct EvaluateArgs {
     pub registry_profile_status_from: StatusFrom,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = EvalOutput::Table)]
-    pub output: EvalOutput,
+    /// Output: `table`, `junit` (JUnit XML: a test case per image × policy, failures for
+    /// violations, skipped for Unknown), `sarif` (SARIF 2.1.0 for code scanning), `json` /
+    /// `yaml` (the statuses the controller would write), or `jsonpath=EXPR`.
+    #[arg(long, short = 'o', visible_alias = "format", default_value = "table", value_parser = parse_output::<EvalText>)]
+    pub output: Output<EvalText>,
 }
 
 /// `--registry-profile-status-from` values.
@@ -63,15 +70,15 @@ pub enum StatusFrom {
     File,
 }
 
-/// `-o` values.
+/// `refwarden evaluate`'s own renderings.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum EvalOutput {
+pub enum EvalText {
     /// Tables for terminals.
     Table,
-    /// JSON.
-    Json,
-    /// YAML: the status objects themselves.
-    Yaml,
+    /// JUnit XML (junit-10.xsd).
+    Junit,
+    /// SARIF 2.1.0.
+    Sarif,
 }
 
 /// One evaluated object in the report.
@@ -84,6 +91,9 @@ pub struct Evaluated<S> {
     pub name: String,
     /// The status the controller would write.
     pub status: S,
+    /// Every judged image (not the status's bounded lists), for the JUnit and SARIF reports.
+    #[serde(skip)]
+    pub evaluation: Option<Evaluation>,
 }
 
 /// What `evaluate` prints with `-o json|yaml`.
@@ -97,6 +107,15 @@ pub struct EvaluationReport {
     /// Documents that were skipped (kind not read by refwarden).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Files in folders that were skipped (not Kubernetes objects), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<String>,
+    /// Where each workload was read (for SARIF locations).
+    #[serde(skip)]
+    pub workload_origins: BTreeMap<WorkloadRef, Origin>,
+    /// The first input path (SARIF's location for images without a workload file).
+    #[serde(skip)]
+    pub first_input: PathBuf,
 }
 
 /// The client of a RegistryProfile read from a file: the profile's own settings
@@ -151,6 +170,12 @@ fn now() -> Time {
 /// Runs the evaluation and returns the report, or a bad-input message.
 pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     let inputs = manifests::load(&args.paths).map_err(|e| e.to_string())?;
+    for (o, k) in &inputs.skipped {
+        eprintln!("note: skipped (kind not evaluated): {o}: {k}");
+    }
+    for (p, why) in &inputs.skipped_files {
+        eprintln!("note: skipped file: {}: {why}", p.display());
+    }
     if inputs.policies.is_empty() {
         // A CI gate pointed at the wrong folder must not pass as "all compliant".
         return Err(format!(
@@ -177,21 +202,17 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
             .iter()
             .map(|(o, k)| format!("{o}: {k}"))
             .collect(),
+        skipped_files: inputs
+            .skipped_files
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()))
+            .collect(),
+        workload_origins: inputs.workload_origins.clone(),
+        first_input: args.paths.first().cloned().unwrap_or_default(),
         ..Default::default()
     };
-    let progress = indicatif::ProgressBar::with_draw_target(
-        Some((inputs.profiles.len() + inputs.policies.len()) as u64),
-        if std::io::stderr().is_terminal() {
-            indicatif::ProgressDrawTarget::stderr()
-        } else {
-            indicatif::ProgressDrawTarget::hidden()
-        },
-    );
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    progress.enable_steady_tick(Duration::from_millis(120));
+    let progress = Progress::start("evaluating");
+    progress.set_length((inputs.profiles.len() + inputs.policies.len()) as u64);
 
     let creds = args.registry.credential_source()?;
     // Registries without a profile: the same flags, credentials looked up per host.
@@ -244,8 +265,9 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
                 kind: "RegistryProfile".into(),
                 name,
                 status: rp.status.clone().unwrap_or_default(),
+                evaluation: None,
             });
-            progress.inc(1);
+            progress.inc();
             continue;
         }
         let (host, client) = entry_for_profile(rp, &args.registry, &creds)
@@ -289,8 +311,9 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
             kind: "RegistryProfile".into(),
             name,
             status,
+            evaluation: None,
         });
-        progress.inc(1);
+        progress.inc();
     }
 
     for host in &implicit {
@@ -319,17 +342,38 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
         )
         .await;
         if let Some(e) = &result.invalid {
-            progress.finish_and_clear();
+            progress.finish();
             return Err(format!("{origin}: ReferrerPolicy {name}: {e}"));
         }
         report.referrer_policies.push(Evaluated {
             kind: "ReferrerPolicy".into(),
             name,
             status: result.status,
+            evaluation: result.evaluation,
         });
-        progress.inc(1);
+        progress.inc();
     }
-    progress.finish_and_clear();
+    progress.finish();
+    let judged_pods: u32 = report
+        .referrer_policies
+        .iter()
+        .map(|p| p.status.summary.pods)
+        .sum();
+    if judged_pods == 0 {
+        // Policies without workloads (forgot `-f deploy/`, an empty `kubectl get pods`
+        // List) must not pass as compliant.
+        return Err(format!(
+            "nothing to judge: no workload in {} is selected by any ReferrerPolicy ({} pod(s) \
+             read); pass the workloads too, e.g. `-f policies/ -f deploy/` or \
+             `kubectl get pods -A -o json | refwarden evaluate -f policies/ -f -`",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            inputs.pods.len()
+        ));
+    }
     Ok(report)
 }
 
@@ -436,54 +480,85 @@ pub fn render_table(report: &EvaluationReport) -> String {
             out.push_str(&format!("  NOT READY {}: {}\n", c.reason, c.message));
         }
         for v in &p.status.violations {
-            let workloads: Vec<String> = v
-                .workloads
-                .iter()
-                .map(|w| format!("{}/{}/{}", w.namespace, w.kind, w.name))
-                .collect();
             out.push_str(&format!(
-                "  MISSING {}  {}@{}  via {}  run by {}\n",
+                "  MISSING {}  {}  via {}  run by {} pod(s) of {}\n",
                 v.missing.join(","),
-                v.image,
-                v.digest,
+                reports::image_name(v.reference.as_deref(), &v.image, Some(&v.digest)),
                 v.discovery_method.as_deref().unwrap_or("-"),
-                workloads.join(", ")
+                v.pods,
+                reports::workloads_text(&v.workloads)
             ));
         }
         for u in &p.status.unknown {
             out.push_str(&format!(
-                "  UNKNOWN {}  {}{}  {}\n",
+                "  UNKNOWN {}  {}  {}  run by {} pod(s) of {}\n",
                 u.reason,
-                u.image,
-                u.digest
-                    .as_deref()
-                    .map(|d| format!("@{d}"))
-                    .unwrap_or_default(),
-                u.message
+                reports::image_name(None, &u.image, u.digest.as_deref()),
+                u.message,
+                u.pods,
+                reports::workloads_text(&u.workloads)
+            ));
+            if let Some(h) = hints::for_message(&format!("{}: {}", u.reason, u.message)) {
+                out.push_str(&format!("    hint: {h}\n"));
+            }
+        }
+        let shown = p.status.violations.len() + p.status.unknown.len();
+        let total = (p.status.summary.non_compliant + p.status.summary.unknown) as usize;
+        if total > shown {
+            out.push_str(&format!(
+                "  … and {} more (the status lists at most maxReportedViolations; -o junit or -o sarif list every image)\n",
+                total - shown
             ));
         }
     }
     out
 }
 
+/// Every judged image of each policy, for the JUnit and SARIF reports.
+fn cases(report: &EvaluationReport) -> Vec<PolicyCases<'_>> {
+    report
+        .referrer_policies
+        .iter()
+        .map(|p| {
+            let not_ready = crate::conditions::find(&p.status.conditions, crate::conditions::READY)
+                .filter(|c| c.status == "False")
+                .map(|c| (c.reason.clone(), c.message.clone()));
+            let mut cases = Vec::new();
+            if let Some(e) = &p.evaluation {
+                cases.extend(e.compliant.iter().map(Case::Compliant));
+                cases.extend(e.violations.iter().map(Case::Violation));
+                cases.extend(e.unknown.iter().map(Case::Unknown));
+            }
+            PolicyCases {
+                policy: &p.name,
+                not_ready,
+                cases,
+            }
+        })
+        .collect()
+}
+
 /// Runs `refwarden evaluate`.
 pub async fn run(args: EvaluateArgs) -> ExitCode {
+    let structured = args.output.structured().cloned();
     let report = match evaluate(&args).await {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return output::fail(structured.as_ref(), EXIT_BAD_INPUT, "BadInput", &e),
     };
-    for s in &report.skipped {
-        eprintln!("skipped (kind not evaluated): {s}");
-    }
-    let rendered = match args.output {
-        EvalOutput::Table => Ok(render_table(&report)),
-        EvalOutput::Json => serde_json::to_string_pretty(&report)
-            .map(|s| s + "\n")
-            .map_err(|e| e.to_string()),
-        EvalOutput::Yaml => serde_norway::to_string(&report).map_err(|e| e.to_string()),
+    let rendered = match &args.output {
+        Output::Text(EvalText::Table) => Ok(render_table(&report)),
+        Output::Text(EvalText::Junit) => Ok(reports::junit(
+            &cases(&report),
+            &now().0.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
+        )),
+        Output::Text(EvalText::Sarif) => serde_json::to_string_pretty(&reports::sarif(
+            &cases(&report),
+            &report.workload_origins,
+            &report.first_input,
+        ))
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string()),
+        Output::Structured(s) => s.render(&report),
     };
     match rendered {
         Ok(s) => out!("{s}"),

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{EXIT_BAD_INPUT, OutputFormat, output};
+use super::EXIT_BAD_INPUT;
+use super::output::{self, Output, parse_output};
 use crate::crd::{LifecycleFinding, RegistryFamily};
 use crate::lifecycle::{self, aws, ecr, simulate};
 
@@ -18,7 +19,9 @@ use crate::lifecycle::{self, aws, ecr, simulate};
 pub enum LifecycleCommand {
     /// Analyse a lifecycle / cleanup / GC configuration.
     ///
-    /// Exit codes: 0 no findings, 1 findings, 2 bad input.
+    /// Exit codes: 0 no findings, 1 findings (including `InvalidPolicy`: a rule the vendor
+    /// would reject), 2 bad input (a file that cannot be read, a field the format does not
+    /// have, a wrong type), 3 the rules could not be read (AWS API error).
     Analyze(AnalyzeArgs),
 }
 
@@ -68,9 +71,16 @@ pub struct AnalyzeArgs {
     /// Evaluation time for the simulation (RFC 3339; default now).
     #[arg(long, hide = true)]
     pub now: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
+    /// Output: `table`, `json` / `yaml` (`{findings, simulation}`), or `jsonpath=EXPR`.
+    #[arg(long, short = 'o', visible_alias = "format", default_value = "table", value_parser = parse_output::<LifecycleText>)]
+    pub output: Output<LifecycleText>,
+}
+
+/// `refwarden lifecycle analyze`'s own rendering.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum LifecycleText {
+    /// Findings (and the simulation) as tables.
+    Table,
 }
 
 /// Runs a lifecycle command.
@@ -83,13 +93,8 @@ pub async fn run(cmd: LifecycleCommand) -> ExitCode {
 /// Exit code: the rules could not be read (AWS API error), so nothing can be said.
 pub const EXIT_UNAVAILABLE: u8 = 3;
 
-fn bad(msg: String) -> ExitCode {
-    eprintln!("error: {msg}");
-    ExitCode::from(EXIT_BAD_INPUT)
-}
-
 fn read(flag: &str, p: &Path) -> Result<String, String> {
-    std::fs::read_to_string(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
+    crate::input::read_bounded(p).map_err(|e| format!("{flag} {}: {e}", p.display()))
 }
 
 fn parse_deployed(s: &str) -> Result<Vec<String>, String> {
@@ -146,6 +151,10 @@ async fn deployed_from_cluster() -> Result<Vec<String>, String> {
 }
 
 async fn analyze(a: AnalyzeArgs) -> ExitCode {
+    let structured = a.output.structured().cloned();
+    let bad = |m: String| output::fail(structured.as_ref(), EXIT_BAD_INPUT, "BadInput", &m);
+    let unavailable =
+        |m: String| output::fail(structured.as_ref(), EXIT_UNAVAILABLE, "Unavailable", &m);
     let now = match a.now.as_deref().map(str::parse::<jiff::Timestamp>) {
         None => jiff::Timestamp::now(),
         Some(Ok(t)) => t,
@@ -196,6 +205,12 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
             return bad(format!("--ecr-policy {}: not JSON: {e}", p.display()));
         }
+        if let Some(field) = ecr::unknown_fields(&text).into_iter().next() {
+            return bad(format!(
+                "--ecr-policy {}: {field}: unknown field (not part of the ECR lifecycle policy format)",
+                p.display()
+            ));
+        }
         ecr_text = Some((text, None));
     }
     if let Some(repo) = &a.ecr_repository {
@@ -207,18 +222,12 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
         match aws::get_lifecycle_policy(&client, Some(&host.account), repo).await {
             Ok(Some(p)) => ecr_text = Some((p.text, Some(repo.clone()))),
             Ok(None) => eprintln!("note: repository {repo} has no lifecycle policy"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
+            Err(e) => return unavailable(e.to_string()),
         }
         if a.inventory.is_none() {
             match aws::describe_images(&client, Some(&host.account), repo).await {
                 Ok(i) => inventory = Some(i),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_UNAVAILABLE);
-                }
+                Err(e) => return unavailable(e.to_string()),
             }
         }
     }
@@ -245,18 +254,14 @@ async fn analyze(a: AnalyzeArgs) -> ExitCode {
         return bad("--inventory needs an ECR policy (--ecr-policy or --ecr-repository)".into());
     }
     lifecycle::sort_findings(&mut findings);
-    match a.output {
-        OutputFormat::Json => {
+    match &a.output {
+        Output::Structured(s) => {
             let v = serde_json::json!({ "findings": findings, "simulation": sim });
-            match serde_json::to_string_pretty(&v) {
-                Ok(s) => outln!("{s}"),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+            if let Err(code) = s.print(&v) {
+                return code;
             }
         }
-        OutputFormat::Table => out!("{}", table(&findings, sim.as_ref())),
+        Output::Text(LifecycleText::Table) => out!("{}", table(&findings, sim.as_ref())),
     }
     if findings.is_empty() {
         ExitCode::SUCCESS

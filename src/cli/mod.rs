@@ -23,10 +23,13 @@ macro_rules! outln {
 
 mod discover;
 pub mod evaluate;
+mod hints;
 mod lifecycle;
 mod output;
 mod probe;
+mod progress;
 mod registry_args;
+mod reports;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -86,21 +89,29 @@ pub enum Command {
     /// Exit codes: 0 after SIGTERM/Ctrl-C, 1 on failure (e.g. CRDs not installed).
     Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per CRD with --output-dir).
+    ///
+    /// Exit codes: 0 printed or written, 1 a file could not be written, 2 bad arguments.
     Crds {
         /// Write `<plural>.<group>.yaml` files into this directory instead of printing.
         #[arg(long)]
         output_dir: Option<std::path::PathBuf>,
     },
+    /// Print a shell completion script: `source <(refwarden completions bash)`, or save it where
+    /// your shell loads completions (`~/.local/share/bash-completion/completions/refwarden`,
+    /// a directory in zsh's `$fpath` as `_refwarden`, `~/.config/fish/completions/refwarden.fish`).
+    ///
+    /// Exit codes: 0 printed, 2 bad arguments.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// Output format of commands that print a report.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    /// A table for terminals.
-    #[default]
-    Table,
-    /// JSON.
-    Json,
+/// Whether stderr gets ANSI colours: only on a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>: any non-empty value).
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 fn init_tracing(format: LogFormat, filter: &str) -> Result<(), String> {
@@ -108,6 +119,7 @@ fn init_tracing(format: LogFormat, filter: &str) -> Result<(), String> {
         .map_err(|e| format!("--log {filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -148,6 +160,11 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Lifecycle(cmd) => lifecycle::run(cmd).await,
         Command::Controller(args) => controller::run(args).await,
         Command::Crds { output_dir } => crds(output_dir),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "refwarden", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::output;
-use super::{EXIT_BAD_INPUT, OutputFormat, RegistryArgs};
+use super::output::{self, Output, parse_output};
+use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
 use crate::crd::{DiscoveryMode, default_test_repository, default_test_tag};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
 
@@ -32,9 +32,18 @@ pub struct ProbeArgs {
     pub mode: ModeArg,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
+    /// Output: `table`, `json` / `yaml` (the RegistryProfile status), or `jsonpath=EXPR` (RFC
+    /// 9535 or kubectl's `{.a.b}`, over the JSON form), e.g.
+    /// `--format 'jsonpath=$.capabilities.referrersApi.state'`.
+    #[arg(long, short = 'o', visible_alias = "format", default_value = "table", value_parser = parse_output::<ProbeText>)]
+    pub output: Output<ProbeText>,
+}
+
+/// `refwarden probe`'s own rendering.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum ProbeText {
+    /// The capability matrix.
+    Table,
 }
 
 /// `--mode` values.
@@ -60,19 +69,17 @@ impl From<ModeArg> for DiscoveryMode {
 
 /// Runs `refwarden probe`.
 pub async fn run(args: ProbeArgs) -> ExitCode {
+    let structured = args.output.structured().cloned();
+    let bad = |m: String| output::fail(structured.as_ref(), EXIT_BAD_INPUT, "BadInput", &m);
     if let Err(e) = crate::registry::ImageReference::parse(&format!(
         "example.com/{}:{}",
         args.repository, args.tag
     )) {
-        eprintln!("error: --repository/--tag: {e}");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return bad(format!("--repository/--tag: {e}"));
     }
     let client = match args.registry.client(&args.registry_url).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return bad(e),
     };
     let mut opts = ProbeOptions::new(&args.repository, &args.tag, !args.no_write_probes);
     if let Some(s) = &args.scratch_repository {
@@ -87,29 +94,32 @@ pub async fn run(args: ProbeArgs) -> ExitCode {
         now: Time(k8s_openapi::jiff::Timestamp::now()),
     };
     let status = probe::status::from_report(&report, &ctx);
-    match args.output {
-        OutputFormat::Json => match serde_json::to_string_pretty(&status) {
-            Ok(s) => outln!("{s}"),
-            Err(e) => {
-                eprintln!("error: cannot render JSON: {e}");
-                return ExitCode::FAILURE;
+    if let Err((reason, message)) = &report.reachable {
+        // Unreachable: the table still shows what was tried; structured output gets the
+        // error object.
+        if let Output::Text(ProbeText::Table) = &args.output {
+            out!(
+                "{}",
+                output::probe_table(&args.registry_url, &opts, &report, &status)
+            );
+        }
+        let m = format!("{reason}: {message}");
+        let code = output::fail(structured.as_ref(), 1, "RegistryError", &m);
+        hints::print_for(&m);
+        return code;
+    }
+    match &args.output {
+        Output::Structured(s) => {
+            if let Err(code) = s.print(&status) {
+                return code;
             }
-        },
-        OutputFormat::Table => {
+        }
+        Output::Text(ProbeText::Table) => {
             out!(
                 "{}",
                 output::probe_table(&args.registry_url, &opts, &report, &status)
             );
         }
     }
-    if report.is_reachable() {
-        ExitCode::SUCCESS
-    } else {
-        if args.output == OutputFormat::Json
-            && let Err((reason, message)) = &report.reachable
-        {
-            eprintln!("error: {reason}: {message}");
-        }
-        ExitCode::FAILURE
-    }
+    ExitCode::SUCCESS
 }

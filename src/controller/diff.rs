@@ -458,6 +458,8 @@ mod tests {
             missing: missing.iter().map(|s| s.to_string()).collect(),
             workloads: vec![],
             discovery_method: None,
+            reference: None,
+            pods: 1,
         }
     }
 

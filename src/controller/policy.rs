@@ -486,6 +486,8 @@ mod tests {
             missing: missing.iter().map(|m| m.to_string()).collect(),
             workloads: vec![],
             discovery_method: None,
+            reference: None,
+            pods: 1,
         }
     }
 

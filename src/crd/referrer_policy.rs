@@ -305,8 +305,14 @@ pub struct WorkloadRef {
 pub struct PolicyViolation {
     /// Normalised repository, e.g. `ghcr.io/acme/app`.
     pub image: String,
+    /// The image as a pod names it (first seen), with its tag: `ghcr.io/acme/app:1.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The running digest.
     pub digest: String,
+    /// Selected pods running it (replicas, not workloads).
+    #[serde(default)]
+    pub pods: u32,
     /// Names of the requirements not met.
     pub missing: Vec<String>,
     /// Workloads running it (bounded to 10).
@@ -329,6 +335,9 @@ pub struct UnknownImage {
     pub reason: String,
     /// Detail.
     pub message: String,
+    /// Selected pods running it (replicas, not workloads).
+    #[serde(default)]
+    pub pods: u32,
     /// Workloads running it (bounded to 10).
     pub workloads: Vec<WorkloadRef>,
 }

@@ -4,7 +4,7 @@
 //! `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL` (read by aws-config). The HTTP client
 //! is rustls with ring, like the rest of refwarden.
 
-use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
+use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageStatusFilter, TagStatus};
 use jiff::Timestamp;
 use secrecy::SecretString;
@@ -95,12 +95,30 @@ pub async fn ecr_client(region: &str) -> aws_sdk_ecr::Client {
 fn api_err<E, R>(operation: &'static str, e: SdkError<E, R>) -> AwsError
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     AwsError::Api {
         operation,
-        message: DisplayErrorContext(&e).to_string(),
+        message: error_chain(&e),
     }
+}
+
+/// The error and its sources, Display only (the SDK's `DisplayErrorContext` ends with a
+/// `Debug` dump of the whole error), each text once.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+        if parts.len() >= 8 {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// A lifecycle policy read from ECR.

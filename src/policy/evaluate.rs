@@ -180,6 +180,8 @@ pub struct ImageUse {
     pub index: BTreeSet<String>,
     /// Top-level owners running it.
     pub workloads: BTreeSet<WorkloadRef>,
+    /// Selected pods running it.
+    pub pods: u32,
 }
 
 /// A reference only known by tag, to resolve through the registry.
@@ -189,6 +191,8 @@ pub struct TagUse {
     pub reference: ImageReference,
     /// Workloads running it.
     pub workloads: BTreeSet<WorkloadRef>,
+    /// Selected pods running it.
+    pub pods: u32,
 }
 
 /// An image that is Unknown before any discovery.
@@ -202,6 +206,8 @@ pub struct UnknownUse {
     pub message: String,
     /// Workloads running it.
     pub workloads: BTreeSet<WorkloadRef>,
+    /// Selected pods running it.
+    pub pods: u32,
 }
 
 /// What a policy selects from the pods.
@@ -235,6 +241,7 @@ impl Selection {
                 entry.image = t.reference.whole();
             }
             entry.workloads.extend(t.workloads);
+            entry.pods += t.pods;
         }
     }
 
@@ -249,8 +256,10 @@ impl Selection {
                     reason: reason.to_string(),
                     message: message.to_string(),
                     workloads: BTreeSet::new(),
+                    pods: 0,
                 });
             entry.workloads.extend(t.workloads);
+            entry.pods += t.pods;
         }
     }
 }
@@ -343,6 +352,7 @@ pub fn select<'a>(
                     {
                         entry.index.insert(i.clone());
                     }
+                    entry.pods += 1;
                     if !entry.workloads.contains(&pod.workload) {
                         entry.workloads.insert(pod.workload.clone());
                     }
@@ -351,7 +361,9 @@ pub fn select<'a>(
                     let entry = sel.tags.entry(r.whole()).or_insert_with(|| TagUse {
                         reference: r.clone(),
                         workloads: BTreeSet::new(),
+                        pods: 0,
                     });
+                    entry.pods += 1;
                     if !entry.workloads.contains(&pod.workload) {
                         entry.workloads.insert(pod.workload.clone());
                     }
@@ -374,7 +386,9 @@ pub fn select<'a>(
                             reason: reason.clone(),
                             message: message.clone(),
                             workloads: BTreeSet::new(),
+                            pods: 0,
                         });
+                    entry.pods += 1;
                     if !entry.workloads.contains(&pod.workload) {
                         entry.workloads.insert(pod.workload.clone());
                     }
@@ -497,11 +511,31 @@ pub fn unknown_reason(discovery_reason: &str) -> &'static str {
     }
 }
 
+/// An image that carries every required referrer: listed for reports (JUnit, SARIF) that
+/// name each image; the status only counts them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompliantImage {
+    /// Normalised repository.
+    pub image: String,
+    /// The image as a pod names it (first seen).
+    pub reference: Option<String>,
+    /// The running digest.
+    pub digest: String,
+    /// Selected pods running it.
+    pub pods: u32,
+    /// Workloads running it (bounded like violations').
+    pub workloads: Vec<WorkloadRef>,
+    /// How its referrers were discovered.
+    pub discovery_method: Option<String>,
+}
+
 /// The result of judging every selected image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Evaluation {
     /// Counts.
     pub summary: ComplianceSummary,
+    /// Every compliant image, sorted by (image, digest).
+    pub compliant: Vec<CompliantImage>,
     /// Every violation, sorted by (image, digest).
     pub violations: Vec<PolicyViolation>,
     /// Every Unknown image, sorted by (image, digest).
@@ -557,11 +591,21 @@ pub fn judge(
                     missing_requirements(&policy.spec.require, policy.spec.subject_match, report);
                 if missing.is_empty() {
                     eval.summary.compliant += 1;
+                    eval.compliant.push(CompliantImage {
+                        image,
+                        reference: (!use_.image.is_empty()).then(|| use_.image.clone()),
+                        digest: key.digest.clone(),
+                        pods: use_.pods,
+                        workloads: bounded(&use_.workloads),
+                        discovery_method: methods_label(&report.methods),
+                    });
                 } else {
                     eval.summary.non_compliant += 1;
                     eval.violations.push(PolicyViolation {
                         image,
+                        reference: (!use_.image.is_empty()).then(|| use_.image.clone()),
                         digest: key.digest.clone(),
+                        pods: use_.pods,
                         missing,
                         workloads: bounded(&use_.workloads),
                         discovery_method: methods_label(&report.methods),
@@ -575,6 +619,7 @@ pub fn judge(
                     digest: Some(key.digest.clone()),
                     reason: unknown_reason(reason).to_string(),
                     message: format!("{reason}: {message}"),
+                    pods: use_.pods,
                     workloads: bounded(&use_.workloads),
                 });
             }
@@ -585,6 +630,7 @@ pub fn judge(
                     digest: Some(key.digest.clone()),
                     reason: "NotDiscovered".into(),
                     message: "referrers were not discovered for this image".into(),
+                    pods: use_.pods,
                     workloads: bounded(&use_.workloads),
                 });
             }
@@ -597,6 +643,7 @@ pub fn judge(
             digest: u.digest.clone(),
             reason: u.reason.clone(),
             message: u.message.clone(),
+            pods: u.pods,
             workloads: bounded(&u.workloads),
         });
     }
@@ -607,6 +654,7 @@ pub fn judge(
             digest: None,
             reason: "DigestNotResolvable".into(),
             message: "only a tag is known and it was not resolved".into(),
+            pods: t.pods,
             workloads: bounded(&t.workloads),
         });
     }

@@ -15,6 +15,7 @@
 //! Every wait loop is bounded; every process and server stops on `Drop`.
 #![allow(dead_code, unused_imports)]
 
+pub mod demo;
 pub mod distribution;
 pub mod emulator;
 pub mod faults;
