@@ -34,6 +34,7 @@ crds: ## regenerate crds/ from the Rust types (and the chart's and kustomize's c
 	$(CARGO) run --locked --quiet -- crds --output-dir crds
 	cp crds/*.yaml charts/refwarden/crds/
 	cp crds/*.yaml config/crd/bases/
+	cp crds/*.yaml charts/refwarden-crds/files/
 
 demo: ## local registry + 3 images (complete / signature only / nothing): probe, discover, evaluate; stops it
 	./scripts/demo.sh
@@ -41,17 +42,23 @@ demo: ## local registry + 3 images (complete / signature only / nothing): probe,
 e2e: ## end-to-end run on a k3d cluster (needs docker, k3d, kubectl, helm): e2e/run.sh
 	./e2e/run.sh
 
-IMAGE ?= refwarden:dev
-image: ## build the controller container image (needs Docker with BuildKit)
+# The chart's default image (image.repository + the chart's appVersion; tests/helm_chart.rs checks
+# they agree), so a build loaded into kind/k3d runs with default values.
+IMAGE_REPOSITORY ?= ghcr.io/refwarden/refwarden
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/refwarden/Chart.yaml)
+IMAGE ?= $(IMAGE_REPOSITORY):$(IMAGE_TAG)
+image: ## build the controller image, tagged as the chart's default (IMAGE=…); then: kind load docker-image / k3d image import
 	@command -v docker >/dev/null 2>&1 || { echo "docker is not installed: make image needs a container engine" >&2; exit 1; }
 	docker build -t $(IMAGE) .
 
 HELM ?= $$([ -x .tools/bin/helm ] && echo .tools/bin/helm || echo helm)
-helm-lint: deps ## helm lint + render the chart with default and full values (also part of make test)
+helm-lint: deps ## helm lint + render both charts, dashboard and values checks (also part of make test)
 	$(HELM) lint --strict charts/refwarden
 	$(HELM) lint --strict charts/refwarden -f tests/fixtures/helm/full-values.yaml
+	$(HELM) lint --strict charts/refwarden-crds
 	$(HELM) template refwarden charts/refwarden -n refwarden -f tests/fixtures/helm/full-values.yaml >/dev/null
-	$(CARGO) test --locked --test helm_chart --test manifests_offline --test argocd_health
+	$(HELM) template refwarden-crds charts/refwarden-crds >/dev/null
+	$(CARGO) test --locked --test helm_chart --test manifests_offline --test argocd_health --test chart_dashboard
 
 clean:
 	$(CARGO) clean

@@ -1,111 +1,25 @@
 //! Argo CD health checks (charts/refwarden/argocd/*.lua) run with Debian's Lua 5.1 interpreter
 //! (Argo CD uses gopher-lua: Lua 5.1 semantics) against sample objects in
-//! tests/fixtures/argocd/. The harness sets the global `obj` from the JSON fixture, encoded as a
-//! Lua table literal here (no Lua JSON library), and runs the check in an environment with only
-//! what Argo CD offers without `useOpenLibs` (base functions and `table`; no `string`, `os`, `io`).
+//! tests/fixtures/argocd/, and the Flux `healthCheckExprs` of docs/gitops-health.md evaluated with
+//! a CEL interpreter on the same objects (tests/fixtures/gitops/health.rs has both harnesses;
+//! tests/emulator_gitops.rs runs them on statuses the real controller wrote).
 
 #[path = "fixtures/helm/tools.rs"]
 mod tools;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[path = "fixtures/gitops/health.rs"]
+mod gitops;
 
+use std::process::Command;
+
+use gitops::*;
 use serde_json::Value;
 use tools::*;
 
-fn lua() -> PathBuf {
-    tool("lua5.1", "run `make deps` (apt-get install lua5.1)")
-}
-
-/// A Lua string literal (Lua 5.1 escapes; control bytes as \ddd; UTF-8 passes through).
-fn lua_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 32 || c as u32 == 127 => out.push_str(&format!("\\{:03}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON value as a Lua expression; `null` becomes `nil` (object keys with null are omitted).
-fn to_lua(v: &Value) -> String {
-    match v {
-        Value::Null => "nil".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => lua_string(s),
-        Value::Array(a) => format!(
-            "{{{}}}",
-            a.iter().map(to_lua).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("[{}] = {}", lua_string(k), to_lua(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// Runs the health check for `kind` on `obj`; returns (status, message).
 fn health(kind: &str, obj: &Value) -> (String, String) {
-    let script = root().join(format!("charts/refwarden/argocd/refwarden.dev_{kind}.lua"));
-    assert!(script.is_file(), "{} missing", script.display());
-    let harness = format!(
-        r#"
-local check = assert(loadfile({script}))
-local env = {{
-  obj = {obj},
-  ipairs = ipairs, pairs = pairs, next = next, type = type, tostring = tostring,
-  tonumber = tonumber, error = error, pcall = pcall, select = select, unpack = unpack,
-  table = table,
-}}
-setfenv(check, env)
-local hs = check()
-assert(type(hs) == "table", "the check must return a table")
-assert(type(hs.status) == "string", "hs.status must be a string")
-io.write(hs.status, "\n", tostring(hs.message or ""), "\n")
-"#,
-        script = lua_string(&script.to_string_lossy()),
-        obj = to_lua(obj),
-    );
-    let mut child = Command::new(lua())
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lua5.1");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(harness.as_bytes())
-        .expect("write harness");
-    let out = child.wait_with_output().expect("lua5.1 runs");
-    assert!(
-        out.status.success(),
-        "lua5.1 failed on {kind}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let mut lines = text.lines();
-    let status = lines.next().unwrap_or("").to_string();
-    let message = lines.next().unwrap_or("").to_string();
-    assert!(
-        ["Healthy", "Progressing", "Degraded", "Suspended"].contains(&status.as_str()),
-        "{kind}: Argo CD does not know health status {status:?}"
-    );
-    (status, message)
+    assert_eq!(obj["kind"], kind, "fixture kind");
+    argocd_health(obj)
 }
 
 fn fixture(name: &str) -> Value {
@@ -175,6 +89,12 @@ const CASES: &[(&str, &str, &str)] = &[
         "referrerpolicy-no-status.json",
         "Progressing",
         "Waiting for refwarden",
+    ),
+    // Re-evaluating a non-compliant policy: Reconciling wins over the previous Compliant=False.
+    (
+        "referrerpolicy-reconciling.json",
+        "Progressing",
+        "Evaluating: re-evaluating",
     ),
     (
         "referrerpolicy-old-generation.json",
@@ -288,4 +208,115 @@ fn lua_literal_encoding_round_trips_tricky_strings() {
     };
     assert_eq!(message, "a \"quoted\" \\ back\nslash — ünïcode");
     assert_eq!(status, "3.5|true");
+}
+
+/// (fixture, what Flux's CEL evaluator must make of it with the documented healthCheckExprs;
+/// `None`: the expressions error because the object has no status yet, which Flux treats as
+/// "not ready yet" and waits for).
+const FLUX_CASES: &[(&str, Option<FluxStatus>)] = &[
+    ("registryprofile-ready.json", Some(FluxStatus::Current)),
+    ("registryprofile-unreachable.json", Some(FluxStatus::Failed)),
+    (
+        "registryprofile-invalid-spec.json",
+        Some(FluxStatus::Failed),
+    ),
+    ("registryprofile-no-status.json", None),
+    (
+        "registryprofile-old-generation.json",
+        Some(FluxStatus::InProgress),
+    ),
+    (
+        "registryprofile-reconciling.json",
+        Some(FluxStatus::InProgress),
+    ),
+    // Deletion is kstatus' business (Terminating) before any expression: not a CEL case.
+    ("referrerpolicy-compliant.json", Some(FluxStatus::Current)),
+    ("referrerpolicy-no-images.json", Some(FluxStatus::Current)),
+    (
+        "referrerpolicy-non-compliant.json",
+        Some(FluxStatus::Failed),
+    ),
+    ("referrerpolicy-unknown.json", Some(FluxStatus::InProgress)),
+    ("referrerpolicy-invalid-spec.json", Some(FluxStatus::Failed)),
+    ("referrerpolicy-no-status.json", None),
+    (
+        "referrerpolicy-reconciling.json",
+        Some(FluxStatus::InProgress),
+    ),
+    (
+        "referrerpolicy-old-generation.json",
+        Some(FluxStatus::InProgress),
+    ),
+];
+
+#[test]
+fn documented_flux_health_check_exprs_map_statuses_like_the_argo_cd_checks() {
+    let mut failures = Vec::new();
+    for (file, want) in FLUX_CASES {
+        let obj = fixture(file);
+        let kind = obj["kind"].as_str().expect("kind");
+        let exprs = documented_exprs(kind);
+        let got = flux_status(&exprs, &obj);
+        match (want, &got) {
+            (Some(w), Ok(g)) if w == g => {}
+            (None, Err(e)) if e.contains("status") => {}
+            _ => failures.push(format!("{file}: got {got:?}, want {want:?}")),
+        }
+        // Flux and Argo CD agree on every status the controller writes.
+        if let (Ok(g), (argo, _)) = (&got, health(kind, &obj))
+            && *g != flux_equivalent(&argo)
+        {
+            failures.push(format!("{file}: Flux says {g:?} where Argo CD says {argo}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every fixture but the deleting one is a Flux case too.
+    let mut listed: Vec<&str> = FLUX_CASES.iter().map(|(f, _)| *f).collect();
+    listed.push("registryprofile-deleting.json");
+    listed.sort();
+    let mut all: Vec<&str> = CASES.iter().map(|(f, _, _)| *f).collect();
+    all.sort();
+    assert_eq!(listed, all);
+}
+
+#[test]
+fn the_cel_harness_follows_flux_evaluation_order_and_generation_rule() {
+    let exprs = HealthCheckExprs {
+        api_version: "example.com/v1".into(),
+        kind: "Thing".into(),
+        in_progress: Some("status.phase == 'busy'".into()),
+        failed: Some("status.phase == 'broken' || status.phase == 'busy'".into()),
+        current: "status.phase in ['done', 'busy', 'broken']".into(),
+    };
+    let obj = |phase: &str, observed: i64| serde_json::json!({"metadata": {"generation": 2}, "status": {"phase": phase, "observedGeneration": observed}});
+    // inProgress is asked first, then failed, then current; nothing true: InProgress.
+    assert_eq!(
+        flux_status(&exprs, &obj("busy", 2)),
+        Ok(FluxStatus::InProgress)
+    );
+    assert_eq!(
+        flux_status(&exprs, &obj("broken", 2)),
+        Ok(FluxStatus::Failed)
+    );
+    assert_eq!(
+        flux_status(&exprs, &obj("done", 2)),
+        Ok(FluxStatus::Current)
+    );
+    assert_eq!(
+        flux_status(&exprs, &obj("other", 2)),
+        Ok(FluxStatus::InProgress)
+    );
+    // A status of an older generation is InProgress whatever the expressions say.
+    assert_eq!(
+        flux_status(&exprs, &obj("done", 1)),
+        Ok(FluxStatus::InProgress)
+    );
+    // Kubernetes CEL extension functions are there, as in Flux's environment (ext.Strings).
+    assert_eq!(
+        eval_cel_bool("status.phase.lowerAscii() == 'done'", &obj("DONE", 2)),
+        Ok(true)
+    );
+    // A non-boolean result and a missing field are errors, not `false`.
+    assert!(eval_cel_bool("status.phase", &obj("done", 2)).is_err());
+    assert!(eval_cel_bool("status.nothing == 'x'", &obj("done", 2)).is_err());
 }

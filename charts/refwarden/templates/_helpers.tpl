@@ -50,6 +50,36 @@ app.kubernetes.io/part-of: refwarden
 {{- end }}
 {{- end }}
 
+{{/*
+The repository `make image` tags its build with. No registry serves it yet (release CI does not
+publish it): pods get it only from an image loaded into the nodes (kind load docker-image, k3d
+image import). Remove this and refwarden.checkImage once the image is published.
+*/}}
+{{- define "refwarden.unpublishedRepository" -}}
+ghcr.io/refwarden/refwarden
+{{- end }}
+
+{{- define "refwarden.imageIsUnpublished" -}}
+{{- if eq .Values.image.repository (include "refwarden.unpublishedRepository" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+Fails at render time (helm install/template, before anything is created) on image settings that can
+never start a pod with the unpublished default image, instead of leaving it in ImagePullBackOff.
+*/}}
+{{- define "refwarden.checkImage" -}}
+{{- if include "refwarden.imageIsUnpublished" . }}
+{{- $built := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $how := printf "build it with `make image` and load it into the nodes (kind load docker-image %s, k3d image import %s), or push it to your registry and set image.repository/image.tag" $built $built }}
+{{- if .Values.image.digest }}
+{{- fail (printf "image.digest is set but %s is not published to any registry, so no digest of it can be pulled: push your build and set image.repository (and image.digest), or %s" .Values.image.repository $how) }}
+{{- end }}
+{{- if eq .Values.image.pullPolicy "Always" }}
+{{- fail (printf "image.pullPolicy=Always makes the kubelet pull %s, which is not published to any registry (the pods would stay in ImagePullBackOff): keep IfNotPresent (or Never) and %s" $built $how) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Namespaces where Secrets/ConfigMaps may be read (default: the release namespace). */}}
 {{- define "refwarden.secretNamespaces" -}}
 {{- $ns := .Values.rbac.secretNamespaces | default (list .Release.Namespace) }}
