@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/refwarden
 
-.PHONY: help build release test lint fmt crds demo deps e2e clean image helm-lint fuzz
+.PHONY: help build release test lint fmt crds demo deps e2e clean image print-image helm-lint fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -47,6 +47,9 @@ e2e: ## end-to-end run on a k3d cluster (needs docker, k3d, kubectl, helm): e2e/
 IMAGE_REPOSITORY ?= ghcr.io/refwarden/refwarden
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/refwarden/Chart.yaml)
 IMAGE ?= $(IMAGE_REPOSITORY):$(IMAGE_TAG)
+print-image: ## the image name `make image` builds (used by e2e/run.sh)
+	@echo $(IMAGE)
+
 image: ## build the controller image, tagged as the chart's default (IMAGE=…); then: kind load docker-image / k3d image import
 	@command -v docker >/dev/null 2>&1 || { echo "docker is not installed: make image needs a container engine" >&2; exit 1; }
 	docker build -t $(IMAGE) .

@@ -11,7 +11,8 @@ export PATH="$PWD/.tools/bin:$PATH"   # helm/kubectl from `make deps`
 CLUSTER=${CLUSTER:-refwarden-e2e}
 REGISTRY_NAME=${REGISTRY_NAME:-refwarden-registry}
 REGISTRY_PORT=${REGISTRY_PORT:-5050}
-IMAGE=refwarden:e2e
+# The chart's default image, built by `make image`: the install below is the README's, unedited.
+IMAGE="$(make -s -f Makefile print-image)"
 
 for tool in docker k3d kubectl helm; do
   command -v "$tool" >/dev/null || { echo "e2e needs $tool on PATH" >&2; exit 2; }
@@ -49,11 +50,11 @@ for name in signed bare; do
   docker push -q "$PUSH/e2e/$name:1.0"
 done
 
-# refwarden itself.
-docker build -q -t "$IMAGE" .
+# refwarden itself, installed as the README says (default values: the image `make image` tags).
+make image
 k3d image import "$IMAGE" -c "$CLUSTER"
 helm upgrade --install refwarden charts/refwarden -n refwarden-system --create-namespace \
-  --set image.repository=refwarden --set image.tag=e2e --set image.pullPolicy=Never --wait
+  --wait --timeout 3m
 
 REFWARDEN_E2E_KUBECONFIG="$KUBECONFIG_FILE" \
 REFWARDEN_E2E_REQUIRED=1 \
