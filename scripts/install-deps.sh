@@ -74,6 +74,85 @@ if [ ! -x "$TOOLS_BIN/helm" ] || [ ! -x "$TOOLS_BIN/kubectl" ]; then
   rm -rf "$work"
 fi
 
+# Grafana's JSON Schemas (draft-07) for tests/chart_dashboard.rs, generated into
+# .tools/schemas/grafana (not committed) from the TypeScript declarations that the npm package
+# @grafana/schema generates from Grafana's CUE kinds: the dashboard model (raw/dashboard) and the
+# Options / FieldConfig of each panel type the chart's dashboard uses (raw/composable/<panel>).
+# ts-json-schema-generator and TypeScript run from a throwaway npm install (nothing global); tsc
+# type-checks all the declarations once, so the generator skips its own check per file. Skipped
+# when the schemas are there and VERSION names the same pinned packages.
+GRAFANA_SCHEMA_PKG="@grafana/schema@13.2.3"
+TS_JSON_SCHEMA_PKG="ts-json-schema-generator@2.4.0" # 2.5+ need Node.js 22
+TYPESCRIPT_PKG="typescript@5.8.3"
+GRAFANA_SCHEMAS="$ROOT/.tools/schemas/grafana"
+GRAFANA_STAMP="$GRAFANA_SCHEMA_PKG $TS_JSON_SCHEMA_PKG $TYPESCRIPT_PKG"
+GRAFANA_PANELS=(timeseries stat table statetimeline bargauge)
+grafana_schemas_current() {
+  [ "$(cat "$GRAFANA_SCHEMAS/VERSION" 2>/dev/null)" = "$GRAFANA_STAMP" ] || return 1
+  local n
+  for n in dashboard "${GRAFANA_PANELS[@]}"; do
+    [ -s "$GRAFANA_SCHEMAS/$n.jsonschema.json" ] || return 1
+  done
+}
+if ! grafana_schemas_current; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  echo "generating Grafana JSON Schemas from npm $GRAFANA_SCHEMA_PKG with $TS_JSON_SCHEMA_PKG into $GRAFANA_SCHEMAS" >&2
+  (
+    set -euo pipefail
+    fail() { echo "install-deps: Grafana schemas: $*" >&2; exit 1; }
+    started=$SECONDS
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    # A package.json of its own, so npm never takes an enclosing folder for the project.
+    echo '{"private": true}' > "$work/package.json"
+    (cd "$work" && timeout 300 npm install --no-save --no-package-lock --no-audit --no-fund \
+      --ignore-scripts --loglevel=error "$GRAFANA_SCHEMA_PKG" "$TS_JSON_SCHEMA_PKG" "$TYPESCRIPT_PKG" \
+      >/dev/null) || fail "npm install $GRAFANA_STAMP failed (or took over 300 s)"
+    raw="$work/node_modules/@grafana/schema/dist/types/raw"
+    names=(dashboard "${GRAFANA_PANELS[@]}")
+    files=("$raw/dashboard/x/types.gen.d.ts")
+    for p in "${GRAFANA_PANELS[@]}"; do files+=("$raw/composable/$p/panelcfg/x/types.gen.d.ts"); done
+    for f in "${files[@]}"; do
+      [ -s "$f" ] || fail "$GRAFANA_SCHEMA_PKG has no ${f#"$work/node_modules/"}"
+    done
+    # One tsconfig for tsc and the generator (which would otherwise look for one upwards from
+    # the current folder): strict, no DOM, the declaration files as the program.
+    printf '{"compilerOptions": {"noEmit": true, "strict": true, "target": "es2020",
+      "module": "commonjs", "lib": ["es2020"], "types": []}, "files": [%s]}\n' \
+      "$(printf '"%s",' "${files[@]}" | sed 's/,$//')" > "$work/tsconfig.json"
+    timeout 120 "$work/node_modules/.bin/tsc" -p "$work/tsconfig.json" >&2 \
+      || fail "the declarations of $GRAFANA_SCHEMA_PKG do not type-check with $TYPESCRIPT_PKG"
+    # All six in one node process (the CLI would load TypeScript six times), with the CLI's
+    # settings: `ts-json-schema-generator --no-type-check --tsconfig … --path <file> --type '*'`.
+    mkdir "$work/out"
+    args=()
+    for i in "${!names[@]}"; do args+=("${names[$i]}=${files[$i]}"); done
+    (cd "$work" && timeout 300 node -e '
+      const fs = require("fs");
+      const { createGenerator } = require("ts-json-schema-generator");
+      const stringify = require(require.resolve("safe-stable-stringify",
+        { paths: [require.resolve("ts-json-schema-generator")] }));
+      const [tsconfig, out, ...jobs] = process.argv.slice(1);
+      for (const job of jobs) {
+        const [name, path] = job.split("=");
+        const schema = createGenerator({ path, tsconfig, type: "*", skipTypeCheck: true })
+          .createSchema("*");
+        const want = name === "dashboard" ? "Dashboard" : "Options";
+        if (!schema.definitions || !schema.definitions[want]) {
+          console.error(`${name}: no definition ${want} generated from ${path}`);
+          process.exit(1);
+        }
+        fs.writeFileSync(`${out}/${name}.jsonschema.json`, stringify(schema, null, 2));
+      }' "$work/tsconfig.json" "$work/out" "${args[@]}" >&2) \
+      || fail "ts-json-schema-generator failed (or took over 300 s)"
+    mkdir -p "$GRAFANA_SCHEMAS"
+    rm -f "$GRAFANA_SCHEMAS"/*.jsonschema.json "$GRAFANA_SCHEMAS/VERSION"
+    mv "$work"/out/*.jsonschema.json "$GRAFANA_SCHEMAS/"
+    echo "$GRAFANA_STAMP" > "$GRAFANA_SCHEMAS/VERSION" # last: marks the set complete
+    echo "generated ${#names[@]} Grafana schemas in $((SECONDS - started)) s" >&2
+  )
+fi
+
 # Lua 5.1 (Argo CD runs health checks in gopher-lua, Lua 5.1 semantics) for tests/argocd_health.rs.
 if ! command -v lua5.1 >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

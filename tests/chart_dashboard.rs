@@ -1,10 +1,12 @@
 //! The Grafana dashboard of the chart (charts/refwarden/dashboards/refwarden.json, rendered into a
 //! ConfigMap by `metrics.grafanaDashboard.enabled`):
 //!
-//! - it validates against Grafana's published JSON Schemas (tests/fixtures/grafana/, vendored from
-//!   the Grafana Foundation SDK): the dashboard model, each panel's options and field config by
-//!   panel type, each query against the Prometheus data-query schema — and the same validation
-//!   rejects broken variants, so it is known to bite;
+//! - it validates against JSON Schemas of Grafana's own types (generated into
+//!   .tools/schemas/grafana by scripts/install-deps.sh from the TypeScript declarations of the npm
+//!   package @grafana/schema, not committed; see tests/fixtures/grafana/README.md): the dashboard
+//!   model, each panel's options and field config by panel type; each query is checked against the
+//!   fields of Grafana's Prometheus query — and the same validation rejects broken variants, so it
+//!   is known to bite;
 //! - layout, ids, data sources, variables and legends are consistent;
 //! - its PromQL (panels and variables) and the PrometheusRule's name only metrics that
 //!   src/controller/metrics.rs registers (tests/emulator_gitops.rs checks names *and labels*
@@ -19,46 +21,144 @@ mod promql;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tools::*;
 
 const DASHBOARD: &str = "charts/refwarden/dashboards/refwarden.json";
-const SCHEMAS: &str = "tests/fixtures/grafana";
+/// Where scripts/install-deps.sh generates the schemas (with a `VERSION` naming the pinned npm
+/// packages they come from).
+const SCHEMAS: &str = ".tools/schemas/grafana";
+const INSTALL_HINT: &str = "run `make deps` (scripts/install-deps.sh generates Grafana's JSON \
+     Schemas from the npm package @grafana/schema into .tools/schemas/grafana)";
 
 fn dashboard() -> Value {
     let text = std::fs::read_to_string(root().join(DASHBOARD)).expect(DASHBOARD);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
 }
 
+/// A generated schema file; a missing one fails the test (like a missing tool, it never skips).
 fn schema_file(name: &str) -> Value {
     let path = root().join(SCHEMAS).join(format!("{name}.jsonschema.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("schema JSON")
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: {INSTALL_HINT}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {INSTALL_HINT}", path.display()))
 }
 
-/// A validator for `#/definitions/<def>` of a vendored schema file.
+/// Adds what the generated schemas cannot say (see `amend`) to property `prop` of definition
+/// `def`; the property must exist, so a renamed one fails here rather than going unchecked.
+fn constrain(defs: &mut Map<String, Value>, file: &str, def: &str, prop: &str, extra: Value) {
+    let p = defs
+        .get_mut(def)
+        .and_then(|d| d["properties"].get_mut(prop))
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("{file}.jsonschema.json: {def} has no property {prop}"));
+    p.extend(extra.as_object().expect("object").clone());
+}
+
+/// Declares property `prop` of definition `def`, which Grafana writes but its types omit; once
+/// @grafana/schema declares it, this fails, so the amendment is dropped rather than kept.
+fn declare(defs: &mut Map<String, Value>, file: &str, def: &str, prop: &str, schema: Value) {
+    let props = defs
+        .get_mut(def)
+        .and_then(|d| d["properties"].as_object_mut())
+        .unwrap_or_else(|| panic!("{file}.jsonschema.json has no definition {def}"));
+    assert!(
+        !props.contains_key(prop),
+        "{file}.jsonschema.json: {def} declares {prop} now: drop its amendment in amend()"
+    );
+    props.insert(prop.to_string(), schema);
+}
+
+/// What the schemas generated from TypeScript lose, put back. TypeScript has no bounds, so the
+/// CUE constraints of Grafana's dashboard kind (`w: uint32 & >0 & <=24`, `type: string &
+/// strings.MinRunes(1)`, …) arrive as plain `number` / `string`; and a few fields that Grafana
+/// itself writes are missing from the types.
+fn amend(file: &str, defs: &mut Map<String, Value>) {
+    match file {
+        "dashboard" => {
+            // The 24-column grid of the dashboard kind's GridPos, and a non-empty panel plugin id.
+            let bounds = [
+                ("h", json!({"type": "integer", "exclusiveMinimum": 0})),
+                (
+                    "w",
+                    json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 24}),
+                ),
+                (
+                    "x",
+                    json!({"type": "integer", "minimum": 0, "exclusiveMaximum": 24}),
+                ),
+                ("y", json!({"type": "integer", "minimum": 0})),
+            ];
+            for (prop, extra) in bounds {
+                constrain(defs, file, "GridPos", prop, extra);
+            }
+            constrain(defs, file, "Panel", "type", json!({"minLength": 1}));
+            // Grafana saves a query variable's query as shown in its editor in `definition`;
+            // the v2 dashboard schema of the same package declares it (QueryVariableSpec
+            // `definition?: string`), the v0 VariableModel does not.
+            declare(
+                defs,
+                file,
+                "VariableModel",
+                "definition",
+                json!({"type": "string"}),
+            );
+        }
+        "statetimeline" => {
+            // The state timeline panel registers the time series' null-value editors
+            // (`spanNulls`, `insertNulls`) as custom field config; its FieldConfig type omits
+            // them. They take the time series' types.
+            let ts = schema_file("timeseries");
+            for prop in ["spanNulls", "insertNulls"] {
+                let schema = ts["definitions"]["FieldConfig"]["properties"][prop].clone();
+                assert!(
+                    schema.is_object(),
+                    "timeseries.jsonschema.json: FieldConfig has no {prop}"
+                );
+                declare(defs, file, "FieldConfig", prop, schema);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A validator for `#/definitions/<def>` of a generated schema file, amended.
 fn validator(file: &str, def: &str) -> jsonschema::Validator {
     let s = schema_file(file);
+    let mut defs = s["definitions"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{file}.jsonschema.json has no definitions: {INSTALL_HINT}"))
+        .clone();
     assert!(
-        s["definitions"].get(def).is_some(),
+        defs.contains_key(def),
         "{file}.jsonschema.json has no definition {def}"
     );
+    amend(file, &mut defs);
     let rooted = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "definitions": s["definitions"],
+        "definitions": defs,
         "$ref": format!("#/definitions/{def}"),
     });
     jsonschema::draft7::new(&rooted)
         .unwrap_or_else(|e| panic!("{file}.jsonschema.json#{def} does not compile: {e}"))
 }
 
-fn errors_of(v: &jsonschema::Validator, instance: &Value, what: &str) -> Vec<String> {
-    v.iter_errors(instance)
-        .map(|e| format!("{what}{}: {e}", e.instance_path().as_str()))
+/// Violations of `instance`, each naming where (`what` + JSON pointer) and which schema.
+fn errors_of(v: &(String, jsonschema::Validator), instance: &Value, what: &str) -> Vec<String> {
+    v.1.iter_errors(instance)
+        .map(|e| format!("{what}{}: {e} [{}]", e.instance_path().as_str(), v.0))
         .collect()
 }
 
-/// The schema file of each panel type used (Grafana plugin id → vendored schema) and whether it
+fn named_validator(file: &str, def: &str) -> (String, jsonschema::Validator) {
+    (
+        format!("{file}.jsonschema.json#{def}"),
+        validator(file, def),
+    )
+}
+
+/// The schema file of each panel type used (Grafana plugin id → generated schema) and whether it
 /// defines a `FieldConfig` (the panel's `fieldConfig.defaults.custom`).
 fn panel_schema(panel_type: &str) -> Option<(&'static str, bool)> {
     match panel_type {
@@ -71,13 +171,59 @@ fn panel_schema(panel_type: &str) -> Option<(&'static str, bool)> {
     }
 }
 
+/// Label of the query violations (`query_violations`).
+const QUERY_CHECK: &str = "Prometheus query fields";
+
+/// The fields a Prometheus query (a panel target) may have, and what each must be. @grafana/schema
+/// has no Prometheus data-query type, so this is checked without a schema: the common `DataQuery`
+/// fields of @grafana/schema (refId, datasource, hide, queryType), the fields of the `Prometheus`
+/// query type of Grafana's Prometheus data source (the npm package @grafana/prometheus,
+/// dist/types/dataquery.d.ts: expr, legendFormat, editorMode, format, instant, range, exemplar,
+/// intervalFactor, scopes, adhocFilters, groupByKeys) and the query options Grafana stores with a
+/// query (interval, intervalMs, maxDataPoints, timeRange, resultAssertions).
+fn query_field_ok(field: &str, v: &Value) -> Option<bool> {
+    Some(match field {
+        "refId" | "legendFormat" | "queryType" | "interval" => v.is_string(),
+        "expr" => v.as_str().is_some_and(|s| !s.trim().is_empty()),
+        "hide" | "instant" | "range" | "exemplar" => v.is_boolean(),
+        "editorMode" => matches!(v.as_str(), Some("code" | "builder")),
+        "format" => matches!(v.as_str(), Some("time_series" | "table" | "heatmap")),
+        "intervalFactor" | "intervalMs" | "maxDataPoints" => v.is_number(),
+        "datasource" | "timeRange" | "resultAssertions" => v.is_object(),
+        "scopes" | "adhocFilters" | "groupByKeys" => v.is_array(),
+        _ => return None,
+    })
+}
+
+fn query_violations(t: &Value, at: &str) -> Vec<String> {
+    let Some(fields) = t.as_object() else {
+        return vec![format!("{at}: not an object [{QUERY_CHECK}]")];
+    };
+    let mut errors = Vec::new();
+    for required in ["refId", "expr"] {
+        if !fields.contains_key(required) {
+            errors.push(format!("{at}: no {required} [{QUERY_CHECK}]"));
+        }
+    }
+    for (k, v) in fields {
+        match query_field_ok(k, v) {
+            None => errors.push(format!("{at}: unknown field {k:?} [{QUERY_CHECK}]")),
+            Some(false) => errors.push(format!("{at}: {k} = {v} is not valid [{QUERY_CHECK}]")),
+            Some(true) => {}
+        }
+    }
+    errors
+}
+
 /// Every schema violation of a dashboard: the dashboard model, then each panel's options, field
 /// config and queries against the schemas of its type.
 fn schema_violations(d: &Value) -> Vec<String> {
-    let mut errors = errors_of(&validator("dashboard", "Dashboard"), d, "dashboard");
-    let query = validator("prometheus", "Dataquery");
-    let mut by_type: BTreeMap<String, (jsonschema::Validator, Option<jsonschema::Validator>)> =
-        BTreeMap::new();
+    let mut errors = errors_of(&named_validator("dashboard", "Dashboard"), d, "dashboard");
+    type Validators = (
+        (String, jsonschema::Validator),
+        Option<(String, jsonschema::Validator)>,
+    );
+    let mut by_type: BTreeMap<String, Validators> = BTreeMap::new();
     for (i, p) in panels(d).iter().enumerate() {
         let t = p["type"].as_str().unwrap_or("");
         if t == "row" {
@@ -85,13 +231,13 @@ fn schema_violations(d: &Value) -> Vec<String> {
         }
         let at = format!("panels[{i}] {:?} ({t})", p["title"].as_str().unwrap_or(""));
         let Some((file, has_field_config)) = panel_schema(t) else {
-            errors.push(format!("{at}: no vendored schema for panel type {t:?}"));
+            errors.push(format!("{at}: no schema for panel type {t:?}"));
             continue;
         };
         let (options, field_config) = by_type.entry(t.to_string()).or_insert_with(|| {
             (
-                validator(file, "Options"),
-                has_field_config.then(|| validator(file, "FieldConfig")),
+                named_validator(file, "Options"),
+                has_field_config.then(|| named_validator(file, "FieldConfig")),
             )
         });
         errors.extend(errors_of(options, &p["options"], &format!("{at} options")));
@@ -115,7 +261,7 @@ fn schema_violations(d: &Value) -> Vec<String> {
             None => {}
         }
         for (j, t) in p["targets"].as_array().into_iter().flatten().enumerate() {
-            errors.extend(errors_of(&query, t, &format!("{at} targets[{j}]")));
+            errors.extend(query_violations(t, &format!("{at} targets[{j}]")));
         }
     }
     errors
@@ -131,6 +277,16 @@ fn panels(d: &Value) -> Vec<Value> {
         }
     }
     out
+}
+
+/// The first top-level panel of a type (the broken variants below edit it).
+fn first_of<'a>(d: &'a mut Value, panel_type: &str) -> &'a mut Value {
+    d["panels"]
+        .as_array_mut()
+        .expect("panels")
+        .iter_mut()
+        .find(|p| p["type"] == panel_type)
+        .unwrap_or_else(|| panic!("no {panel_type} panel"))
 }
 
 #[test]
@@ -163,37 +319,45 @@ fn dashboard_validates_against_grafanas_published_schemas() {
     );
 }
 
-/// A named edit of the dashboard.
-type Edit = (&'static str, Box<dyn Fn(&mut Value)>);
+/// A named edit of the dashboard and the check that must reject it (a schema
+/// `<file>.jsonschema.json#<definition>`, or the query check).
+type Edit = (&'static str, &'static str, Box<dyn Fn(&mut Value)>);
 
 #[test]
 fn the_schema_validation_rejects_broken_dashboards() {
-    // Each edit breaks one rule of Grafana's model; the validation above must notice every one.
+    // Each edit breaks one rule of Grafana's model; the validation above must notice every one,
+    // through the schema (or check) named: at least one for every schema used.
     let edits: Vec<Edit> = vec![
         (
             "no schemaVersion",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| {
                 d.as_object_mut().expect("object").remove("schemaVersion");
             }),
         ),
         (
             "unknown top-level field",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| d["rowz"] = json!([])),
         ),
         (
             "panel wider than the grid",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| d["panels"][1]["gridPos"]["w"] = json!(25)),
         ),
         (
             "panel type empty",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| d["panels"][1]["type"] = json!("")),
         ),
         (
             "variable of an unknown type",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| d["templating"]["list"][0]["type"] = json!("dropdown")),
         ),
         (
             "threshold without a color",
+            "dashboard.jsonschema.json#Dashboard",
             Box::new(|d| {
                 d["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["steps"][0]
                     .as_object_mut()
@@ -203,25 +367,69 @@ fn the_schema_validation_rejects_broken_dashboards() {
         ),
         (
             "stat option out of its enum",
-            Box::new(|d| d["panels"][1]["options"]["colorMode"] = json!("rainbow")),
+            "stat.jsonschema.json#Options",
+            Box::new(|d| first_of(d, "stat")["options"]["colorMode"] = json!("rainbow")),
         ),
         (
             "time series tooltip without sort",
+            "timeseries.jsonschema.json#Options",
             Box::new(|d| {
-                let p = d["panels"]
-                    .as_array_mut()
-                    .expect("panels")
-                    .iter_mut()
-                    .find(|p| p["type"] == "timeseries")
-                    .expect("a timeseries panel");
-                p["options"]["tooltip"]
+                first_of(d, "timeseries")["options"]["tooltip"]
                     .as_object_mut()
                     .expect("tooltip")
                     .remove("sort");
             }),
         ),
         (
+            "time series draw style out of its enum",
+            "timeseries.jsonschema.json#FieldConfig",
+            Box::new(|d| {
+                first_of(d, "timeseries")["fieldConfig"]["defaults"]["custom"]["drawStyle"] =
+                    json!("zigzag")
+            }),
+        ),
+        (
+            "table cell height out of its enum",
+            "table.jsonschema.json#Options",
+            Box::new(|d| first_of(d, "table")["options"]["cellHeight"] = json!("huge")),
+        ),
+        (
+            "table cell type unknown",
+            "table.jsonschema.json#FieldConfig",
+            Box::new(|d| {
+                first_of(d, "table")["fieldConfig"]["defaults"]["custom"]["cellOptions"] =
+                    json!({"type": "rainbow"})
+            }),
+        ),
+        (
+            "state timeline value alignment out of its enum",
+            "statetimeline.jsonschema.json#Options",
+            Box::new(|d| first_of(d, "state-timeline")["options"]["alignValue"] = json!("middle")),
+        ),
+        (
+            "state timeline line width not a number",
+            "statetimeline.jsonschema.json#FieldConfig",
+            Box::new(|d| {
+                first_of(d, "state-timeline")["fieldConfig"]["defaults"]["custom"]["lineWidth"] =
+                    json!("thick")
+            }),
+        ),
+        (
+            "state timeline spanNulls not boolean or number",
+            "statetimeline.jsonschema.json#FieldConfig",
+            Box::new(|d| {
+                first_of(d, "state-timeline")["fieldConfig"]["defaults"]["custom"]["spanNulls"] =
+                    json!("yes")
+            }),
+        ),
+        (
+            "bar gauge display mode out of its enum",
+            "bargauge.jsonschema.json#Options",
+            Box::new(|d| first_of(d, "bargauge")["options"]["displayMode"] = json!("fancy")),
+        ),
+        (
             "query without expr",
+            QUERY_CHECK,
             Box::new(|d| {
                 d["panels"][1]["targets"][0]
                     .as_object_mut()
@@ -231,42 +439,91 @@ fn the_schema_validation_rejects_broken_dashboards() {
         ),
         (
             "query with a misspelt field",
+            QUERY_CHECK,
             Box::new(|d| d["panels"][1]["targets"][0]["legendFromat"] = json!("x")),
         ),
+        (
+            "query format out of its enum",
+            QUERY_CHECK,
+            Box::new(|d| d["panels"][1]["targets"][0]["format"] = json!("graph")),
+        ),
     ];
-    for (what, edit) in edits {
+    let mut failures = Vec::new();
+    for (what, check, edit) in edits {
         let mut d = dashboard();
         edit(&mut d);
-        assert!(
-            !schema_violations(&d).is_empty(),
-            "the schema validation accepted a dashboard with {what}"
-        );
+        let errors = schema_violations(&d);
+        if !errors.iter().any(|e| e.ends_with(&format!("[{check}]"))) {
+            failures.push(format!(
+                "{check} accepted a dashboard with {what} (other violations: {errors:?})"
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
-fn vendored_schemas_are_the_unchanged_copies_the_readme_names() {
-    use sha2::Digest;
-    let readme = std::fs::read_to_string(root().join(SCHEMAS).join("README.md")).expect("README");
-    assert!(readme.contains("Apache License 2.0") && readme.contains("grafana-foundation-sdk"));
-    assert!(root().join(SCHEMAS).join("LICENSE").is_file());
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(root().join(SCHEMAS)).expect("dir") {
-        let name = e.expect("entry").file_name().to_string_lossy().to_string();
-        if name.ends_with(".jsonschema.json") {
-            files.push(name);
+fn every_panel_schema_rejects_unknown_fields() {
+    // Schemas generated from TypeScript close an object only where its type has no index
+    // signature: a misspelt key must be rejected in every options / field-config object checked.
+    let d = dashboard();
+    let mut failures = Vec::new();
+    for t in ["timeseries", "stat", "table", "state-timeline", "bargauge"] {
+        let (file, has_field_config) = panel_schema(t).expect("schema");
+        let mut objects = vec![("options", "Options")];
+        if has_field_config {
+            objects.push(("custom", "FieldConfig"));
+        }
+        for (object, def) in objects {
+            let mut broken = d.clone();
+            let p = first_of(&mut broken, t);
+            let target = if object == "options" {
+                &mut p["options"]
+            } else {
+                &mut p["fieldConfig"]["defaults"]["custom"]
+            };
+            target["colour"] = json!("red");
+            let check = format!("[{file}.jsonschema.json#{def}]");
+            if !schema_violations(&broken)
+                .iter()
+                .any(|e| e.ends_with(&check))
+            {
+                failures.push(format!("{check} accepts an unknown field in {t} {object}"));
+            }
         }
     }
-    files.sort();
-    assert!(!files.is_empty());
-    for f in files {
-        let bytes = std::fs::read(root().join(SCHEMAS).join(&f)).expect("read");
-        let sum = hex::encode(sha2::Sha256::digest(&bytes));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `KEY="value"` of scripts/install-deps.sh.
+fn install_deps_pin(key: &str) -> String {
+    let script =
+        std::fs::read_to_string(root().join("scripts/install-deps.sh")).expect("install-deps.sh");
+    let re = regex::Regex::new(&format!(r#"(?m)^{key}="([^"]+)""#)).expect("regex");
+    re.captures(&script)
+        .unwrap_or_else(|| panic!("scripts/install-deps.sh sets no {key}"))[1]
+        .to_string()
+}
+
+#[test]
+fn generated_schemas_come_from_the_pinned_packages_the_readme_names() {
+    let pins = ["GRAFANA_SCHEMA_PKG", "TS_JSON_SCHEMA_PKG", "TYPESCRIPT_PKG"].map(install_deps_pin);
+    let readme = std::fs::read_to_string(root().join("tests/fixtures/grafana/README.md"))
+        .expect("tests/fixtures/grafana/README.md");
+    for pin in &pins {
         assert!(
-            readme.contains(&format!("{sum}  {f}")),
-            "{SCHEMAS}/README.md does not list {f} with its SHA-256 {sum}"
+            readme.contains(pin),
+            "tests/fixtures/grafana/README.md does not name {pin}"
         );
     }
+    let stamp = root().join(SCHEMAS).join("VERSION");
+    let stamp = std::fs::read_to_string(&stamp)
+        .unwrap_or_else(|e| panic!("{}: {e}: {INSTALL_HINT}", stamp.display()));
+    assert_eq!(
+        stamp.trim(),
+        pins.join(" "),
+        "{SCHEMAS} was generated from other versions: {INSTALL_HINT}"
+    );
 }
 
 fn grid_overlap(a: &Value, b: &Value) -> bool {
