@@ -73,6 +73,15 @@ fn strs(v: &[&str]) -> Vec<String> {
 }
 
 /// A folder with the demo's policy and Deployments (no RegistryProfile unless `profile`).
+/// Runs refwarden (no extra environment, no stdin), expects exit 2 (bad input) and returns
+/// its stderr.
+fn bad_input(home: &Path, args: &[&str]) -> String {
+    let out = rw(home, args, &[], None);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
 fn demo_inputs(dir: &Path, host: &str, profile: bool) -> support::Result<()> {
     write_demo_manifests(dir, host)?;
     if !profile {
@@ -194,14 +203,7 @@ fn refwarden_kinds_need_the_right_api_version_and_kind() -> TestResult {
     let dir = tempfile::tempdir()?;
     let f = dir.path().join("p.yaml");
     std::fs::write(&f, POLICY.replace("v1alpha1", "v1"))?;
-    let out = rw(
-        home.path(),
-        &["evaluate", "-f", &f.display().to_string()],
-        &[],
-        None,
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = bad_input(home.path(), &["evaluate", "-f", &f.display().to_string()]);
     assert!(
         err.contains("p.yaml") && err.contains("apiVersion"),
         "{err}"
@@ -212,14 +214,7 @@ fn refwarden_kinds_need_the_right_api_version_and_kind() -> TestResult {
         &f,
         POLICY.replace("kind: ReferrerPolicy", "kind: ReferrerPolicies"),
     )?;
-    let out = rw(
-        home.path(),
-        &["evaluate", "-f", &f.display().to_string()],
-        &[],
-        None,
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = bad_input(home.path(), &["evaluate", "-f", &f.display().to_string()]);
     assert!(
         err.contains("kind") && err.contains("ReferrerPolicy"),
         "{err}"
@@ -242,14 +237,10 @@ fn folders_skip_what_is_not_a_kubernetes_object_unless_named() -> TestResult {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n",
     )?;
     // No workloads: the run gets as far as "nothing to judge" (2), with notes for the two.
-    let out = rw(
+    let err = bad_input(
         home.path(),
         &["evaluate", "-f", &dir.path().display().to_string()],
-        &[],
-        None,
     );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("note: skipped file:") && err.contains("kustomization.yaml"),
         "{err}"
@@ -258,7 +249,7 @@ fn folders_skip_what_is_not_a_kubernetes_object_unless_named() -> TestResult {
     assert!(err.contains("nothing to judge"), "{err}");
     // Named explicitly, a kustomization is an error naming it.
     let k = dir.path().join("kustomization.yaml");
-    let out = rw(
+    let err = bad_input(
         home.path(),
         &[
             "evaluate",
@@ -267,11 +258,7 @@ fn folders_skip_what_is_not_a_kubernetes_object_unless_named() -> TestResult {
             "-f",
             &k.display().to_string(),
         ],
-        &[],
-        None,
     );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("kustomization.yaml") && !err.contains("nothing to judge"),
         "{err}"
@@ -364,14 +351,7 @@ fn stdin_is_read_and_oversized_files_are_refused_before_reading() -> TestResult 
     let big = dir.path().join("big.yaml");
     std::fs::File::create(&big)?.set_len(65 * 1024 * 1024)?;
     let t = Instant::now();
-    let out = rw(
-        home.path(),
-        &["evaluate", "-f", &big.display().to_string()],
-        &[],
-        None,
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = bad_input(home.path(), &["evaluate", "-f", &big.display().to_string()]);
     assert!(
         err.contains("big.yaml") && err.contains("64 MiB limit"),
         "{err}"

@@ -310,11 +310,12 @@ async fn distribution_htpasswd_with_and_without_credentials() -> TestResult {
         };
         assert_eq!(cap.state, CapabilityState::Unknown, "{name}: {cap:?}");
     }
+    // 401: credentials missing (the one HTTP table, crate::reason::classify).
     assert_cap(
         &without,
         "referrersApi",
         CapabilityState::Unknown,
-        "InsufficientPermissions",
+        "AuthFailed",
     );
     assert_eq!(without.score, 1);
 
@@ -329,7 +330,7 @@ async fn distribution_htpasswd_with_and_without_credentials() -> TestResult {
         &wrong,
         "referrersApi",
         CapabilityState::Unknown,
-        "InsufficientPermissions",
+        "AuthFailed",
     );
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use refwarden::verify::{
-    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Reason, Signer,
+    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, Signer,
     Subject, TrustPolicy, TrustedRoot, Verdict, verify,
 };
 use serde_json::Value;
@@ -94,16 +94,16 @@ fn identity(expect: &Value) -> Identity {
 }
 
 /// The reason a fixture's `fails_because` names, in this verifier's words.
-fn reason_for(published: &str) -> Reason {
+fn reason_for(published: &str) -> Rejection {
     match published {
-        "DigestMismatch" => Reason::DigestMismatch,
-        "NotASimpleSigningPayload" => Reason::InvalidPayload,
-        "NoSignatureByTrustedKey" => Reason::NoSignatureByTrustedKey,
-        "IdentityMismatch" => Reason::IdentityMismatch,
-        "SignatureExpired" => Reason::SignatureExpired,
+        "DigestMismatch" => Rejection::DigestMismatch,
+        "NotASimpleSigningPayload" => Rejection::InvalidPayload,
+        "NoSignatureByTrustedKey" => Rejection::NoSignatureByTrustedKey,
+        "IdentityMismatch" => Rejection::IdentityMismatch,
+        "SignatureExpired" => Rejection::SignatureExpired,
         // The e2e "invalid signature" layer is a text file, not an envelope.
-        "IntegrityFailed" => Reason::MalformedSignature,
-        "SCTMissing" => Reason::SctMissing,
+        "IntegrityFailed" => Rejection::MalformedSignature,
+        "SCTMissing" => Rejection::SctMissing,
         other => panic!("no mapping for published reason {other}"),
     }
 }
@@ -131,7 +131,7 @@ fn expect_verified(case: &str, v: &Verdict) -> refwarden::verify::Verified {
 }
 
 #[track_caller]
-fn expect_reason(case: &str, v: &Verdict, reason: Reason) {
+fn expect_reason(case: &str, v: &Verdict, reason: Rejection) {
     match v {
         Verdict::Unverified(u) => {
             assert_eq!(u.reason, reason, "{case}: {}", u.message);
@@ -230,7 +230,7 @@ fn verify_cosign_key_cases() {
                 expect_reason(
                     &n,
                     &verify(&evidence, &subject, &strict, now()),
-                    Reason::TransparencyLogProofMissing,
+                    Rejection::TransparencyLogProofMissing,
                 );
             }
             // The same signature judged for another digest is a DigestMismatch.
@@ -240,7 +240,7 @@ fn verify_cosign_key_cases() {
             expect_reason(
                 &n,
                 &verify(&evidence, &other, &policy, now()),
-                Reason::DigestMismatch,
+                Rejection::DigestMismatch,
             );
         } else {
             let published = expect["fails_because"].as_str().unwrap();
@@ -284,7 +284,7 @@ fn verify_cosign_keyless_cases() {
             expect_reason(
                 &n,
                 &verify(&evidence, &subject, &strict, now()),
-                Reason::SctMissing,
+                Rejection::SctMissing,
             );
             keyless.require_sct = false; // cosign --insecure-ignore-sct
         }
@@ -376,14 +376,14 @@ fn verify_sigstore_conformance_cases() {
             assert!(v.signed_at.is_some(), "{n}");
         } else {
             let want = match n.as_str() {
-                "bundle-from-wrong-instance_fail" => Reason::UntrustedRoot,
+                "bundle-from-wrong-instance_fail" => Rejection::UntrustedRoot,
                 "dsse-invalid-sig_fail" | "signature-mismatch_fail" => {
-                    Reason::NoSignatureByTrustedKey
+                    Rejection::NoSignatureByTrustedKey
                 }
                 "inclusion-proof-corrupted-hash_fail" | "set-invalid-signature_fail" => {
-                    Reason::TransparencyLogProofInvalid
+                    Rejection::TransparencyLogProofInvalid
                 }
-                "wrong-material_fail" => Reason::DigestMismatch,
+                "wrong-material_fail" => Rejection::DigestMismatch,
                 other => panic!("unexpected failing case {other}"),
             };
             expect_reason(&n, &verdict, want);
@@ -419,7 +419,7 @@ fn verify_cosign_oci_attestation_bundle() {
     expect_reason(
         "other digest",
         &verify(&evidence, &other, &policy, now()),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     let wrong_type = TrustPolicy {
         predicate_type: Some("https://slsa.dev/provenance/v1".into()),
@@ -428,7 +428,7 @@ fn verify_cosign_oci_attestation_bundle() {
     expect_reason(
         "other predicate",
         &verify(&evidence, &good, &wrong_type, now()),
-        Reason::PredicateTypeMismatch,
+        Rejection::PredicateTypeMismatch,
     );
     // The public-good trusted root verifies it too.
     let pg = TrustPolicy {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use proptest::prelude::*;
 use refwarden::verify::{
-    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Reason, Signer,
+    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, Signer,
     Subject, TrustPolicy, TrustedRoot, Verdict, Verified, verify,
 };
 use serde_json::{Value, json};
@@ -145,7 +145,7 @@ fn ok(v: Verdict) -> Verified {
 }
 
 #[track_caller]
-fn fails(v: Verdict, reason: Reason) -> String {
+fn fails(v: Verdict, reason: Rejection) -> String {
     match v {
         Verdict::Unverified(u) => {
             assert_eq!(u.reason, reason, "message: {}", u.message);
@@ -270,7 +270,7 @@ fn verify_wrong_key_is_no_signature_by_trusted_key() {
     let policy = key_policy(&[&trusted]);
     let m = fails(
         SigLayer::keyed(&signer, &digest()).verify(&subject(), &policy),
-        Reason::NoSignatureByTrustedKey,
+        Rejection::NoSignatureByTrustedKey,
     );
     assert!(m.contains(policy.keys[0].fingerprint()), "{m}");
 }
@@ -280,7 +280,7 @@ fn verify_payload_for_another_digest_is_digest_mismatch() {
     let key = g::Key::generate(g::Alg::P256);
     let m = fails(
         SigLayer::keyed(&key, &other_digest()).verify(&subject(), &key_policy(&[&key])),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     assert!(m.contains(&other_digest()) && m.contains(&digest()), "{m}");
 }
@@ -291,16 +291,16 @@ fn verify_not_a_simple_signing_payload_or_no_signature() {
     let policy = key_policy(&[&key]);
     let mut layer = SigLayer::keyed(&key, &digest());
     layer.payload = br#"{"critical":{"type":"something else"}}"#.to_vec();
-    fails(layer.verify(&subject(), &policy), Reason::InvalidPayload);
+    fails(layer.verify(&subject(), &policy), Rejection::InvalidPayload);
     let mut layer = SigLayer::keyed(&key, &digest());
     layer.ann.clear();
     fails(
         layer.verify(&subject(), &policy),
-        Reason::MalformedSignature,
+        Rejection::MalformedSignature,
     );
     fails(
         SigLayer::keyed(&key, &digest()).verify(&subject(), &TrustPolicy::default()),
-        Reason::NoTrustConfigured,
+        Rejection::NoTrustConfigured,
     );
 }
 
@@ -314,7 +314,7 @@ fn verify_key_signature_with_a_required_tlog() {
     let mut layer = SigLayer::keyed(&key, &digest());
     fails(
         layer.verify(&subject(), &policy),
-        Reason::TransparencyLogProofMissing,
+        Rejection::TransparencyLogProofMissing,
     );
     let e = layer.log(&mut w, &key.public_pem(), T0 + 60);
     let v = ok(layer.verify(&subject(), &policy));
@@ -328,7 +328,7 @@ fn verify_key_signature_with_a_required_tlog() {
     layer.log(&mut w, &other.public_pem(), T0 + 60);
     fails(
         layer.verify(&subject(), &policy),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
 }
 
@@ -360,7 +360,7 @@ fn verify_keyless_signature_with_identity_log_index_and_time() {
     let partial = Identity::new(Matcher::exact(ISSUER), Matcher::regex("example").unwrap());
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![partial])),
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
     );
 }
 
@@ -374,7 +374,7 @@ fn verify_wrong_san_or_issuer_is_identity_mismatch() {
     );
     let m = fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![wrong_san])),
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
     );
     assert!(
         m.contains(EMAIL) && m.contains("someone@example.com"),
@@ -386,7 +386,7 @@ fn verify_wrong_san_or_issuer_is_identity_mismatch() {
     );
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![wrong_issuer])),
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
     );
 }
 
@@ -433,7 +433,7 @@ fn verify_github_workflow_claims_and_uri_san() {
     );
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![fork])),
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
     );
 }
 
@@ -443,7 +443,7 @@ fn verify_signed_after_the_leaf_expired() {
     let layer = SigLayer::keyless(&mut w, &spec(), T0 + 3600);
     let m = fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::CertificateExpiredAtSigningTime,
+        Rejection::CertificateExpiredAtSigningTime,
     );
     assert!(m.contains("2024-03-01T13:00:00Z"), "{m}");
 }
@@ -465,7 +465,7 @@ fn verify_set_over_another_body_is_invalid() {
         .insert("dev.sigstore.cosign/bundle".into(), bundle.to_string());
     let m = fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
     assert!(m.contains("signed entry timestamp"), "{m}");
     // An integratedTime changed after signing.
@@ -477,7 +477,7 @@ fn verify_set_over_another_body_is_invalid() {
         .insert("dev.sigstore.cosign/bundle".into(), bundle.to_string());
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
 }
 
@@ -488,7 +488,7 @@ fn verify_keyless_without_tlog_entry_is_missing() {
     layer.ann.remove("dev.sigstore.cosign/bundle");
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::TransparencyLogProofMissing,
+        Rejection::TransparencyLogProofMissing,
     );
 }
 
@@ -506,7 +506,7 @@ fn verify_leaf_from_another_ca_is_untrusted() {
         .insert("dev.sigstore.cosign/certificate".into(), pem);
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
 }
 
@@ -517,7 +517,7 @@ fn verify_ca_not_valid_at_signing_time_and_leaf_without_code_signing() {
     let mut policy = keyless_policy(&w, vec![identity()]);
     policy.trusted_root =
         Some(TrustedRoot::from_json(&w.root_json("2025-01-01T00:00:00Z", None)).unwrap());
-    fails(layer.verify(&subject(), &policy), Reason::UntrustedRoot);
+    fails(layer.verify(&subject(), &policy), Rejection::UntrustedRoot);
     let no_eku = g::LeafSpec {
         code_signing: false,
         ..spec()
@@ -525,7 +525,7 @@ fn verify_ca_not_valid_at_signing_time_and_leaf_without_code_signing() {
     let layer = SigLayer::keyless(&mut w, &no_eku, T0 + 60);
     fails(
         layer.verify(&subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
 }
 
@@ -541,7 +541,7 @@ fn verify_sct_missing_or_from_an_unknown_ct_log() {
         T0 + 60,
     );
     let mut policy = keyless_policy(&w, vec![identity()]);
-    fails(layer.verify(&subject(), &policy), Reason::SctMissing);
+    fails(layer.verify(&subject(), &policy), Rejection::SctMissing);
     if let Some(k) = policy.keyless.as_mut() {
         k.require_sct = false;
     }
@@ -554,7 +554,7 @@ fn verify_sct_missing_or_from_an_unknown_ct_log() {
         trusted_root: Some(TrustedRoot::from_json(root_without_ct.to_string().as_bytes()).unwrap()),
         ..keyless_policy(&w, vec![identity()])
     };
-    fails(layer.verify(&subject(), &policy), Reason::SctInvalid);
+    fails(layer.verify(&subject(), &policy), Rejection::SctInvalid);
 }
 
 #[test]
@@ -578,6 +578,6 @@ fn verify_log_unknown_to_the_trusted_root() {
     );
     fails(
         layer.verify(&subject(), &policy),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
 }

@@ -30,6 +30,7 @@ mod probe;
 mod progress;
 mod registry_args;
 mod reports;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -75,6 +76,11 @@ pub enum Command {
     ///
     /// Exit codes: 0 the registry answered (even with no referrers), 1 registry error, 2 bad input.
     Discover(discover::DiscoverArgs),
+    /// Verify an image's signatures and attestations (cosign keys or keyless identities, sigstore
+    /// bundles, Notation trust stores), like `cosign verify` / `notation verify`.
+    ///
+    /// Exit codes: 0 every requested kind has a verified referrer, 1 none verified (each reason printed), 2 bad input (no trust configured, unreadable key), 3 Unknown (registry error or evidence unreadable).
+    Verify(verify::VerifyArgs),
     /// Evaluate ReferrerPolicies against workloads in files, as the controller would (CI gate).
     ///
     /// Exit codes: 0 all compliant, 1 violations found, 3 some images Unknown and no violations, 2 bad input.
@@ -157,6 +163,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Probe(args) => probe::run(args).await,
         Command::Evaluate(args) => evaluate::run(args).await,
         Command::Discover(args) => discover::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Lifecycle(cmd) => lifecycle::run(cmd).await,
         Command::Controller(args) => controller::run(args).await,
         Command::Crds { output_dir } => crds(output_dir),

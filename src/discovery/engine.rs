@@ -36,6 +36,7 @@ use super::tagschema::{self, CosignSuffix, ListedDescriptor};
 use crate::crd::{CapabilityState, DiscoveryMode, EffectiveDiscoveryMode};
 use crate::oci;
 use crate::probe::verdict::{self, Observation};
+use crate::reason::{self, Reason};
 use crate::registry::{
     Endpoint, RegistryClient, RegistryError, RegistryRequest, RegistryResponse, Scope,
 };
@@ -244,14 +245,14 @@ impl Default for Discoverer {
 /// Why a discovery is Unknown.
 #[derive(Clone, Debug)]
 struct Unk {
-    reason: String,
+    reason: Reason,
     message: String,
 }
 
 impl Unk {
-    fn new(reason: &str, message: impl Into<String>) -> Self {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
         Unk {
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         }
     }
@@ -269,14 +270,11 @@ impl Unk {
         } else {
             format!(" ({})", codes.join(", "))
         };
-        let reason = match s {
-            401 => "AuthFailed",
-            403 => "InsufficientPermissions",
-            429 => "RateLimited",
-            500..=599 => "RegistryError",
-            404 if codes.iter().any(|c| c == "NAME_UNKNOWN") => "RepositoryNotFound",
-            _ => "UnexpectedStatus",
-        };
+        let challenge = resp
+            .headers
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok());
+        let reason = reason::classify(s, &codes, challenge).unwrap_or(Reason::UnexpectedStatus);
         Unk::new(reason, format!("{what} answered HTTP {s}{codes_text}"))
     }
 }
@@ -736,7 +734,7 @@ impl Discoverer {
                 tracing::debug!(registry = %req.registry, repository = %req.repository,
                     digest = %req.digest, reason = %u.reason, "discovery unknown");
                 DiscoveryOutcome::Unknown {
-                    reason: u.reason,
+                    reason: u.reason.as_str().to_string(),
                     message: u.message,
                 }
             }
@@ -881,12 +879,12 @@ impl Discoverer {
         req: &DiscoveryRequest,
     ) -> Result<Vec<Referrer>, Unk> {
         if let Err(e) = oci::parse_digest(&req.digest) {
-            return Err(Unk::new("InvalidInput", format!("digest: {e}")));
+            return Err(Unk::new(Reason::InvalidInput, format!("digest: {e}")));
         }
         if let Some(i) = &req.index_digest
             && let Err(e) = oci::parse_digest(i)
         {
-            return Err(Unk::new("InvalidInput", format!("indexDigest: {e}")));
+            return Err(Unk::new(Reason::InvalidInput, format!("indexDigest: {e}")));
         }
         let depth = req.depth.min(self.inner.config.max_depth);
         let filters = &req.artifact_types;
@@ -934,7 +932,7 @@ impl Discoverer {
             match fetch_manifest(ctx, &req.digest).await? {
                 None => {
                     return Err(Unk::new(
-                        "SubjectNotFound",
+                        Reason::SubjectNotFound,
                         format!("{} was not found in {}", req.digest, req.repository),
                     ));
                 }
@@ -1082,7 +1080,7 @@ async fn list_direct(
                 NativeDecision::Unknown(reason) => Err(Unk::new(
                     reason,
                     match reason {
-                        "ReferrersApiUnsupported" => {
+                        Reason::ReferrersApiUnsupported => {
                             format!("mode Native, but the registry has no referrers API: {message}")
                         }
                         _ => format!(
@@ -1091,7 +1089,10 @@ async fn list_direct(
                         ),
                     },
                 )),
-                NativeDecision::Error => Err(Unk::new(&verdict.reason, message)),
+                NativeDecision::Error => Err(Unk::new(
+                    Reason::parse(&verdict.reason).unwrap_or(Reason::UnexpectedStatus),
+                    message,
+                )),
                 NativeDecision::NoReferrers => {
                     // Quay answers 400 for a subject it does not hold: no referrers from the API.
                     ctx.method(DiscoveryMethod::Native);
@@ -1135,7 +1136,7 @@ async fn list_direct(
 /// `decide_native` says `Use` only for a Supported verdict, which `native` lists itself.
 fn unreachable_use() -> Result<Vec<Referrer>, Unk> {
     Err(Unk::new(
-        "InvalidResponse",
+        Reason::InvalidResponse,
         "the referrers API answer could not be read",
     ))
 }
@@ -1168,7 +1169,10 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
         CapabilityState::Unknown => {
             return Err(match resp.status.as_u16() {
                 401 | 403 | 429 | 500..=599 | 404 => Unk::from_status("referrers API", &resp),
-                _ => Unk::new(&cap.reason, cap.message.unwrap_or_default()),
+                _ => Unk::new(
+                    Reason::parse(&cap.reason).unwrap_or(Reason::UnexpectedStatus),
+                    cap.message.unwrap_or_default(),
+                ),
             });
         }
     }
@@ -1186,7 +1190,7 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
         if !visited.insert(url.to_string()) {
             // A looping list may miss a required referrer: Unknown, not a violation.
             return Err(Unk::new(
-                "PaginationLoop",
+                Reason::PaginationLoop,
                 format!(
                     "referrers of {subject}: the Link pagination loops at {url}; the list is incomplete"
                 ),
@@ -1195,7 +1199,7 @@ async fn native(ctx: &Ctx<'_>, subject: &str, filters: &[String]) -> Result<Nati
         if pages >= ctx.d.inner.config.max_pages {
             // A truncated list could miss a required referrer: Unknown, not a violation.
             return Err(Unk::new(
-                "TooManyPages",
+                Reason::TooManyPages,
                 format!(
                     "referrers of {subject}: more than {pages} pages (limit); the list is incomplete"
                 ),
@@ -1230,7 +1234,7 @@ type Page = (
 fn parse_page(resp: &RegistryResponse) -> Result<Page, Unk> {
     let v: serde_json::Value = serde_json::from_slice(&resp.body).map_err(|e| {
         Unk::new(
-            "InvalidResponse",
+            Reason::InvalidResponse,
             format!("referrers page {} is not JSON: {e}", resp.url),
         )
     })?;
@@ -1611,7 +1615,7 @@ async fn fetch_manifest(ctx: &Ctx<'_>, reference: &str) -> Result<Option<Arc<Fet
     let digest = if by_digest {
         if reference.starts_with("sha256:") && computed != reference {
             return Err(Unk::new(
-                "InvalidResponse",
+                Reason::InvalidResponse,
                 format!("manifest {reference}: content digest is {computed}"),
             ));
         }
@@ -1712,7 +1716,7 @@ async fn list_tags(ctx: &Ctx<'_>) -> Result<Arc<TagList>, Unk> {
         }
         let body: Tags = resp
             .json()
-            .map_err(|e| Unk::new("InvalidResponse", e.to_string()))?;
+            .map_err(|e| Unk::new(Reason::InvalidResponse, e.to_string()))?;
         let got = body.tags.unwrap_or_default();
         let full_page = got.len() >= cfg.tag_page_size as usize;
         let last = got.last().cloned();

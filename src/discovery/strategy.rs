@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::model::Reach;
 use crate::crd::{CapabilityState, DiscoveryMode, EffectiveDiscoveryMode};
+use crate::reason::Reason;
 
 /// How one discovery lists referrers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +100,7 @@ pub enum NativeDecision {
     /// The API answered for a subject it does not hold (Quay's 400): no referrers from it.
     NoReferrers,
     /// A broken answer: Unknown with this reason.
-    Unknown(&'static str),
+    Unknown(Reason),
     /// The registry failed (401/403/429/5xx, repository missing…): Unknown, with the reason of
     /// the HTTP status.
     Error,
@@ -119,10 +120,10 @@ pub fn decide_native(v: &NativeVerdict, start: Start) -> NativeDecision {
             // a truncated proxy reply): Unknown, not "no referrers API" (which would fall back
             // and report nothing).
             if v.http_status == Some(200) && (known || v.reason == "InvalidIndex") {
-                return NativeDecision::Unknown("InvalidResponse");
+                return NativeDecision::Unknown(Reason::InvalidResponse);
             }
             if forced {
-                return NativeDecision::Unknown("ReferrersApiUnsupported");
+                return NativeDecision::Unknown(Reason::ReferrersApiUnsupported);
             }
             if v.http_status == Some(400) && known {
                 return NativeDecision::NoReferrers;
@@ -332,15 +333,15 @@ mod tests {
                 &verdict(Unsupported, "HtmlInsteadOfIndex", 200),
                 NATIVE_KNOWN
             ),
-            NativeDecision::Unknown("InvalidResponse")
+            NativeDecision::Unknown(Reason::InvalidResponse)
         );
         assert_eq!(
             decide_native(&verdict(Unsupported, "InvalidIndex", 200), NATIVE_UNKNOWN),
-            NativeDecision::Unknown("InvalidResponse")
+            NativeDecision::Unknown(Reason::InvalidResponse)
         );
         assert_eq!(
             decide_native(&verdict(Unsupported, "NotFound", 404), forced),
-            NativeDecision::Unknown("ReferrersApiUnsupported")
+            NativeDecision::Unknown(Reason::ReferrersApiUnsupported)
         );
         assert_eq!(
             decide_native(&verdict(Unsupported, "BadRequest", 400), NATIVE_KNOWN),

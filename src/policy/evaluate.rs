@@ -4,6 +4,7 @@
 //! The controller and `refwarden evaluate` both call these functions (through
 //! `policy::reconcile`), so they cannot disagree.
 
+use crate::reason::Reason;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -499,14 +500,16 @@ pub fn missing_requirements(
         .collect()
 }
 
-/// Maps a discovery failure reason to the policy's Unknown reason.
-pub fn unknown_reason(discovery_reason: &str) -> &'static str {
-    match discovery_reason {
-        "AuthFailed" | "InsufficientPermissions" => "AuthFailed",
-        "SubjectNotFound" | "TagNotFound" => "ImageNotFound",
-        "ReferrersApiUnsupported" => "ReferrersApiUnsupported",
-        "InvalidResponse" | "BodyTooLarge" => "InvalidRegistryResponse",
-        "InvalidConfig" | "RegistryProfileInvalid" => "RegistryProfileInvalid",
+/// Maps a failure reason ([`Reason`], or the profile's own `RegistryProfileInvalid`) to the
+/// policy's coarser Unknown reason.
+pub fn unknown_reason(failure: &str) -> &'static str {
+    match Reason::parse(failure) {
+        Some(Reason::AuthFailed | Reason::InsufficientPermissions) => "AuthFailed",
+        Some(Reason::SubjectNotFound | Reason::TagNotFound) => "ImageNotFound",
+        Some(Reason::ReferrersApiUnsupported) => "ReferrersApiUnsupported",
+        Some(Reason::InvalidResponse | Reason::BodyTooLarge) => "InvalidRegistryResponse",
+        Some(Reason::InvalidConfig) => "RegistryProfileInvalid",
+        None if failure == "RegistryProfileInvalid" => "RegistryProfileInvalid",
         _ => "RegistryUnavailable",
     }
 }

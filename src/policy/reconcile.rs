@@ -104,7 +104,7 @@ pub async fn evaluate_policy<'p>(
                     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
                     resolve_digest(&entry.client, &r.repository, &tag)
                         .await
-                        .map_err(|e| (e.reason, e.message))
+                        .map_err(|e| (e.reason.as_str().to_string(), e.message))
                 }
             };
             (key, result)

@@ -309,10 +309,16 @@ async fn resolve_test_image(
                 format!("{repo}:{tag} was not found (HTTP 404)"),
             ));
         }
-        401 | 403 => {
+        s @ (401 | 403) => {
+            let challenge = head
+                .headers
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok());
+            let reason = crate::reason::classify(s, &head.error_codes(), challenge)
+                .unwrap_or(crate::reason::Reason::AuthFailed);
             return Err((
-                "InsufficientPermissions".into(),
-                format!("HEAD {repo}:{tag} answered HTTP {}", head.status.as_u16()),
+                reason.as_str().into(),
+                format!("HEAD {repo}:{tag} answered HTTP {s}"),
             ));
         }
         s => {

@@ -4,6 +4,7 @@
 //! The rules follow the OCI Distribution 1.1 text and the quirks real registries
 //! show (see `../shared/reference/oci-referrers.md` §1 and §3).
 
+use crate::reason::Reason;
 use bytes::Bytes;
 
 use crate::crd::{Capability, CapabilityState};
@@ -97,31 +98,33 @@ pub fn body_is_oci_index(body: &[u8]) -> bool {
     }
 }
 
-/// Verdict shared by every probe for answers that do not say anything about the capability.
+/// Verdict shared by every probe for answers that do not say anything about the capability:
+/// 401, 403, 429 and 5xx, named by the crate's one HTTP table ([`crate::reason::classify`]).
 fn common(answer: &Answer, what: &str) -> Option<Capability> {
     let status = Some(answer.status);
-    match answer.status {
-        401 | 403 => Some(Capability::unknown(
-            "InsufficientPermissions",
-            status,
-            format!(
-                "{what}: the credentials may not do this (HTTP {}){}",
-                answer.status,
-                answer.codes_text()
-            ),
-        )),
-        429 => Some(Capability::unknown(
-            "RateLimited",
-            status,
-            format!("{what}: the registry is rate limiting (HTTP 429)"),
-        )),
-        500..=599 => Some(Capability::unknown(
-            "RegistryError",
-            status,
-            format!("{what}: the registry failed (HTTP {})", answer.status),
-        )),
-        _ => None,
-    }
+    let reason = match answer.status {
+        401 | 403 | 429 | 500..=599 => crate::reason::classify(
+            answer.status,
+            &answer.error_codes,
+            answer.header("www-authenticate"),
+        )?,
+        _ => return None,
+    };
+    let message = match reason {
+        Reason::AuthFailed => format!(
+            "{what}: the credentials are missing or were rejected (HTTP {}){}",
+            answer.status,
+            answer.codes_text()
+        ),
+        Reason::InsufficientPermissions => format!(
+            "{what}: the credentials may not do this (HTTP {}){}",
+            answer.status,
+            answer.codes_text()
+        ),
+        Reason::RateLimited => format!("{what}: the registry is rate limiting (HTTP 429)"),
+        _ => format!("{what}: the registry failed (HTTP {})", answer.status),
+    };
+    Some(Capability::unknown(reason.as_str(), status, message))
 }
 
 fn not_answered(obs: &Observation) -> Option<Capability> {
@@ -725,7 +728,9 @@ mod tests {
 
     #[test]
     fn auth_failures_are_unknown_never_unsupported() {
-        for s in [401, 403] {
+        // The crate's one HTTP table: 401 is missing/rejected credentials, 403 (or a 401
+        // saying insufficient_scope) credentials that may not do this.
+        for (s, reason) in [(401, "AuthFailed"), (403, "InsufficientPermissions")] {
             for c in [
                 referrers_api(&answer(s, None, "")),
                 cross_repo_mount(&answer(s, None, "")),
@@ -734,7 +739,7 @@ mod tests {
                 delete(DeleteTarget::Blob, &answer(s, None, ""), None),
             ] {
                 assert_eq!(c.state, CapabilityState::Unknown, "status {s}: {c:?}");
-                assert_eq!(c.reason, "InsufficientPermissions");
+                assert_eq!(c.reason, reason, "status {s}");
             }
         }
     }

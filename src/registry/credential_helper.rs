@@ -46,11 +46,10 @@ pub fn valid_name(name: &str) -> bool {
 /// The server URL a helper stores a registry under (`docker login` keeps Docker Hub as
 /// `https://index.docker.io/v1/`, every other registry as its host).
 pub fn server_url(registry_host: &str) -> String {
-    match registry_host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "https://index.docker.io/v1/".to_string()
-        }
-        h => h.to_string(),
+    if super::reference::is_docker_hub(registry_host) {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry_host.to_string()
     }
 }
 

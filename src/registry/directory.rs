@@ -2,6 +2,7 @@
 //! implicit client (no profile) built from [`ImplicitAccess`] and the pull credentials known
 //! for that host.
 
+use super::reference::{api_host, canonical_registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,33 +102,14 @@ pub struct RegistryDirectory {
     implicit: ImplicitAccess,
 }
 
-/// Host names a registry is known by (`docker.io` and `registry-1.docker.io` are one).
+/// Host names a registry is known by (one name: Docker Hub's aliases are one registry).
 fn host_aliases(host: &str) -> Vec<String> {
-    let h = host.to_ascii_lowercase();
-    let h = h.strip_suffix(":443").unwrap_or(&h).to_string();
-    match h.as_str() {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            vec![
-                "docker.io".into(),
-                "index.docker.io".into(),
-                "registry-1.docker.io".into(),
-            ]
-        }
-        _ => vec![h],
-    }
+    vec![canonical_registry(host)]
 }
 
 /// Whether two hosts name one registry (`docker.io` and `registry-1.docker.io`; `:443`).
 pub fn same_registry(a: &str, b: &str) -> bool {
-    let b = host_aliases(b);
-    host_aliases(a).iter().any(|h| b.contains(h))
-}
-
-fn api_host(registry: &str) -> String {
-    match registry {
-        "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
-        other => other.to_string(),
-    }
+    canonical_registry(a) == canonical_registry(b)
 }
 
 impl RegistryDirectory {

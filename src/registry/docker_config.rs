@@ -255,11 +255,10 @@ fn normalise_host(key: &str) -> String {
         .or_else(|| lower.strip_prefix("http://"))
         .unwrap_or(&lower);
     let host = no_scheme.split('/').next().unwrap_or_default();
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | "docker.io" => {
-            "docker.io".to_string()
-        }
-        h => h.to_string(),
+    if super::reference::is_docker_hub(host) {
+        "docker.io".to_string()
+    } else {
+        host.to_string()
     }
 }
 

@@ -4,6 +4,8 @@
 //! with userinfo: the client rejects userinfo in URLs up front and builds every
 //! reason string itself.
 
+use crate::reason::Reason;
+
 /// A registry request that did not produce an HTTP response the caller can judge.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -34,17 +36,17 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// A stable CamelCase reason usable in conditions and events.
-    pub fn reason(&self) -> &'static str {
+    /// The stable reason, usable in conditions, Events and metric labels.
+    pub fn reason(&self) -> Reason {
         match self {
-            RegistryError::Connect { .. } => "Unreachable",
-            RegistryError::Timeout { .. } => "Timeout",
-            RegistryError::Tls { .. } => "TlsError",
-            RegistryError::Auth { .. } => "AuthFailed",
-            RegistryError::BodyTooLarge { .. } => "BodyTooLarge",
-            RegistryError::InvalidResponse { .. } => "InvalidResponse",
-            RegistryError::Config { .. } => "InvalidConfig",
-            RegistryError::Redirect { .. } => "RedirectRefused",
+            RegistryError::Connect { .. } => Reason::Unreachable,
+            RegistryError::Timeout { .. } => Reason::Timeout,
+            RegistryError::Tls { .. } => Reason::TlsError,
+            RegistryError::Auth { .. } => Reason::AuthFailed,
+            RegistryError::BodyTooLarge { .. } => Reason::BodyTooLarge,
+            RegistryError::InvalidResponse { .. } => Reason::InvalidResponse,
+            RegistryError::Config { .. } => Reason::InvalidConfig,
+            RegistryError::Redirect { .. } => Reason::RedirectRefused,
         }
     }
 

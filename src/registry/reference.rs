@@ -6,6 +6,40 @@ use std::fmt;
 
 const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// Every name Docker Hub is known by: in references (`docker.io`, `index.docker.io`), its API
+/// host, and `docker login`'s keys. The one table of Docker Hub aliases in the crate.
+const DOCKER_HUB_ALIASES: &[&str] = &[
+    DOCKER_HUB,
+    "index.docker.io",
+    DOCKER_HUB_API,
+    "registry.hub.docker.com",
+];
+
+/// Whether `host` (any case, `:443` or not) is one of Docker Hub's names.
+pub fn is_docker_hub(host: &str) -> bool {
+    let h = host.to_ascii_lowercase();
+    let h = h.strip_suffix(":443").unwrap_or(&h);
+    DOCKER_HUB_ALIASES.contains(&h)
+}
+
+/// The name a registry host is known by in references: Docker Hub's aliases are `docker.io`;
+/// other hosts lowercased, without a `:443` port.
+pub fn canonical_registry(host: &str) -> String {
+    if is_docker_hub(host) {
+        return DOCKER_HUB.to_string();
+    }
+    let h = host.to_ascii_lowercase();
+    h.strip_suffix(":443").unwrap_or(&h).to_string()
+}
+
+/// The host a registry's API is served from (`docker.io` → `registry-1.docker.io`).
+pub fn api_host(registry: &str) -> String {
+    if is_docker_hub(registry) {
+        DOCKER_HUB_API.to_string()
+    } else {
+        registry.to_string()
+    }
+}
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
 

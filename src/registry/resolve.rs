@@ -2,22 +2,21 @@
 
 use super::{Endpoint, RegistryClient, RegistryRequest, Scope};
 use crate::oci;
+use crate::reason::{self, Reason};
 
 /// Why a reference could not be resolved.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {message}")]
 pub struct ResolveError {
-    /// `TagNotFound`, `AuthFailed`, `RateLimited`, `RegistryError`, `Unreachable`, …
-    pub reason: String,
+    /// `TagNotFound`, `AuthFailed`, `InsufficientPermissions`, `RateLimited`, `RegistryError`,
+    /// `Unreachable`, …
+    pub reason: Reason,
     /// Detail (never credentials).
     pub message: String,
 }
 
-fn err(reason: &str, message: String) -> ResolveError {
-    ResolveError {
-        reason: reason.to_string(),
-        message,
-    }
+fn err(reason: Reason, message: String) -> ResolveError {
+    ResolveError { reason, message }
 }
 
 /// `HEAD /v2/<repo>/manifests/<tag>` with the manifest Accept header; the
@@ -48,28 +47,27 @@ pub async fn resolve_digest(
         }
         404 => {
             return Err(err(
-                "TagNotFound",
+                Reason::TagNotFound,
                 format!("{repository}:{tag} does not exist in {}", client.registry()),
             ));
         }
-        401 | 403 => {
-            return Err(err(
-                "AuthFailed",
-                format!(
-                    "{repository}:{tag}: HTTP {status} (credentials missing or not allowed to pull)"
-                ),
-            ));
-        }
-        429 => {
-            return Err(err(
-                "RateLimited",
-                format!("{repository}:{tag}: rate limited by {}", client.registry()),
-            ));
-        }
         _ => {
+            let codes = head.error_codes();
+            let challenge = head
+                .headers
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok());
+            let reason =
+                reason::classify(status, &codes, challenge).unwrap_or(Reason::UnexpectedStatus);
+            let detail = match reason {
+                Reason::AuthFailed => " (credentials missing or rejected)",
+                Reason::InsufficientPermissions => " (credentials not allowed to pull)",
+                Reason::RateLimited => " (rate limited)",
+                _ => "",
+            };
             return Err(err(
-                "RegistryError",
-                format!("{repository}:{tag}: HEAD answered HTTP {status}"),
+                reason,
+                format!("{repository}:{tag}: HEAD answered HTTP {status}{detail}"),
             ));
         }
     }
@@ -83,7 +81,7 @@ pub async fn resolve_digest(
         .map_err(|e| err(e.reason(), e.to_string()))?;
     if get.status.as_u16() != 200 {
         return Err(err(
-            "RegistryError",
+            Reason::RegistryError,
             format!(
                 "{repository}:{tag}: GET answered HTTP {} after HEAD answered 200",
                 get.status.as_u16()

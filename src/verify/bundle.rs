@@ -7,11 +7,11 @@ use super::cosign::{Signed, authenticate};
 use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, check_statement, parse_statement};
 use super::encoding::{b64_std, clip, json_i64};
 use super::rekor::{InclusionProof, TlogEntry, TlogVerified};
-use super::{Format, Outcome, Reason, Subject, TrustPolicy, Unverified, Verified, fail};
+use super::{Format, Outcome, Rejection, Subject, TrustPolicy, Unverified, Verified, fail};
 use jiff::Timestamp;
 
 fn malformed(m: impl Into<String>) -> Unverified {
-    Unverified::new(Reason::MalformedSignature, m)
+    Unverified::new(Rejection::MalformedSignature, m)
 }
 
 /// The bundle version its (unsigned) `mediaType` claims.
@@ -146,7 +146,7 @@ pub(crate) fn verify_bundle(
     let media_type = v.get("mediaType").and_then(Value::as_str).unwrap_or("");
     let Some(format) = version(media_type) else {
         return fail(
-            Reason::UnsupportedFormat,
+            Rejection::UnsupportedFormat,
             format!(
                 "bundle mediaType {:?} is not a known Sigstore bundle version",
                 clip(media_type)
@@ -182,7 +182,7 @@ pub(crate) fn verify_bundle(
             .unwrap_or("");
         if alg != "SHA2_256" {
             return fail(
-                Reason::UnsupportedAlgorithm,
+                Rejection::UnsupportedAlgorithm,
                 format!(
                     "messageDigest algorithm {:?}: only SHA2_256 is compared with the sha256 subject",
                     clip(alg)
@@ -203,7 +203,7 @@ pub(crate) fn verify_bundle(
         )?;
         if super::sha256_of_digest(&subject.digest) != Some(digest) {
             return fail(
-                Reason::DigestMismatch,
+                Rejection::DigestMismatch,
                 format!(
                     "valid signature over sha256:{}, not over the judged {}",
                     hex::encode(digest),
@@ -222,20 +222,20 @@ pub(crate) fn verify_bundle(
     }
     let Some(env_value) = v.get("dsseEnvelope") else {
         return fail(
-            Reason::MalformedSignature,
+            Rejection::MalformedSignature,
             "bundle has neither messageSignature nor dsseEnvelope",
         );
     };
     let env = Envelope::from_value(env_value).map_err(malformed)?;
     if env.signatures.len() != 1 {
         return fail(
-            Reason::MalformedSignature,
+            Rejection::MalformedSignature,
             "a bundle's DSSE envelope must have exactly one signature",
         );
     }
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return fail(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             format!(
                 "DSSE payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE}",
                 clip(&env.payload_type)
@@ -243,7 +243,7 @@ pub(crate) fn verify_bundle(
         );
     }
     let statement =
-        parse_statement(&env.payload).map_err(|m| Unverified::new(Reason::InvalidPayload, m))?;
+        parse_statement(&env.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))?;
     let pae = env.pae();
     let signed = Signed::Dsse {
         pae: &pae,

@@ -13,7 +13,7 @@ use super::keys::PublicKey;
 use super::rekor::{
     Expected, TlogEntry, TlogVerified, Verifier, entry_from_cosign_bundle, verify_entry,
 };
-use super::{Format, Outcome, Reason, Signer, Subject, TrustPolicy, Unverified, Verified, fail};
+use super::{Format, Outcome, Rejection, Signer, Subject, TrustPolicy, Unverified, Verified, fail};
 
 pub(crate) const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub(crate) const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
@@ -76,7 +76,7 @@ fn verify_entries(
     }
     let Some(root) = &policy.trusted_root else {
         return fail(
-            Reason::NoTrustConfigured,
+            Rejection::NoTrustConfigured,
             "the evidence has a transparency-log entry but the policy has no trusted root to verify it",
         );
     };
@@ -120,7 +120,7 @@ pub(crate) fn authenticate(
     }
     if policy.keys.is_empty() {
         return fail(
-            Reason::NoTrustConfigured,
+            Rejection::NoTrustConfigured,
             if cert.is_some() {
                 "signed with a certificate, but the policy trusts no keyless identity"
             } else {
@@ -132,7 +132,7 @@ pub(crate) fn authenticate(
     match (key_result, keyless_result) {
         (Ok(a), _) => Ok(a),
         // A certificate that failed keyless checks tells more than "no trusted key".
-        (Err(e), Some(Err(k))) if e.reason == Reason::NoSignatureByTrustedKey => Err(k),
+        (Err(e), Some(Err(k))) if e.reason == Rejection::NoSignatureByTrustedKey => Err(k),
         (Err(e), _) => Err(e),
     }
 }
@@ -159,7 +159,7 @@ fn authenticate_key(
         if unsupported.len() == policy.keys.len()
             && let Some(m) = unsupported.into_iter().next()
         {
-            return fail(Reason::UnsupportedAlgorithm, m);
+            return fail(Rejection::UnsupportedAlgorithm, m);
         }
         let names = policy
             .keys
@@ -169,7 +169,7 @@ fn authenticate_key(
             .collect::<Vec<_>>()
             .join(", ");
         return fail(
-            Reason::NoSignatureByTrustedKey,
+            Rejection::NoSignatureByTrustedKey,
             format!(
                 "the signature verifies with none of the {} trusted key(s): {names}",
                 policy.keys.len()
@@ -184,7 +184,7 @@ fn authenticate_key(
     };
     if policy.keys_require_tlog && tlog.is_none() {
         return fail(
-            Reason::TransparencyLogProofMissing,
+            Rejection::TransparencyLogProofMissing,
             "the policy requires a transparency-log entry and the signature has none",
         );
     }
@@ -209,22 +209,22 @@ fn authenticate_keyless(
 ) -> Outcome<Authenticated> {
     let Some(root) = &policy.trusted_root else {
         return fail(
-            Reason::NoTrustConfigured,
+            Rejection::NoTrustConfigured,
             "keyless verification needs a trusted root (certificate authorities)",
         );
     };
     let key = cert.public_key().map_err(|e| {
         Unverified::new(
-            Reason::UnsupportedAlgorithm,
+            Rejection::UnsupportedAlgorithm,
             format!("certificate key: {e}"),
         )
     })?;
     let ok = signed
         .check(&key, signature)
-        .map_err(|m| Unverified::new(Reason::UnsupportedAlgorithm, m))?;
+        .map_err(|m| Unverified::new(Rejection::UnsupportedAlgorithm, m))?;
     if !ok {
         return fail(
-            Reason::NoSignatureByTrustedKey,
+            Rejection::NoSignatureByTrustedKey,
             format!(
                 "the signature does not verify with the certificate's {} key",
                 key.algorithm().as_str()
@@ -240,13 +240,13 @@ fn authenticate_keyless(
         None if !keyless.require_tlog => now,
         None if tlog.is_none() => {
             return fail(
-                Reason::TransparencyLogProofMissing,
+                Rejection::TransparencyLogProofMissing,
                 "keyless signature without a transparency-log entry (required)",
             );
         }
         None => {
             return fail(
-                Reason::SigningTimeUnknown,
+                Rejection::SigningTimeUnknown,
                 "the tlog entry verified without a signed entry timestamp and RFC 3161 timestamps are not supported: the signing time is unknown",
             );
         }
@@ -261,7 +261,7 @@ fn leaf_from_annotations(ann: &BTreeMap<String, String>) -> Outcome<Option<Cert>
     };
     let malformed = |m: String| {
         Unverified::new(
-            Reason::MalformedSignature,
+            Rejection::MalformedSignature,
             format!("{ANN_CERTIFICATE}: {m}"),
         )
     };
@@ -277,7 +277,9 @@ fn entries_from_annotations(ann: &BTreeMap<String, String>) -> Outcome<Vec<TlogE
         None => Ok(Vec::new()),
         Some(text) => entry_from_cosign_bundle(text)
             .map(|e| vec![e])
-            .map_err(|m| Unverified::new(Reason::MalformedSignature, format!("{ANN_BUNDLE}: {m}"))),
+            .map_err(|m| {
+                Unverified::new(Rejection::MalformedSignature, format!("{ANN_BUNDLE}: {m}"))
+            }),
     }
 }
 
@@ -306,7 +308,7 @@ pub(crate) fn verify_simple_signing(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             Unverified::new(
-                Reason::MalformedSignature,
+                Rejection::MalformedSignature,
                 format!("annotation {ANN_SIGNATURE} missing or not base64"),
             )
         })?;
@@ -327,7 +329,7 @@ pub(crate) fn verify_simple_signing(
     )?;
     if signed_digest != subject.digest {
         return fail(
-            Reason::DigestMismatch,
+            Rejection::DigestMismatch,
             format!(
                 "valid signature over {}, not over the judged {}",
                 clip(&signed_digest),
@@ -342,7 +344,7 @@ pub(crate) fn verify_simple_signing(
 fn simple_signing_digest(payload: &[u8]) -> Outcome<String> {
     let not = |m: &str| {
         Unverified::new(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             format!("not a cosign simple-signing payload: {m}"),
         )
     };
@@ -371,10 +373,10 @@ pub(crate) fn verify_attestation(
     now: Timestamp,
 ) -> Outcome<Verified> {
     let env =
-        Envelope::parse(envelope).map_err(|m| Unverified::new(Reason::MalformedSignature, m))?;
+        Envelope::parse(envelope).map_err(|m| Unverified::new(Rejection::MalformedSignature, m))?;
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return fail(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             format!(
                 "DSSE payloadType is {:?}, cosign attestations need {IN_TOTO_PAYLOAD_TYPE}",
                 clip(&env.payload_type)
@@ -382,7 +384,7 @@ pub(crate) fn verify_attestation(
         );
     }
     let statement =
-        parse_statement(&env.payload).map_err(|m| Unverified::new(Reason::InvalidPayload, m))?;
+        parse_statement(&env.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))?;
     let cert = leaf_from_annotations(ann)?;
     let entries = entries_from_annotations(ann)?;
     let pae = env.pae();
@@ -404,5 +406,5 @@ pub(crate) fn verify_attestation(
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| Unverified::new(Reason::MalformedSignature, "no signature")))
+    Err(last_err.unwrap_or_else(|| Unverified::new(Rejection::MalformedSignature, "no signature")))
 }

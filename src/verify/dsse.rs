@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::encoding::{b64_any, clip};
-use super::{Outcome, Reason, Subject, fail};
+use super::{Outcome, Rejection, Subject, fail};
 
 pub(crate) const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -133,7 +133,7 @@ pub(crate) fn check_statement(
             .collect::<Vec<_>>()
             .join(", ");
         return fail(
-            Reason::DigestMismatch,
+            Rejection::DigestMismatch,
             format!(
                 "the statement's subjects ({}) do not include {}",
                 if seen.is_empty() {
@@ -149,7 +149,7 @@ pub(crate) fn check_statement(
         && st.predicate_type != want
     {
         return fail(
-            Reason::PredicateTypeMismatch,
+            Rejection::PredicateTypeMismatch,
             format!(
                 "predicate type is {:?}, the policy asks for {want:?}",
                 clip(&st.predicate_type)

@@ -9,7 +9,7 @@ use super::certs::{Cert, San};
 use super::certs::{ChainError, LeafEku, verify_chain};
 use super::encoding::{clip, from_unix, sha256};
 use super::trusted_root::TrustedRoot;
-use super::{Keyless, Outcome, Reason, Signer, fail};
+use super::{Keyless, Outcome, Rejection, Signer, fail};
 
 const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
 const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
@@ -147,7 +147,8 @@ fn issuer(leaf: &Cert) -> Result<Option<String>, String> {
 
 /// Matches the leaf against the identities; the signer on success.
 pub(crate) fn match_identity(leaf: &Cert, identities: &[Identity]) -> Outcome<Signer> {
-    let issuer = issuer(leaf).map_err(|m| super::Unverified::new(Reason::IdentityMismatch, m))?;
+    let issuer =
+        issuer(leaf).map_err(|m| super::Unverified::new(Rejection::IdentityMismatch, m))?;
     let sans = leaf.sans();
     let subject = sans.first().map(San::value).unwrap_or("").to_string();
     let ok = |id: &Identity| {
@@ -176,7 +177,7 @@ pub(crate) fn match_identity(leaf: &Cert, identities: &[Identity]) -> Outcome<Si
         .collect::<Vec<_>>()
         .join("; ");
     fail(
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
         format!(
             "certificate identity (issuer {}, subject {:?}) matches none of: {}",
             issuer
@@ -204,7 +205,7 @@ pub(crate) fn verify_leaf(
 ) -> Outcome<Signer> {
     if !leaf.valid_at(signed_at) {
         return fail(
-            Reason::CertificateExpiredAtSigningTime,
+            Rejection::CertificateExpiredAtSigningTime,
             format!(
                 "signed at {signed_at}, but the certificate is valid only from {} to {}",
                 leaf.not_before, leaf.not_after
@@ -226,7 +227,7 @@ pub(crate) fn chain_to_root(leaf: &Cert, root: &TrustedRoot, at: Timestamp) -> O
     let signed_at = at;
     if leaf.digital_signature() != Some(true) {
         return fail(
-            Reason::UntrustedRoot,
+            Rejection::UntrustedRoot,
             "the leaf certificate's key usage lacks digitalSignature",
         );
     }
@@ -257,12 +258,12 @@ pub(crate) fn chain_to_root(leaf: &Cert, root: &TrustedRoot, at: Timestamp) -> O
     let Some(issuer_spki) = issuer_spki else {
         if !expired.is_empty() {
             return fail(
-                Reason::CertificateExpiredAtSigningTime,
+                Rejection::CertificateExpiredAtSigningTime,
                 format!("signed at {signed_at}: {}", expired.join("; ")),
             );
         }
         return fail(
-            Reason::UntrustedRoot,
+            Rejection::UntrustedRoot,
             if untrusted.is_empty() {
                 format!("no certificate authority of the trusted root is valid at {signed_at}")
             } else {
@@ -280,11 +281,11 @@ pub(crate) fn chain_to_root(leaf: &Cert, root: &TrustedRoot, at: Timestamp) -> O
 fn verify_sct(leaf: &Cert, issuer_spki: &[u8], root: &TrustedRoot) -> Outcome<()> {
     let Some(ext) = leaf.extension(OID_SCT_LIST) else {
         return fail(
-            Reason::SctMissing,
+            Rejection::SctMissing,
             "the certificate carries no Signed Certificate Timestamp (1.3.6.1.4.1.11129.2.4.2)",
         );
     };
-    let invalid = |m: &str| super::Unverified::new(Reason::SctInvalid, m.to_string());
+    let invalid = |m: &str| super::Unverified::new(Rejection::SctInvalid, m.to_string());
     let list =
         OctetString::from_der(ext).map_err(|_| invalid("SCT extension is not an OCTET STRING"))?;
     let scts = parse_sct_list(list.as_bytes()).ok_or_else(|| invalid("SCT list is malformed"))?;
@@ -323,7 +324,7 @@ fn verify_sct(leaf: &Cert, issuer_spki: &[u8], root: &TrustedRoot) -> Outcome<()
         }
     }
     fail(
-        Reason::SctInvalid,
+        Rejection::SctInvalid,
         format!(
             "none of the certificate's {} SCT(s) verifies with a CT log of the trusted root",
             scts.len()

@@ -4,7 +4,7 @@
 //! bundle, an envelope) and passes them as [`Evidence`] together with the
 //! [`Subject`] being judged and a [`TrustPolicy`]. [`verify`] answers a
 //! [`Verdict`]: who signed (a key fingerprint or an identity), in which format,
-//! with which transparency-log index, or why not, as a stable [`Reason`] and a
+//! with which transparency-log index, or why not, as a stable [`Rejection`] and a
 //! message naming what did not match. Nothing here does I/O; the clock is the
 //! `now` argument.
 //!
@@ -44,7 +44,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not implemented (reported as [`Reason::UnsupportedFormat`] or left out):
+//! Not implemented (reported as [`Rejection::UnsupportedFormat`] or left out):
 //! RFC 3161 timestamps (ignored; integratedTime from a verified SET is the
 //! signing time), Rekor v2 entries, Ed25519ph, revocation.
 
@@ -231,7 +231,7 @@ pub struct Verified {
 
 /// Why a referrer did not verify. `as_str()` and serde give the stable name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Reason {
+pub enum Rejection {
     /// No trusted key (or certificate) produced a valid signature.
     NoSignatureByTrustedKey,
     /// The certificate verifies but its issuer / SAN / claims match no identity.
@@ -273,32 +273,32 @@ pub enum Reason {
     NoTrustConfigured,
 }
 
-impl Reason {
+impl Rejection {
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::NoSignatureByTrustedKey => "NoSignatureByTrustedKey",
-            Reason::IdentityMismatch => "IdentityMismatch",
-            Reason::DigestMismatch => "DigestMismatch",
-            Reason::PredicateTypeMismatch => "PredicateTypeMismatch",
-            Reason::InvalidPayload => "InvalidPayload",
-            Reason::CertificateExpiredAtSigningTime => "CertificateExpiredAtSigningTime",
-            Reason::CertificateExpired => "CertificateExpired",
-            Reason::SignatureExpired => "SignatureExpired",
-            Reason::SigningTimeUnknown => "SigningTimeUnknown",
-            Reason::TransparencyLogProofMissing => "TransparencyLogProofMissing",
-            Reason::TransparencyLogProofInvalid => "TransparencyLogProofInvalid",
-            Reason::SctMissing => "SctMissing",
-            Reason::SctInvalid => "SctInvalid",
-            Reason::UntrustedRoot => "UntrustedRoot",
-            Reason::MalformedSignature => "MalformedSignature",
-            Reason::UnsupportedFormat => "UnsupportedFormat",
-            Reason::UnsupportedAlgorithm => "UnsupportedAlgorithm",
-            Reason::NoTrustConfigured => "NoTrustConfigured",
+            Rejection::NoSignatureByTrustedKey => "NoSignatureByTrustedKey",
+            Rejection::IdentityMismatch => "IdentityMismatch",
+            Rejection::DigestMismatch => "DigestMismatch",
+            Rejection::PredicateTypeMismatch => "PredicateTypeMismatch",
+            Rejection::InvalidPayload => "InvalidPayload",
+            Rejection::CertificateExpiredAtSigningTime => "CertificateExpiredAtSigningTime",
+            Rejection::CertificateExpired => "CertificateExpired",
+            Rejection::SignatureExpired => "SignatureExpired",
+            Rejection::SigningTimeUnknown => "SigningTimeUnknown",
+            Rejection::TransparencyLogProofMissing => "TransparencyLogProofMissing",
+            Rejection::TransparencyLogProofInvalid => "TransparencyLogProofInvalid",
+            Rejection::SctMissing => "SctMissing",
+            Rejection::SctInvalid => "SctInvalid",
+            Rejection::UntrustedRoot => "UntrustedRoot",
+            Rejection::MalformedSignature => "MalformedSignature",
+            Rejection::UnsupportedFormat => "UnsupportedFormat",
+            Rejection::UnsupportedAlgorithm => "UnsupportedAlgorithm",
+            Rejection::NoTrustConfigured => "NoTrustConfigured",
         }
     }
 }
 
-impl std::fmt::Display for Reason {
+impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -307,12 +307,12 @@ impl std::fmt::Display for Reason {
 /// A referrer that did not verify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unverified {
-    pub reason: Reason,
+    pub reason: Rejection,
     pub message: String,
 }
 
 impl Unverified {
-    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: Rejection, message: impl Into<String>) -> Self {
         Unverified {
             reason,
             message: message.into(),
@@ -346,7 +346,7 @@ impl From<Result<Verified, Unverified>> for Verdict {
 pub(crate) type Outcome<T> = Result<T, Unverified>;
 
 /// Shorthand for an `Err(Unverified)`.
-pub(crate) fn fail<T>(reason: Reason, message: impl Into<String>) -> Outcome<T> {
+pub(crate) fn fail<T>(reason: Rejection, message: impl Into<String>) -> Outcome<T> {
     Err(Unverified::new(reason, message))
 }
 

@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::certs::{Cert, ChainError, LeafEku, parse_cert, verify_chain};
 use super::encoding::{b64_std, b64_url, clip, from_unix, parse_time};
 use super::keys::{KeyAlgorithm, Scheme};
-use super::{Format, NotationTrust, Outcome, Reason, Signer, Subject, Unverified, Verified, fail};
+use super::{
+    Format, NotationTrust, Outcome, Rejection, Signer, Subject, Unverified, Verified, fail,
+};
 
 const PAYLOAD_CTY: &str = "application/vnd.cncf.notary.payload.v1+json";
 const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
@@ -30,7 +32,7 @@ const FORBIDDEN_EKUS: &[(&str, &str)] = &[
 ];
 
 fn malformed(m: impl Into<String>) -> Unverified {
-    Unverified::new(Reason::MalformedSignature, m)
+    Unverified::new(Rejection::MalformedSignature, m)
 }
 
 /// The signed attributes both envelope types carry, decoded.
@@ -85,13 +87,13 @@ pub(crate) fn verify_jws(
     let alg_name = protected.get("alg").and_then(Value::as_str).unwrap_or("");
     let (scheme, needs, alg_name) = alg(alg_name).ok_or_else(|| {
         Unverified::new(
-            Reason::UnsupportedAlgorithm,
+            Rejection::UnsupportedAlgorithm,
             format!("JWS alg {:?}", clip(alg_name)),
         )
     })?;
     if protected.get("cty").and_then(Value::as_str) != Some(PAYLOAD_CTY) {
         return fail(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             format!("JWS cty is not {PAYLOAD_CTY}"),
         );
     }
@@ -188,17 +190,25 @@ pub(crate) fn verify_cose(
             A::ES384 => "ES384",
             A::ES512 => "ES512",
             other => {
-                return fail(Reason::UnsupportedAlgorithm, format!("COSE alg {other:?}"));
+                return fail(
+                    Rejection::UnsupportedAlgorithm,
+                    format!("COSE alg {other:?}"),
+                );
             }
         },
-        other => return fail(Reason::UnsupportedAlgorithm, format!("COSE alg {other:?}")),
+        other => {
+            return fail(
+                Rejection::UnsupportedAlgorithm,
+                format!("COSE alg {other:?}"),
+            );
+        }
     };
-    let (scheme, needs, alg_name) =
-        alg(name).ok_or_else(|| Unverified::new(Reason::UnsupportedAlgorithm, name.to_string()))?;
+    let (scheme, needs, alg_name) = alg(name)
+        .ok_or_else(|| Unverified::new(Rejection::UnsupportedAlgorithm, name.to_string()))?;
     let cty_ok = matches!(&p.content_type, Some(coset::ContentType::Text(t)) if t == PAYLOAD_CTY);
     if !cty_ok {
         return fail(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             format!("COSE content type is not {PAYLOAD_CTY}"),
         );
     }
@@ -277,25 +287,25 @@ fn finish(
 ) -> Outcome<Verified> {
     let Some(trust) = trust else {
         return fail(
-            Reason::NoTrustConfigured,
+            Rejection::NoTrustConfigured,
             "a Notation signature, but the policy has no Notation trust store",
         );
     };
     if !s.crit.iter().any(|c| c == SIGNING_SCHEME) {
         return fail(
-            Reason::MalformedSignature,
+            Rejection::MalformedSignature,
             format!("crit does not list {SIGNING_SCHEME}"),
         );
     }
     if s.expiry.is_some() && !s.crit.iter().any(|c| c == EXPIRY) {
         return fail(
-            Reason::MalformedSignature,
+            Rejection::MalformedSignature,
             format!("{EXPIRY} is set but not listed in crit"),
         );
     }
     if let Some(c) = s.crit.iter().find(|c| !KNOWN_CRIT.contains(&c.as_str())) {
         return fail(
-            Reason::UnsupportedFormat,
+            Rejection::UnsupportedFormat,
             format!("unknown critical header {:?}", clip(c)),
         );
     }
@@ -304,7 +314,7 @@ fn finish(
         "notary.x509.signingAuthority" => true,
         other => {
             return fail(
-                Reason::UnsupportedFormat,
+                Rejection::UnsupportedFormat,
                 format!("signing scheme {:?}", clip(other)),
             );
         }
@@ -316,13 +326,13 @@ fn finish(
     let leaf = parse_cert(leaf_der).map_err(|m| malformed(format!("signing certificate: {m}")))?;
     let key = leaf.public_key().map_err(|e| {
         Unverified::new(
-            Reason::UnsupportedAlgorithm,
+            Rejection::UnsupportedAlgorithm,
             format!("signing certificate key: {e}"),
         )
     })?;
     if !key_fits(s.needs, key.algorithm()) {
         return fail(
-            Reason::UnsupportedAlgorithm,
+            Rejection::UnsupportedAlgorithm,
             format!(
                 "alg {} does not fit the certificate's {} key",
                 s.alg_name,
@@ -332,7 +342,7 @@ fn finish(
     }
     if !key.verify(s.scheme, &s.signing_input, &s.signature) {
         return fail(
-            Reason::NoSignatureByTrustedKey,
+            Rejection::NoSignatureByTrustedKey,
             "the envelope signature does not verify with its signing certificate",
         );
     }
@@ -345,7 +355,7 @@ fn finish(
         && now > expiry
     {
         return fail(
-            Reason::SignatureExpired,
+            Rejection::SignatureExpired,
             format!("the signature expired at {expiry}"),
         );
     }
@@ -360,7 +370,7 @@ fn finish(
             .collect::<Vec<_>>()
             .join("; ");
         return fail(
-            Reason::IdentityMismatch,
+            Rejection::IdentityMismatch,
             format!(
                 "signing certificate subject {:?} matches no trusted identity ({wanted})",
                 clip(&leaf.subject_string())
@@ -382,13 +392,13 @@ fn finish(
 fn check_leaf_usage(leaf: &Cert) -> Outcome<()> {
     if leaf.digital_signature() != Some(true) {
         return fail(
-            Reason::UntrustedRoot,
+            Rejection::UntrustedRoot,
             "the signing certificate's key usage lacks digitalSignature",
         );
     }
     if leaf.is_ca() {
         return fail(
-            Reason::UntrustedRoot,
+            Rejection::UntrustedRoot,
             "the signing certificate is a CA certificate",
         );
     }
@@ -398,7 +408,7 @@ fn check_leaf_usage(leaf: &Cert) -> Outcome<()> {
             .find(|(oid, _)| ekus.iter().any(|e| e == oid))
     {
         return fail(
-            Reason::UntrustedRoot,
+            Rejection::UntrustedRoot,
             format!("the signing certificate has the forbidden extended key usage {name}"),
         );
     }
@@ -428,13 +438,13 @@ fn check_chain(
         Ok(()) => {}
         Err(ChainError::Expired(m)) => {
             return fail(
-                Reason::CertificateExpiredAtSigningTime,
+                Rejection::CertificateExpiredAtSigningTime,
                 format!("signed at {signing_time}: {m}"),
             );
         }
         Err(ChainError::Untrusted(m)) => {
             return fail(
-                Reason::UntrustedRoot,
+                Rejection::UntrustedRoot,
                 format!("the signing certificate does not chain to the trust store: {m}"),
             );
         }
@@ -444,7 +454,7 @@ fn check_chain(
             ChainError::Expired(m) | ChainError::Untrusted(m) => m,
         };
         return fail(
-            Reason::CertificateExpired,
+            Rejection::CertificateExpired,
             format!(
                 "notary.x509 signatures without a verified timestamp need a chain valid now: {m}"
             ),
@@ -455,11 +465,15 @@ fn check_chain(
 
 /// `{"targetArtifact":{mediaType,digest,size}}` must describe the subject.
 fn check_payload(payload: &[u8], subject: &Subject) -> Outcome<()> {
-    let v: Value = serde_json::from_slice(payload)
-        .map_err(|_| Unverified::new(Reason::InvalidPayload, "the Notation payload is not JSON"))?;
+    let v: Value = serde_json::from_slice(payload).map_err(|_| {
+        Unverified::new(
+            Rejection::InvalidPayload,
+            "the Notation payload is not JSON",
+        )
+    })?;
     let t = v.get("targetArtifact").ok_or_else(|| {
         Unverified::new(
-            Reason::InvalidPayload,
+            Rejection::InvalidPayload,
             "the Notation payload has no targetArtifact",
         )
     })?;
@@ -468,7 +482,7 @@ fn check_payload(payload: &[u8], subject: &Subject) -> Outcome<()> {
     let size = t.get("size").and_then(Value::as_u64);
     if digest != subject.digest {
         return fail(
-            Reason::DigestMismatch,
+            Rejection::DigestMismatch,
             format!(
                 "signed for {}, not for the judged {}",
                 clip(digest),
@@ -478,7 +492,7 @@ fn check_payload(payload: &[u8], subject: &Subject) -> Outcome<()> {
     }
     if media_type != subject.media_type {
         return fail(
-            Reason::DigestMismatch,
+            Rejection::DigestMismatch,
             format!(
                 "signed for media type {:?}, the subject is {:?}",
                 clip(media_type),
@@ -488,7 +502,7 @@ fn check_payload(payload: &[u8], subject: &Subject) -> Outcome<()> {
     }
     if size != Some(subject.size) {
         return fail(
-            Reason::DigestMismatch,
+            Rejection::DigestMismatch,
             format!(
                 "signed for size {}, the subject is {} bytes",
                 size.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::encoding::{b64_encode, b64_std, from_unix, pem_blocks, sha256};
 use super::keys::{KeyAlgorithm, PublicKey};
 use super::trusted_root::{LogKey, TrustedRoot};
-use super::{Outcome, Reason, fail};
+use super::{Outcome, Rejection, fail};
 
 /// An RFC 6962 inclusion proof with its checkpoint.
 #[derive(Clone, Debug, Default)]
@@ -107,7 +107,7 @@ pub(crate) fn entry_from_cosign_bundle(text: &str) -> Result<TlogEntry, String> 
 }
 
 fn invalid<T>(message: impl Into<String>) -> Outcome<T> {
-    fail(Reason::TransparencyLogProofInvalid, message)
+    fail(Rejection::TransparencyLogProofInvalid, message)
 }
 
 /// Verifies every piece of the entry that is present (SET, inclusion proof +
@@ -125,7 +125,7 @@ pub(crate) fn verify_entry(
         && (kind == "hashedrekord" || kind == "dsse")
     {
         return fail(
-            Reason::UnsupportedFormat,
+            Rejection::UnsupportedFormat,
             format!(
                 "Rekor v2 entry ({kind} {version}, log index {}): Rekor v2 needs an RFC 3161 timestamp, which this verifier does not check",
                 entry.log_index
@@ -140,7 +140,7 @@ pub(crate) fn verify_entry(
     };
     if entry.set.is_none() && entry.proof.is_none() {
         return fail(
-            Reason::TransparencyLogProofMissing,
+            Rejection::TransparencyLogProofMissing,
             format!(
                 "tlog entry {} has neither a signed entry timestamp nor an inclusion proof",
                 entry.log_index
@@ -149,7 +149,7 @@ pub(crate) fn verify_entry(
     }
     if need_proof && entry.proof.is_none() {
         return fail(
-            Reason::TransparencyLogProofMissing,
+            Rejection::TransparencyLogProofMissing,
             format!(
                 "tlog entry {} has no inclusion proof (required from bundle v0.2 on)",
                 entry.log_index
@@ -177,7 +177,7 @@ pub(crate) fn verify_entry(
         verify_set(entry, log, set)?;
         let t = from_unix(entry.integrated_time).ok_or_else(|| {
             super::Unverified::new(
-                Reason::TransparencyLogProofInvalid,
+                Rejection::TransparencyLogProofInvalid,
                 "integratedTime out of range",
             )
         })?;
@@ -243,7 +243,7 @@ fn verify_proof(entry: &TlogEntry, proof: &InclusionProof, log: &LogKey) -> Outc
     };
     let cp = Checkpoint::parse(text).map_err(|m| {
         super::Unverified::new(
-            Reason::TransparencyLogProofInvalid,
+            Rejection::TransparencyLogProofInvalid,
             format!("checkpoint: {m}"),
         )
     })?;

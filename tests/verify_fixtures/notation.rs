@@ -109,7 +109,7 @@ fn verify_notation_e2e_cases() {
             expect_reason(
                 &n,
                 &verify(&notation_evidence(mt, blob), &other, &policy, now()),
-                Reason::DigestMismatch,
+                Rejection::DigestMismatch,
             );
             // A trusted identity that is not the signer's.
             let picky = TrustPolicy {
@@ -125,7 +125,7 @@ fn verify_notation_e2e_cases() {
             expect_reason(
                 &n,
                 &verify(&notation_evidence(mt, blob), &subject, &picky, now()),
-                Reason::IdentityMismatch,
+                Rejection::IdentityMismatch,
             );
         } else {
             expect_reason(
@@ -229,7 +229,7 @@ fn verify_notation_go_envelopes() {
             &other_root,
             now(),
         ),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
     // A flipped byte in the COSE signature.
     let mut tampered = cose.clone();
@@ -245,7 +245,7 @@ fn verify_notation_go_envelopes() {
             &policy,
             now(),
         ),
-        Reason::NoSignatureByTrustedKey,
+        Rejection::NoSignatureByTrustedKey,
     );
 
     // COSE with an RFC 3161 countersignature, signed by TestTimestamp.crt.
@@ -291,7 +291,7 @@ fn verify_notation_go_envelopes() {
             &policy,
             now(),
         ),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
 }
 

@@ -60,13 +60,13 @@ fn verify_attestation_checks_predicate_type_and_subject() {
     policy.predicate_type = Some("https://spdx.dev/Document".into());
     fails(
         verify_att(&env, &ann, &policy),
-        Reason::PredicateTypeMismatch,
+        Rejection::PredicateTypeMismatch,
     );
     policy.predicate_type = None;
     let (env, ann) = att_layer(&mut w, &g::statement(&other_digest(), slsa), INTOTO);
-    fails(verify_att(&env, &ann, &policy), Reason::DigestMismatch);
+    fails(verify_att(&env, &ann, &policy), Rejection::DigestMismatch);
     let (env, ann) = att_layer(&mut w, &g::statement(&digest(), slsa), "application/json");
-    fails(verify_att(&env, &ann, &policy), Reason::InvalidPayload);
+    fails(verify_att(&env, &ann, &policy), Rejection::InvalidPayload);
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn verify_tampered_dsse_is_no_signature() {
     let tampered = v.to_string().into_bytes();
     fails(
         verify_att(&tampered, &ann, &keyless_policy(&w, vec![identity()])),
-        Reason::NoSignatureByTrustedKey,
+        Rejection::NoSignatureByTrustedKey,
     );
 }
 
@@ -129,7 +129,7 @@ fn verify_bundle_v03_dsse_keyless() {
     let b = dsse_bundle(&mut w, &other_digest(), true, true);
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
 }
 
@@ -142,7 +142,7 @@ fn verify_bundle_with_the_tlog_entry_of_another_signature() {
         other.json["verificationMaterial"]["tlogEntries"].clone();
     let m = fails(
         verify_bundle(&b.json, &subject(), &keyless_policy(&w, vec![identity()])),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
     assert!(
         m.contains("another signature") || m.contains("does not hold"),
@@ -163,7 +163,7 @@ fn verify_checkpoint_signed_by_another_key_or_corrupted_proof() {
         json!(forged);
     let m = fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
     assert!(m.contains("checkpoint"), "{m}");
     let mut b = dsse_bundle(&mut w, &digest(), true, true);
@@ -173,7 +173,7 @@ fn verify_checkpoint_signed_by_another_key_or_corrupted_proof() {
         json!(g::b64(&h));
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
 }
 
@@ -185,7 +185,7 @@ fn verify_claimed_version_never_waives_a_proof() {
     let b = dsse_bundle(&mut w, &digest(), true, false);
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::TransparencyLogProofMissing,
+        Rejection::TransparencyLogProofMissing,
     );
     // Relabelled v0.1 (SET only, as v0.1 had): the SET verifies.
     let mut b = dsse_bundle(&mut w, &digest(), true, false);
@@ -201,25 +201,25 @@ fn verify_claimed_version_never_waives_a_proof() {
         json!(g::b64(&[7u8; 32]));
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::TransparencyLogProofInvalid,
+        Rejection::TransparencyLogProofInvalid,
     );
     // Proof without SET: the log does not vouch for a time, the 10-minute leaf cannot be judged.
     let b = dsse_bundle(&mut w, &digest(), false, true);
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::SigningTimeUnknown,
+        Rejection::SigningTimeUnknown,
     );
     let mut b = dsse_bundle(&mut w, &digest(), true, true);
     b.json["mediaType"] = json!("application/vnd.dev.sigstore.bundle.v9+json");
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::UnsupportedFormat,
+        Rejection::UnsupportedFormat,
     );
     b.json["mediaType"] = json!("application/vnd.dev.sigstore.bundle.v0.3+json");
     b.json["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"] = json!("0.0.2");
     fails(
         verify_bundle(&b.json, &subject(), &policy),
-        Reason::UnsupportedFormat,
+        Rejection::UnsupportedFormat,
     );
 }
 
@@ -262,7 +262,7 @@ fn verify_message_signature_bundle_with_a_managed_key() {
     assert!(v.log_index.is_some());
     fails(
         verify_bundle(&b, &subject(), &policy),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     let wrong = TrustPolicy {
         keys: key_policy(&[&g::Key::generate(g::Alg::P256)]).keys,
@@ -270,13 +270,13 @@ fn verify_message_signature_bundle_with_a_managed_key() {
     };
     fails(
         verify_bundle(&b, &blob, &wrong),
-        Reason::NoSignatureByTrustedKey,
+        Rejection::NoSignatureByTrustedKey,
     );
     // v0.2 claims a proof: without one it is missing.
     let b = message_bundle(&mut w, &key, artifact, false);
     fails(
         verify_bundle(&b, &blob, &policy),
-        Reason::TransparencyLogProofMissing,
+        Rejection::TransparencyLogProofMissing,
     );
     // A P-384 key over the SHA-256 digest (cosign's default hash).
     let digest = g::sha256(artifact);
@@ -302,6 +302,6 @@ fn verify_message_signature_bundle_with_a_managed_key() {
     };
     fails(
         verify_bundle(&b, &blob, &policy),
-        Reason::UnsupportedAlgorithm,
+        Rejection::UnsupportedAlgorithm,
     );
 }

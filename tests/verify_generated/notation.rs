@@ -108,16 +108,16 @@ fn verify_notation_wrong_root_identity_or_forbidden_eku() {
     let policy = trust(&stranger, &["*"]);
     fails(
         nv(&jws(&p, &subject(), None), false, &subject(), &policy),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
     fails(
         nv(&cose(&p, &subject()), true, &subject(), &policy),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
     let picky = trust(&p, &["x509.subject: C=US, ST=WA, O=Someone Else"]);
     fails(
         nv(&jws(&p, &subject(), None), false, &subject(), &picky),
-        Reason::IdentityMismatch,
+        Rejection::IdentityMismatch,
     );
     let server = pki(
         g::Alg::P256,
@@ -132,7 +132,7 @@ fn verify_notation_wrong_root_identity_or_forbidden_eku() {
             &subject(),
             &trust(&server, &["*"]),
         ),
-        Reason::UntrustedRoot,
+        Rejection::UntrustedRoot,
     );
 }
 
@@ -143,11 +143,11 @@ fn verify_notation_expired_certificate_or_signature() {
     let policy = trust(&p, &["*"]);
     fails(
         nv(&jws(&p, &subject(), None), false, &subject(), &policy),
-        Reason::CertificateExpiredAtSigningTime,
+        Rejection::CertificateExpiredAtSigningTime,
     );
     fails(
         nv(&cose(&p, &subject()), true, &subject(), &policy),
-        Reason::CertificateExpiredAtSigningTime,
+        Rejection::CertificateExpiredAtSigningTime,
     );
     // Valid at the (self-asserted) signing time, expired now.
     let p = pki(g::Alg::P256, T0 - 86_400, T0 + 3600, code_signing());
@@ -158,7 +158,7 @@ fn verify_notation_expired_certificate_or_signature() {
             &subject(),
             &trust(&p, &["*"]),
         ),
-        Reason::CertificateExpired,
+        Rejection::CertificateExpired,
     );
     // io.cncf.notary.expiry in the past.
     let p = pki(g::Alg::P256, T0 - 86_400, T0 + 86_400 * 30, code_signing());
@@ -169,7 +169,7 @@ fn verify_notation_expired_certificate_or_signature() {
             &subject(),
             &trust(&p, &["*"]),
         ),
-        Reason::SignatureExpired,
+        Rejection::SignatureExpired,
     );
     ok(nv(
         &jws(&p, &subject(), Some("2030-01-01T00:00:00Z")),
@@ -189,11 +189,11 @@ fn verify_notation_other_descriptor_is_digest_mismatch() {
     };
     fails(
         nv(&jws(&p, &other, None), false, &subject(), &policy),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     fails(
         nv(&cose(&p, &other), true, &subject(), &policy),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     let bigger = Subject {
         size: 99,
@@ -201,7 +201,7 @@ fn verify_notation_other_descriptor_is_digest_mismatch() {
     };
     fails(
         nv(&jws(&p, &bigger, None), false, &subject(), &policy),
-        Reason::DigestMismatch,
+        Rejection::DigestMismatch,
     );
     // A flipped signature byte.
     let mut v: Value = serde_json::from_slice(&jws(&p, &subject(), None)).unwrap();
@@ -214,7 +214,7 @@ fn verify_notation_other_descriptor_is_digest_mismatch() {
     v["signature"] = json!(flipped);
     fails(
         nv(v.to_string().as_bytes(), false, &subject(), &policy),
-        Reason::NoSignatureByTrustedKey,
+        Rejection::NoSignatureByTrustedKey,
     );
 }
 

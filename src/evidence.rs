@@ -1,0 +1,408 @@
+//! Reads the bytes a referrer's verification needs from the registry.
+//!
+//! Given a discovered [`Referrer`], [`read`] GETs its manifest and the blob(s) that hold
+//! what is signed (`../shared/reference/verification.md` §1, §2, §5, §7):
+//! - cosign simple signing (a `.sig` tag or an OCI 1.1 cosign signature artifact): every
+//!   `application/vnd.dev.cosign.simplesigning.v1+json` layer, with that layer's annotations
+//!   (signature, certificate, chain, Rekor bundle) — one [`OwnedEvidence`] per layer, since
+//!   cosign appends each signature as one more layer;
+//! - cosign attestations (`.att`) and other DSSE referrers: every
+//!   `application/vnd.dsse.envelope.v1+json` layer with its annotations;
+//! - sigstore bundles: the `application/vnd.dev.sigstore.bundle…` layer;
+//! - Notation: the `application/jose+json` (JWS) or `application/cose` (COSE) envelope layer.
+//!
+//! Costs one manifest GET plus one blob GET per signature. Every body is bounded by the
+//! client's body limit (`RegistryClientConfig::max_body_bytes`, enforced by
+//! [`RegistryClient::send`]); layers that declare more than [`MAX_EVIDENCE_BYTES`] are refused
+//! before they are asked for. Every byte is checked against the digest that named it.
+//!
+//! A registry that does not hand the bytes over is [`EvidenceError::Unreadable`] (the caller
+//! reports Unknown); an artifact whose (digest-checked) bytes hold nothing verifiable is
+//! [`EvidenceError::Malformed`] (the caller reports it unverified).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::discovery::{Format, Referrer};
+use crate::oci;
+use crate::registry::{Endpoint, RegistryClient, RegistryRequest, RegistryResponse, Scope};
+use crate::verify::{Evidence, Subject};
+
+/// Largest evidence layer asked for (the registry client's default body limit; the client
+/// also enforces its own limit whatever a descriptor declares).
+pub const MAX_EVIDENCE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Most evidence layers read from one referrer manifest.
+pub const MAX_EVIDENCE_LAYERS: usize = 64;
+
+/// Which verifier a layer's bytes go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvidenceKind {
+    /// A simple-signing payload (blob) and its layer's annotations.
+    CosignSimpleSigning,
+    /// A DSSE envelope (blob) and its layer's annotations.
+    CosignAttestation,
+    /// A sigstore bundle (blob).
+    SigstoreBundle,
+    /// A Notation JWS envelope (blob).
+    NotationJws,
+    /// A Notation COSE envelope (blob).
+    NotationCose,
+}
+
+/// What the layers of a referrer of `format` must look like to be read, or `None` when the
+/// format carries no signature (SBOMs, unsigned statements, …).
+fn wanted_layers(format: Format) -> Option<fn(&str) -> Option<EvidenceKind>> {
+    fn simple(mt: &str) -> Option<EvidenceKind> {
+        (mt == oci::COSIGN_SIMPLESIGNING).then_some(EvidenceKind::CosignSimpleSigning)
+    }
+    fn dsse(mt: &str) -> Option<EvidenceKind> {
+        (mt == oci::DSSE_ENVELOPE).then_some(EvidenceKind::CosignAttestation)
+    }
+    fn bundle(mt: &str) -> Option<EvidenceKind> {
+        mt.starts_with(oci::SIGSTORE_BUNDLE_PREFIX)
+            .then_some(EvidenceKind::SigstoreBundle)
+    }
+    fn notation(mt: &str) -> Option<EvidenceKind> {
+        match mt {
+            oci::NOTATION_JWS => Some(EvidenceKind::NotationJws),
+            oci::NOTATION_COSE => Some(EvidenceKind::NotationCose),
+            _ => None,
+        }
+    }
+    match format {
+        Format::CosignSimpleSigning => Some(simple),
+        Format::CosignAttestation | Format::InTotoDsse => Some(dsse),
+        f if f.is_sigstore_bundle() => Some(bundle),
+        f if f.is_notation() => Some(notation),
+        _ => None,
+    }
+}
+
+/// Whether a referrer of this format can be verified (it carries a signature).
+pub fn is_verifiable(format: Format) -> bool {
+    wanted_layers(format).is_some()
+}
+
+/// The bytes of one signature, owned; [`OwnedEvidence::evidence`] lends them to
+/// [`crate::verify::verify`].
+#[derive(Clone, Debug)]
+pub struct OwnedEvidence {
+    /// Which verifier the bytes go to.
+    pub kind: EvidenceKind,
+    /// Digest of the layer blob.
+    pub layer_digest: String,
+    /// The layer's media type.
+    pub media_type: String,
+    /// The blob.
+    pub bytes: Bytes,
+    /// The layer descriptor's annotations (string values).
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl OwnedEvidence {
+    /// The borrowed form the verifier takes.
+    pub fn evidence(&self) -> Evidence<'_> {
+        match self.kind {
+            EvidenceKind::CosignSimpleSigning => Evidence::CosignSimpleSigning {
+                payload: &self.bytes,
+                annotations: &self.annotations,
+            },
+            EvidenceKind::CosignAttestation => Evidence::CosignAttestation {
+                envelope: &self.bytes,
+                annotations: &self.annotations,
+            },
+            EvidenceKind::SigstoreBundle => Evidence::SigstoreBundle { json: &self.bytes },
+            EvidenceKind::NotationJws => Evidence::NotationJws {
+                envelope: &self.bytes,
+            },
+            EvidenceKind::NotationCose => Evidence::NotationCose {
+                envelope: &self.bytes,
+            },
+        }
+    }
+}
+
+impl<'a> From<&'a OwnedEvidence> for Evidence<'a> {
+    fn from(e: &'a OwnedEvidence) -> Self {
+        e.evidence()
+    }
+}
+
+/// Why the evidence of a referrer was not read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// The registry did not hand the bytes over (or handed over others): nothing can be said.
+    #[error("{reason}: {message}")]
+    Unreadable {
+        /// `Unreachable`, `Timeout`, `AuthFailed`, `RateLimited`, `NotFound`,
+        /// `RegistryError`, `ContentDigestMismatch`, `TooLarge`, `TooManyLayers`, …
+        reason: String,
+        /// Detail (never credentials).
+        message: String,
+    },
+    /// The referrer's own (digest-checked) bytes hold no evidence of its format.
+    #[error("{message}")]
+    Malformed {
+        /// What is missing or unparsable.
+        message: String,
+    },
+    /// The referrer's format carries no signature.
+    #[error("format {0} carries no signature")]
+    NotASignature(Format),
+}
+
+/// `reason` is a name (`&str`) or the registry's reason type: anything that prints as one.
+fn unreadable(reason: impl std::fmt::Display, message: impl Into<String>) -> EvidenceError {
+    EvidenceError::Unreadable {
+        reason: reason.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The evidence of one referrer and the requests it cost.
+#[derive(Clone, Debug)]
+pub struct ReferrerEvidence {
+    /// One entry per signature layer, in manifest order.
+    pub items: Vec<OwnedEvidence>,
+    /// Registry requests sent for it (attempts, as the client counts them).
+    pub requests: u64,
+}
+
+#[derive(Deserialize)]
+struct ManifestLayers {
+    #[serde(default)]
+    layers: Vec<LayerDescriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerDescriptor {
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: BTreeMap<String, serde_json::Value>,
+}
+
+/// Reads the evidence of `referrer`, found for a subject in `repository` (the referrer's own
+/// `repository`, when discovery found it elsewhere, wins).
+pub async fn read(
+    client: &RegistryClient,
+    repository: &str,
+    referrer: &Referrer,
+) -> Result<ReferrerEvidence, EvidenceError> {
+    let Some(select) = wanted_layers(referrer.format) else {
+        return Err(EvidenceError::NotASignature(referrer.format));
+    };
+    let repo = referrer.repository.as_deref().unwrap_or(repository);
+    let counters = client.counters();
+    let before = counters.total_for(client.registry());
+    let result = read_layers(client, repo, referrer, select).await;
+    let requests = counters.total_for(client.registry()).saturating_sub(before);
+    result.map(|items| ReferrerEvidence { items, requests })
+}
+
+async fn read_layers(
+    client: &RegistryClient,
+    repo: &str,
+    referrer: &Referrer,
+    select: fn(&str) -> Option<EvidenceKind>,
+) -> Result<Vec<OwnedEvidence>, EvidenceError> {
+    let what = format!("referrer manifest {}", referrer.digest);
+    if oci::parse_digest(&referrer.digest).is_err() {
+        return Err(unreadable(
+            "InvalidResponse",
+            format!("{what}: not a digest, not asked for"),
+        ));
+    }
+    let manifest = get(
+        client,
+        repo,
+        &format!("/v2/{repo}/manifests/{}", referrer.digest),
+        Endpoint::ManifestGet,
+        &what,
+    )
+    .await?;
+    check_digest(&referrer.digest, &manifest.body, &what)?;
+    let parsed: ManifestLayers =
+        serde_json::from_slice(&manifest.body).map_err(|e| EvidenceError::Malformed {
+            message: format!("{what} is not an image manifest: {e}"),
+        })?;
+    let chosen: Vec<(EvidenceKind, LayerDescriptor)> = parsed
+        .layers
+        .into_iter()
+        .filter_map(|l| select(&l.media_type).map(|k| (k, l)))
+        .collect();
+    if chosen.is_empty() {
+        return Err(EvidenceError::Malformed {
+            message: format!(
+                "{what} ({}) has no signature layer of the media types its format uses",
+                referrer.format
+            ),
+        });
+    }
+    if chosen.len() > MAX_EVIDENCE_LAYERS {
+        return Err(unreadable(
+            "TooManyLayers",
+            format!(
+                "{what} has {} signature layers, more than the {MAX_EVIDENCE_LAYERS} read",
+                chosen.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(chosen.len());
+    for (kind, layer) in chosen {
+        let blob_what = format!("layer {} of {}", layer.digest, referrer.digest);
+        if oci::parse_digest(&layer.digest).is_err() {
+            return Err(EvidenceError::Malformed {
+                message: format!("{what}: layer digest {:?} is not a digest", layer.digest),
+            });
+        }
+        if layer.size > MAX_EVIDENCE_BYTES {
+            return Err(unreadable(
+                "TooLarge",
+                format!(
+                    "{blob_what} declares {} bytes, over the {MAX_EVIDENCE_BYTES}-byte limit: not read",
+                    layer.size
+                ),
+            ));
+        }
+        let blob = get(
+            client,
+            repo,
+            &format!("/v2/{repo}/blobs/{}", layer.digest),
+            Endpoint::BlobGet,
+            &blob_what,
+        )
+        .await?;
+        check_digest(&layer.digest, &blob.body, &blob_what)?;
+        let annotations = layer
+            .annotations
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect();
+        out.push(OwnedEvidence {
+            kind,
+            layer_digest: layer.digest,
+            media_type: layer.media_type,
+            bytes: blob.body,
+            annotations,
+        });
+    }
+    Ok(out)
+}
+
+/// The subject's descriptor, which Notation signs along with the digest (media type and size):
+/// one GET of its manifest, digest-checked.
+pub async fn subject(
+    client: &RegistryClient,
+    repository: &str,
+    digest: &str,
+) -> Result<Subject, EvidenceError> {
+    let what = format!("subject manifest {digest}");
+    let path = format!("/v2/{repository}/manifests/{digest}");
+    let resp = get(client, repository, &path, Endpoint::ManifestGet, &what).await?;
+    check_digest(digest, &resp.body, &what)?;
+    let media_type = serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+        .or_else(|| resp.content_type().map(str::to_string))
+        .unwrap_or_default();
+    Ok(Subject {
+        digest: digest.to_string(),
+        media_type,
+        size: resp.body.len() as u64,
+    })
+}
+
+/// GET with the status mapped to a reason; 200 only.
+async fn get(
+    client: &RegistryClient,
+    repo: &str,
+    path: &str,
+    endpoint: Endpoint,
+    what: &str,
+) -> Result<RegistryResponse, EvidenceError> {
+    let mut req = RegistryRequest::get(path, endpoint).scope(Scope::pull(repo));
+    if endpoint == Endpoint::ManifestGet {
+        req = req.accept(oci::manifest_accept_header());
+    }
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| unreadable(e.reason().as_str(), format!("{what}: {e}")))?;
+    let status = resp.status.as_u16();
+    let reason = match status {
+        200 => return Ok(resp),
+        404 => "NotFound",
+        401 | 403 => "AuthFailed",
+        429 => "RateLimited",
+        _ => "RegistryError",
+    };
+    Err(unreadable(
+        reason,
+        format!("{what}: {} answered HTTP {status}", client.registry()),
+    ))
+}
+
+/// The bytes must be the ones the digest names (only sha256 is checked; other algorithms are
+/// refused rather than trusted).
+fn check_digest(digest: &str, body: &[u8], what: &str) -> Result<(), EvidenceError> {
+    if !digest.starts_with("sha256:") {
+        return Err(unreadable(
+            "UnsupportedDigest",
+            format!("{what}: only sha256 digests are checked"),
+        ));
+    }
+    let computed = oci::digest_sha256(body);
+    if computed != digest {
+        return Err(unreadable(
+            "ContentDigestMismatch",
+            format!("{what}: the registry sent content with digest {computed}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_by_format() {
+        let s = wanted_layers(Format::CosignSimpleSigning).map(|f| f(oci::COSIGN_SIMPLESIGNING));
+        assert_eq!(s, Some(Some(EvidenceKind::CosignSimpleSigning)));
+        let b = wanted_layers(Format::SigstoreBundleV01)
+            .map(|f| f("application/vnd.dev.sigstore.bundle+json;version=0.1"));
+        assert_eq!(b, Some(Some(EvidenceKind::SigstoreBundle)));
+        let n =
+            wanted_layers(Format::Notation).map(|f| (f(oci::NOTATION_JWS), f(oci::NOTATION_COSE)));
+        assert_eq!(
+            n,
+            Some((
+                Some(EvidenceKind::NotationJws),
+                Some(EvidenceKind::NotationCose)
+            ))
+        );
+        assert!(!is_verifiable(Format::Spdx));
+        assert!(!is_verifiable(Format::InTotoStatement));
+        assert!(is_verifiable(Format::InTotoDsse));
+    }
+
+    #[test]
+    fn digests_are_checked() {
+        let d = oci::digest_sha256(b"x");
+        assert!(check_digest(&d, b"x", "blob").is_ok());
+        assert!(matches!(
+            check_digest(&d, b"y", "blob"),
+            Err(EvidenceError::Unreadable { reason, .. }) if reason == "ContentDigestMismatch"
+        ));
+        assert!(check_digest("sha512:00", b"x", "blob").is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! Why something could not be known: the one vocabulary of failure reasons every layer reports
+//! (registry client, probe, discovery, tag resolution, verification evidence, the controller), and
+//! the one table from an HTTP answer to a reason.
+//!
+//! Capability verdicts (`IndexReturned`, `NonConformantContentType`, …) explain a Supported or
+//! Unsupported answer and stay with the probe; the reasons here say why an answer is missing.
+
+use serde::{Deserialize, Serialize};
+
+/// A failure reason, serialised as its CamelCase name (conditions, Events, metric labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Reason {
+    /// The registry could not be connected to (DNS, refused, reset).
+    Unreachable,
+    /// No answer in time.
+    Timeout,
+    /// TLS failed (certificate, protocol, plain HTTP spoken back).
+    TlsError,
+    /// HTTP 401, or a token could not be obtained: credentials missing or rejected.
+    AuthFailed,
+    /// HTTP 403: authenticated, but not allowed to do this.
+    InsufficientPermissions,
+    /// HTTP 429.
+    RateLimited,
+    /// HTTP 5xx.
+    RegistryError,
+    /// HTTP 404 with `NAME_UNKNOWN`: the repository does not exist.
+    RepositoryNotFound,
+    /// The tag does not exist.
+    TagNotFound,
+    /// The digest being judged does not exist in the repository.
+    SubjectNotFound,
+    /// Any other status nothing documents.
+    UnexpectedStatus,
+    /// An answer that could not be interpreted.
+    InvalidResponse,
+    /// An answer larger than the client accepts.
+    BodyTooLarge,
+    /// A client configuration (profile, flags) that cannot work.
+    InvalidConfig,
+    /// A redirect the egress policy refused (another origin, a metadata address, a loop).
+    RedirectRefused,
+    /// A request built from bad input (a malformed digest).
+    InvalidInput,
+    /// `Link` pagination that comes back to a page already read.
+    PaginationLoop,
+    /// More pages than the client reads.
+    TooManyPages,
+    /// The referrers API was required (mode Native) and the registry has none.
+    ReferrersApiUnsupported,
+}
+
+impl Reason {
+    /// Every reason, in declaration order (for documentation and tests).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Unreachable,
+        Reason::Timeout,
+        Reason::TlsError,
+        Reason::AuthFailed,
+        Reason::InsufficientPermissions,
+        Reason::RateLimited,
+        Reason::RegistryError,
+        Reason::RepositoryNotFound,
+        Reason::TagNotFound,
+        Reason::SubjectNotFound,
+        Reason::UnexpectedStatus,
+        Reason::InvalidResponse,
+        Reason::BodyTooLarge,
+        Reason::InvalidConfig,
+        Reason::RedirectRefused,
+        Reason::InvalidInput,
+        Reason::PaginationLoop,
+        Reason::TooManyPages,
+        Reason::ReferrersApiUnsupported,
+    ];
+
+    /// The CamelCase name (what status, Events and metrics carry).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unreachable => "Unreachable",
+            Reason::Timeout => "Timeout",
+            Reason::TlsError => "TlsError",
+            Reason::AuthFailed => "AuthFailed",
+            Reason::InsufficientPermissions => "InsufficientPermissions",
+            Reason::RateLimited => "RateLimited",
+            Reason::RegistryError => "RegistryError",
+            Reason::RepositoryNotFound => "RepositoryNotFound",
+            Reason::TagNotFound => "TagNotFound",
+            Reason::SubjectNotFound => "SubjectNotFound",
+            Reason::UnexpectedStatus => "UnexpectedStatus",
+            Reason::InvalidResponse => "InvalidResponse",
+            Reason::BodyTooLarge => "BodyTooLarge",
+            Reason::InvalidConfig => "InvalidConfig",
+            Reason::RedirectRefused => "RedirectRefused",
+            Reason::InvalidInput => "InvalidInput",
+            Reason::PaginationLoop => "PaginationLoop",
+            Reason::TooManyPages => "TooManyPages",
+            Reason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
+        }
+    }
+
+    /// The reason of a name, if it is one of these.
+    pub fn parse(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Whether asking again later may succeed without anyone changing anything (network,
+    /// rate limits, server errors): such failures are retried sooner and cached shorter.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Unreachable | Reason::Timeout | Reason::RateLimited | Reason::RegistryError
+        )
+    }
+
+    /// One line on what it means (the README's reason table).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Unreachable => "the registry could not be connected to (DNS, refused, reset)",
+            Reason::Timeout => "no answer in time",
+            Reason::TlsError => "TLS failed (certificate, protocol, or plain HTTP spoken back)",
+            Reason::AuthFailed => "HTTP 401 or no token: credentials missing or rejected",
+            Reason::InsufficientPermissions => {
+                "HTTP 403: authenticated, but not allowed to do this"
+            }
+            Reason::RateLimited => "HTTP 429",
+            Reason::RegistryError => "HTTP 5xx",
+            Reason::RepositoryNotFound => "HTTP 404 NAME_UNKNOWN: the repository does not exist",
+            Reason::TagNotFound => "the tag does not exist",
+            Reason::SubjectNotFound => "the digest being judged does not exist in the repository",
+            Reason::UnexpectedStatus => "an HTTP status nothing documents for this request",
+            Reason::InvalidResponse => "an answer that could not be interpreted",
+            Reason::BodyTooLarge => "an answer larger than the client accepts",
+            Reason::InvalidConfig => "a client configuration (profile, flags) that cannot work",
+            Reason::RedirectRefused => {
+                "a redirect the egress policy refused (other origin, metadata address, loop)"
+            }
+            Reason::InvalidInput => "a request built from bad input (a malformed digest)",
+            Reason::PaginationLoop => "`Link` pagination came back to a page already read",
+            Reason::TooManyPages => "more pages than the client reads",
+            Reason::ReferrersApiUnsupported => {
+                "mode Native was required and the registry has no referrers API"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What an HTTP answer that is not a success means, the same for every request: `None` for
+/// 1xx–3xx (not a failure), else the reason. `error_codes` are the OCI error codes of the body
+/// (`NAME_UNKNOWN`, `DENIED`, …); `challenge` is the `WWW-Authenticate` header of a 401.
+///
+/// A 401 is `AuthFailed` (credentials missing or rejected) unless the registry says the
+/// credentials were fine but too weak: `error="insufficient_scope"` (RFC 6750 §3.1; distribution
+/// answers a read-only token's push that way) or `DENIED` — then, like a 403,
+/// `InsufficientPermissions`.
+pub fn classify(status: u16, error_codes: &[String], challenge: Option<&str>) -> Option<Reason> {
+    let insufficient_scope = challenge.is_some_and(|c| {
+        let c = c.to_ascii_lowercase().replace(' ', "");
+        c.contains("error=\"insufficient_scope\"") || c.contains("error=insufficient_scope")
+    });
+    let denied = error_codes.iter().any(|c| c.eq_ignore_ascii_case("DENIED"));
+    Some(match status {
+        100..=399 => return None,
+        401 if insufficient_scope || denied => Reason::InsufficientPermissions,
+        401 => Reason::AuthFailed,
+        403 => Reason::InsufficientPermissions,
+        404 if error_codes.iter().any(|c| c == "NAME_UNKNOWN") => Reason::RepositoryNotFound,
+        429 => Reason::RateLimited,
+        500..=599 => Reason::RegistryError,
+        _ => Reason::UnexpectedStatus,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(*r));
+            assert!(seen.insert(r.as_str()), "{r} twice");
+            assert_eq!(
+                serde_json::to_value(r).ok(),
+                Some(serde_json::json!(r.as_str()))
+            );
+        }
+        assert_eq!(Reason::parse("Nope"), None);
+    }
+
+    /// The README's table lists exactly these reasons with these meanings.
+    #[test]
+    fn the_readme_table_is_this_one() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let start = readme.find("## Failure reasons").expect("README section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+        let want: Vec<String> = Reason::ALL
+            .iter()
+            .map(|r| format!("| `{}` | {} |", r.as_str(), r.describe()))
+            .collect();
+        assert_eq!(
+            rows,
+            want,
+            "README.md's Failure reasons table is stale; expected:\n{}",
+            want.join("\n")
+        );
+    }
+
+    #[test]
+    fn one_http_table() {
+        let none: Vec<String> = vec![];
+        assert_eq!(classify(200, &none, None), None);
+        assert_eq!(classify(307, &none, None), None);
+        assert_eq!(classify(401, &none, None), Some(Reason::AuthFailed));
+        let bearer =
+            r#"Bearer realm="https://auth.example/token",service="r",scope="repository:a:push""#;
+        assert_eq!(classify(401, &none, Some(bearer)), Some(Reason::AuthFailed));
+        let weak = r#"Bearer realm="https://auth.example/token",error="insufficient_scope",scope="repository:a:push""#;
+        assert_eq!(
+            classify(401, &none, Some(weak)),
+            Some(Reason::InsufficientPermissions)
+        );
+        assert_eq!(
+            classify(401, &["DENIED".to_string()], None),
+            Some(Reason::InsufficientPermissions)
+        );
+        assert_eq!(
+            classify(403, &none, None),
+            Some(Reason::InsufficientPermissions)
+        );
+        assert_eq!(
+            classify(404, &["NAME_UNKNOWN".to_string()], None),
+            Some(Reason::RepositoryNotFound)
+        );
+        assert_eq!(classify(404, &none, None), Some(Reason::UnexpectedStatus));
+        assert_eq!(classify(429, &none, None), Some(Reason::RateLimited));
+        assert_eq!(classify(503, &none, None), Some(Reason::RegistryError));
+        assert!(Reason::RateLimited.is_transient());
+        assert!(!Reason::AuthFailed.is_transient());
+    }
+}
