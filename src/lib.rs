@@ -17,5 +17,6 @@ pub mod policy;
 pub mod probe;
 pub mod profile;
 pub mod registry;
+pub mod reports;
 pub mod validation;
 pub mod verify;
