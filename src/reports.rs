@@ -58,6 +58,8 @@ pub const MAX_RESULTS: usize = 2_000;
 /// Serialised JSON size of one object at most (etcd's request limit is 1.5 MiB; this leaves room
 /// for `managedFields` and the API server's metadata).
 pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+/// Bytes kept free for the annotations refwarden adds last and the API server's metadata.
+const SERVER_METADATA_BYTES: usize = 2048;
 /// Label: the ReferrerPolicy a report belongs to ([`policy_label_value`]).
 pub const LABEL_POLICY: &str = "refwarden.dev/policy";
 /// Label: who manages the object (`refwarden`), as Kyverno labels its reports.
@@ -524,8 +526,10 @@ fn assemble(
             results: Vec::new(),
         },
     };
-    // Room for the annotations added below (omitted count, content hash) and their keys.
-    let base = serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0) + 200;
+    // Room for the annotations added below (omitted count, content hash) and for what the API
+    // server adds (uid, resourceVersion, creationTimestamp, generation, managedFields): the
+    // stored object stays within the bound.
+    let base = serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0) + SERVER_METADATA_BYTES;
     let mut size = base;
     let mut kept = 0;
     for r in &results {
