@@ -118,7 +118,7 @@ fn violations_of(schema: &Value, value: &Value, path: &str, out: &mut Vec<String
                     out.push(format!("{path}.{k}: Required value"));
                 }
             }
-            if path == ""
+            if path.is_empty()
                 || schema.get("properties").is_some()
                 || schema.get("additionalProperties").is_some()
             {
