@@ -104,6 +104,12 @@ fn failure(e: &Error) -> (&'static str, String) {
     }
 }
 
+/// A failure every further write would meet too (missing CRD, RBAC, an API that does not answer).
+fn is_global(e: &Error) -> bool {
+    matches!(e, Error::Timeout(_))
+        || matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 404 || s.code == 403)
+}
+
 /// Every (namespace, content hash) of a policy's existing reports (`None`: the ClusterReport).
 async fn list_existing(client: &Client, policy: &str) -> Result<super::index::ReportHashes, Error> {
     let mut out = super::index::ReportHashes::new();
@@ -228,7 +234,13 @@ pub async fn sync(
             Ok(Written::NotLeader) => return None,
             Err(e) => {
                 warn!(policy = %name, namespace = ?ns, error = %e, "cannot write OpenReports {kind}");
+                // The API is gone, forbidden or not answering: the next report would fail the
+                // same way, so stop here (the status write waits for one timeout at most).
+                let global = is_global(&e);
                 first_error.get_or_insert(e);
+                if global {
+                    break;
+                }
             }
         }
     }
@@ -237,6 +249,11 @@ pub async fn sync(
         .filter(|k| !wanted.contains(*k))
         .cloned()
         .collect();
+    let stale = if first_error.as_ref().is_some_and(is_global) {
+        Vec::new()
+    } else {
+        stale
+    };
     for ns in stale {
         // A namespace without selected pods any more.
         let Some(n) = &ns else { continue };
@@ -299,5 +316,42 @@ pub async fn delete_all(client: Client, writer: Arc<Writer>, policy: String) {
         if let Err(e) = writer.delete_object(kind, &api, &name).await {
             warn!(policy = %policy, namespace = ?ns, error = %e, "cannot delete OpenReports {kind}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> Error {
+        Error::Kube(kube::Error::Api(
+            kube::core::Status::failure("reports.openreports.io is forbidden", "x")
+                .with_code(code)
+                .boxed(),
+        ))
+    }
+
+    #[test]
+    fn failures_name_the_fix_and_global_ones_stop_the_writes() {
+        let (reason, message) = failure(&api(404));
+        assert_eq!(reason, CRD_NOT_INSTALLED);
+        assert!(message.contains("openreports/reports-api") && message.contains("Kyverno"));
+        let (reason, message) = failure(&api(403));
+        assert_eq!(reason, FORBIDDEN);
+        assert!(message.contains("reports.openReports.enabled"), "{message}");
+        assert_eq!(failure(&api(422)).0, WRITE_FAILED);
+        assert!(is_global(&api(404)) && is_global(&api(403)));
+        assert!(is_global(&Error::Timeout("report x".into())));
+        assert!(!is_global(&api(422)) && !is_global(&api(500)));
+    }
+
+    #[test]
+    fn the_label_selector_finds_this_policys_reports_only() {
+        assert_eq!(
+            selector("p"),
+            "app.kubernetes.io/managed-by=refwarden,refwarden.dev/policy=p"
+        );
+        assert_eq!(resource(CLUSTER_REPORT_KIND).plural, "clusterreports");
+        assert_eq!(resource(REPORT_KIND).api_version, "openreports.io/v1alpha1");
     }
 }
