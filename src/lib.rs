@@ -14,6 +14,7 @@ pub mod input;
 pub mod lifecycle;
 pub mod manifests;
 pub mod oci;
+pub mod openreports;
 pub mod policy;
 pub mod probe;
 pub mod profile;

@@ -108,9 +108,14 @@ fn assert_least_privilege(objs: &[Value], secret_namespaces: &[&str]) {
                         .to_string(),
                 );
             }
+            // `delete` only on the OpenReports objects refwarden writes itself
+            // (reports.openReports.enabled): never on anything else.
+            let own_reports = strings(&rule["apiGroups"]) == ["openreports.io"]
+                && resources == ["reports", "clusterreports"];
             for v in &verbs {
                 assert!(
-                    ["get", "list", "watch", "create", "update", "patch"].contains(&v.as_str()),
+                    ["get", "list", "watch", "create", "update", "patch"].contains(&v.as_str())
+                        || (own_reports && v == "delete"),
                     "{}: unexpected verb {v} (no delete/escalate/bind/impersonate)",
                     name(role)
                 );
@@ -260,10 +265,16 @@ fn full_values_render_every_feature_and_validate_offline() {
     assert_least_privilege(&objs, &[NS, "registry-creds"]);
     assert_secure_deployment(&objs, 3);
     // useImagePullSecrets adds exactly `get` on secrets (never list/watch) cluster-wide.
+    // reports.openReports.enabled adds list/create/patch/delete on OpenReports objects only.
     let rules = cluster_rules(&objs);
+    let rules = rules.as_array().expect("rules");
     assert_eq!(
-        rules.as_array().expect("rules").last(),
-        Some(&json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}))
+        rules[rules.len() - 2..],
+        [
+            json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+            json!({"apiGroups": ["openreports.io"], "resources": ["reports", "clusterreports"],
+                   "verbs": ["list", "create", "patch", "delete"]}),
+        ]
     );
     let d = find(&objs, "Deployment", "refwarden");
     let c = &d["spec"]["template"]["spec"]["containers"][0];
@@ -278,6 +289,7 @@ fn full_values_render_every_feature_and_validate_offline() {
         "--concurrency=8",
         "--use-image-pull-secrets",
         "--insecure-registry=registry.local:5000",
+        "--reports=openreports",
     ] {
         assert!(args.contains(&a.to_string()), "missing {a}: {args:?}");
     }

@@ -46,6 +46,20 @@ pub struct ControllerArgs {
         value_delimiter = ','
     )]
     pub insecure_registries: Vec<String>,
+    /// Reports written beside each ReferrerPolicy's status: `none`, or `openreports` (one
+    /// `openreports.io/v1alpha1` Report per namespace and a ClusterReport per policy; the
+    /// OpenReports CRDs must be installed, and RBAC must allow writing them).
+    #[arg(long, value_enum, default_value_t = ReportsArg::None, env = "REFWARDEN_REPORTS")]
+    pub reports: ReportsArg,
+}
+
+/// `--reports` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportsArg {
+    /// No reports.
+    None,
+    /// OpenReports `Report` / `ClusterReport` (`openreports.io/v1alpha1`).
+    Openreports,
 }
 
 fn default_identity() -> String {
@@ -66,6 +80,10 @@ pub async fn run(args: ControllerArgs) -> ExitCode {
         use_image_pull_secrets: args.use_image_pull_secrets,
         concurrency: args.concurrency,
         insecure_registries: args.insecure_registries,
+        reports: match args.reports {
+            ReportsArg::None => controller::openreports::ReportsMode::None,
+            ReportsArg::Openreports => controller::openreports::ReportsMode::OpenReports,
+        },
     };
     match controller::run(opts).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,7 +25,13 @@ pub struct PolicyState {
     pub compiled: Option<CompiledEntry>,
     /// The last status this replica wrote (newer than the watch's copy until it catches up).
     pub written: Option<ReferrerPolicyStatus>,
+    /// The OpenReports objects of this policy that exist, with their content hashes (`None`
+    /// key: the ClusterReport; `None`: not known yet, listed before the next write).
+    pub reports: Option<ReportHashes>,
 }
+
+/// Namespace (`None`: the ClusterReport) → content hash of the report written there.
+pub type ReportHashes = BTreeMap<Option<String>, String>;
 
 /// What is kept of one RegistryProfile.
 #[derive(Clone, Debug, Default)]
@@ -114,6 +120,7 @@ impl Index {
     pub fn forget_written(&self) {
         for s in lock(&self.policies).values_mut() {
             s.written = None;
+            s.reports = None;
         }
         for s in lock(&self.profiles).values_mut() {
             s.written = None;
@@ -123,6 +130,11 @@ impl Index {
     /// Forgets a deleted policy; true when something was known of it.
     pub fn delete_policy(&self, name: &str) -> bool {
         lock(&self.policies).remove(name).is_some()
+    }
+
+    /// Records the OpenReports objects of a policy (after listing or writing them).
+    pub fn set_reports(&self, name: &str, reports: ReportHashes) {
+        self.update_policy(name, |s| s.reports = Some(reports));
     }
 
     /// Forgets a deleted profile; true when something was known of it.

@@ -9,7 +9,8 @@
 //! - [`stores`]: pods (only `PodInfo`), namespace labels, profiles.
 //! - [`index`]: per-object state (Event memory, compiled specs, last statuses
 //!   written), fed by the watches' applies, deletes and re-lists.
-//! - [`writer`]: the one writer of status and Events, behind the leader gate.
+//! - [`writer`]: the one writer of status, reports and Events, behind the leader gate.
+//! - [`reports`]: `--reports=openreports`: OpenReports `Report` / `ClusterReport` objects.
 //! - [`leader`]: Lease-based leader election; every replica watches, only the
 //!   leader writes status and Events.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
@@ -21,6 +22,7 @@ pub mod index;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
+pub mod openreports;
 pub mod policy;
 pub mod profile;
 pub mod stores;
@@ -107,6 +109,8 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Registries without a RegistryProfile reached over plain HTTP (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// Reports written beside the status (`--reports`).
+    pub reports: openreports::ReportsMode,
 }
 
 impl Default for Settings {
@@ -116,6 +120,7 @@ impl Default for Settings {
             max_events_per_reconcile: 50,
             instance: None,
             insecure_registries: Vec::new(),
+            reports: openreports::ReportsMode::None,
         }
     }
 }
@@ -133,8 +138,8 @@ pub struct PolicyMemory {
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
-    /// The one writer of status and Events (leader-gated).
-    pub writer: Writer,
+    /// The one writer of status, reports and Events (leader-gated).
+    pub writer: Arc<Writer>,
     /// Per-object state (Event memory, compiled specs, statuses written).
     pub index: Index,
     /// The discovery cache shared by every policy.
@@ -218,13 +223,13 @@ impl Context {
         let (policy_tx, policy_rx) = tokio::sync::mpsc::channel(4096);
         let (profile_tx, profile_rx) = tokio::sync::mpsc::channel(256);
         Self {
-            writer: Writer::new(
+            writer: Arc::new(Writer::new(
                 client.clone(),
                 leader.clone(),
                 REPORTING_CONTROLLER,
                 settings.instance.clone(),
                 metrics.clone(),
-            ),
+            )),
             index: Index::default(),
             client,
             discoverer,
@@ -311,8 +316,19 @@ impl Context {
         self.index.compiled(p)
     }
 
-    /// Forgets everything about a deleted ReferrerPolicy: its index state, gauges and backoffs.
+    /// Forgets everything about a deleted ReferrerPolicy: its index state, gauges and backoffs;
+    /// with reports on, the leader deletes its reports.
     pub fn forget_policy(&self, name: &str) {
+        if self.settings.reports != openreports::ReportsMode::None
+            && self.is_leader()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(openreports::delete_all(
+                self.client.clone(),
+                self.writer.clone(),
+                name.to_string(),
+            ));
+        }
         self.index.delete_policy(name);
         self.metrics.forget_policy(name);
         self.backoff.reset(&format!("{}/{name}", policy::KIND));
@@ -493,6 +509,8 @@ pub struct RunOptions {
     pub concurrency: u16,
     /// Registries without a RegistryProfile reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Reports written beside the status (`--reports`).
+    pub reports: openreports::ReportsMode,
 }
 
 /// Checks both CRDs are served; a 404 is [`Error::CrdMissing`].
@@ -586,6 +604,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         use_image_pull_secrets: opts.use_image_pull_secrets,
         instance: Some(opts.identity.clone()),
         insecure_registries: opts.insecure_registries.clone(),
+        reports: opts.reports,
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(

@@ -377,10 +377,25 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         .iter()
         .map(|p| (p.key(), pod_images(p)))
         .collect();
+    // Reports first (bounded API calls), so their condition goes out with this status.
+    let mut status = result.status.clone();
+    if let Some(c) = &compiled
+        && let Some(cond) =
+            super::openreports::sync(ctx, obj, c, &evaluation, &selected_pods, &now).await
+    {
+        let previous = base
+            .as_ref()
+            .map(|b| b.conditions.as_slice())
+            .unwrap_or(&[]);
+        status.conditions.retain(|x| x.type_ != cond.type_);
+        status
+            .conditions
+            .extend(crate::conditions::merge(previous, vec![cond]));
+    }
     let plan = plan(&PlanInput {
         name: &name,
         base: base.as_ref(),
-        status: &result.status,
+        status: &status,
         violations: &evaluation.violations,
         unknown: &unknown,
         selected: &selected,

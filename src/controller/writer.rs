@@ -1,6 +1,7 @@
 //! The controller's one writer to the Kubernetes API: status applies (server-side apply, field
-//! manager `refwarden`) and Events (`events.k8s.io/v1`), only while this replica holds the
-//! leader Lease, each call bounded by a timeout and counted in `refwarden_api_writes_total`.
+//! manager `refwarden`), OpenReports objects (`--reports=openreports`, the same apply) and
+//! Events (`events.k8s.io/v1`), only while this replica holds the leader Lease, each call bounded
+//! by a timeout and counted in `refwarden_api_writes_total`.
 //!
 //! Events: a repeat of the same Event (same object, reason, action and **note**) within the
 //! series window updates that Event's `series`; an Event whose note changed is a new Event, so
@@ -17,7 +18,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as KubeEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 
 use super::diff::{PlannedEvent, Severity};
@@ -169,6 +170,71 @@ impl Writer {
             Err(_) => {
                 self.metrics.write(kind, "status", "timeout");
                 Err(Error::Timeout(format!("status of {name}")))
+            }
+        }
+    }
+
+    /// Applies a whole object (an OpenReports `Report` / `ClusterReport`) with server-side apply,
+    /// field manager `refwarden`, forced; `kind` labels the write metric (`report`,
+    /// `clusterreport`).
+    pub async fn apply_object(
+        &self,
+        kind: &str,
+        api: &Api<DynamicObject>,
+        name: &str,
+        obj: &serde_json::Value,
+    ) -> Result<Written, Error> {
+        if !self.is_leader() {
+            self.metrics.write(kind, "apply", "not_leader");
+            return Ok(Written::NotLeader);
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(obj);
+        match tokio::time::timeout(WRITE_TIMEOUT, api.patch(name, &params, &patch)).await {
+            Ok(Ok(_)) => {
+                self.metrics.write(kind, "apply", "ok");
+                Ok(Written::Yes)
+            }
+            Ok(Err(e)) => {
+                self.metrics.write(kind, "apply", "error");
+                Err(Error::Kube(e))
+            }
+            Err(_) => {
+                self.metrics.write(kind, "apply", "timeout");
+                Err(Error::Timeout(format!("{kind} {name}")))
+            }
+        }
+    }
+
+    /// Deletes an object this controller wrote (a 404 is success: it is gone).
+    pub async fn delete_object(
+        &self,
+        kind: &str,
+        api: &Api<DynamicObject>,
+        name: &str,
+    ) -> Result<Written, Error> {
+        if !self.is_leader() {
+            self.metrics.write(kind, "delete", "not_leader");
+            return Ok(Written::NotLeader);
+        }
+        let params = DeleteParams::default();
+        let call = api.delete(name, &params);
+        match tokio::time::timeout(WRITE_TIMEOUT, call).await {
+            Ok(Ok(_)) => {
+                self.metrics.write(kind, "delete", "ok");
+                Ok(Written::Yes)
+            }
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
+                self.metrics.write(kind, "delete", "ok");
+                Ok(Written::Yes)
+            }
+            Ok(Err(e)) => {
+                self.metrics.write(kind, "delete", "error");
+                Err(Error::Kube(e))
+            }
+            Err(_) => {
+                self.metrics.write(kind, "delete", "timeout");
+                Err(Error::Timeout(format!("deleting {kind} {name}")))
             }
         }
     }

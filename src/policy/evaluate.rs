@@ -62,6 +62,13 @@ pub struct CompiledPolicy {
     pub recheck_interval: std::time::Duration,
 }
 
+impl CompiledPolicy {
+    /// Whether `spec.images` checks a repository (`registry/path`).
+    pub fn checks_repository(&self, repository: &str) -> bool {
+        self.filter.check(repository).0
+    }
+}
+
 /// Validates a spec beyond what the schema checks. Errors name the field.
 pub fn compile(spec: &ReferrerPolicySpec) -> Result<CompiledPolicy, InvalidSpec> {
     if let Some(s) = &spec.namespace_selector {

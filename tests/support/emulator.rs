@@ -408,6 +408,9 @@ impl AuthzEntry {
 pub struct EmulatorOptions {
     pub pod_grace_seconds: u64,
     pub bookmark_interval: f64,
+    /// `--state-dir`: objects loaded from `DIR/state.json` at start (and saved there at stop or
+    /// on `POST /_emulator/save`).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for EmulatorOptions {
@@ -415,6 +418,7 @@ impl Default for EmulatorOptions {
         Self {
             pod_grace_seconds: POD_GRACE_SECONDS,
             bookmark_interval: 1.0,
+            state_dir: None,
         }
     }
 }
@@ -441,8 +445,13 @@ impl Emulator {
         let admin_kubeconfig = dir.path().join("admin.kubeconfig");
         let log = std::fs::File::create(&log_path)?;
         let script = root().join("e2e/emulator/kube_emulator.py");
-        let child = Command::new("python3")
-            .arg(&script)
+        let mut cmd = Command::new("python3");
+        if let Some(d) = &opts.state_dir {
+            cmd.arg(&script).arg("--state-dir").arg(d);
+        } else {
+            cmd.arg(&script);
+        }
+        let child = cmd
             .args(["--host", "127.0.0.1", "--port", "0", "--port-file"])
             .arg(&port_file)
             .args(["--token", ADMIN_TOKEN, "--sa-token"])
@@ -1291,6 +1300,8 @@ pub struct ControllerOptions {
     pub log_filter: String,
     /// `--insecure-registry` (registries without a RegistryProfile reached over plain HTTP).
     pub insecure_registries: Vec<String>,
+    /// More flags of `refwarden controller` (e.g. `--reports=openreports`).
+    pub extra_args: Vec<String>,
 }
 
 impl ControllerOptions {
@@ -1301,7 +1312,14 @@ impl ControllerOptions {
             kubeconfig: kubeconfig.to_path_buf(),
             log_filter: "info,refwarden=debug".into(),
             insecure_registries: Vec::new(),
+            extra_args: Vec::new(),
         }
+    }
+
+    /// Adds a flag of `refwarden controller`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.into());
+        self
     }
 
     /// Adds `--insecure-registry host`.
@@ -1350,6 +1368,7 @@ impl Controller {
                     .iter()
                     .flat_map(|h| ["--insecure-registry", h.as_str()]),
             )
+            .args(&opts.extra_args)
             .env("KUBECONFIG", &opts.kubeconfig)
             .env("NO_PROXY", "*")
             .env_remove("POD_NAMESPACE")
