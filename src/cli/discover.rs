@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::image_arg::{self, ImageError};
 use super::output::{self, Output, parse_output};
 use super::probe::ModeArg;
 use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
 use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Referrer};
 use crate::oci;
-use crate::registry::ImageReference;
 
 /// `refwarden discover`'s own renderings.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq, Default)]
@@ -56,12 +56,9 @@ pub struct DiscoverArgs {
 pub async fn run(args: DiscoverArgs) -> ExitCode {
     let structured = args.output.structured().cloned();
     let bad = |m: String| output::fail(structured.as_ref(), EXIT_BAD_INPUT, "BadInput", &m);
-    if let Some(e) = hints::scheme_in_reference(&args.image) {
-        return bad(format!("IMAGE {e}"));
-    }
-    let reference = match ImageReference::parse(&args.image) {
+    let reference = match image_arg::parse(&args.image) {
         Ok(r) => r,
-        Err(e) => return bad(format!("IMAGE {:?}: {e}", args.image)),
+        Err(e) => return bad(e),
     };
     if let Some(i) = &args.index_digest
         && let Err(e) = oci::parse_digest(i)
@@ -74,23 +71,18 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         Err(e) => return bad(e),
     };
     let progress = super::progress::Progress::start("discovering");
-    let digest = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => d.clone(),
-        (None, Some(tag)) => {
-            match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
-                Ok(d) => d,
-                Err(e) => {
-                    progress.finish();
-                    let m = format!("cannot resolve {}: {e}", args.image);
+    let digest = match image_arg::digest(&client, &reference, &args.image).await {
+        Ok(d) => d,
+        Err(e) => {
+            progress.finish();
+            return match e {
+                ImageError::BadInput(m) => bad(m),
+                ImageError::Registry(m) => {
                     let code = output::fail(structured.as_ref(), 1, "RegistryError", &m);
                     hints::print_for(&m);
-                    return code;
+                    code
                 }
-            }
-        }
-        (None, None) => {
-            progress.finish();
-            return bad(format!("IMAGE {:?}: no tag or digest", args.image));
+            };
         }
     };
     let mut req = DiscoveryRequest::new(client.registry(), &reference.repository, &digest);

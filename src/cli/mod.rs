@@ -24,6 +24,7 @@ macro_rules! outln {
 mod discover;
 pub mod evaluate;
 mod hints;
+mod image_arg;
 mod lifecycle;
 mod output;
 mod probe;

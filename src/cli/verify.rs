@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use super::image_arg::{self, ImageError};
 use super::output::{self, Output, parse_output};
 use super::probe::ModeArg;
 use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
@@ -15,7 +16,6 @@ use crate::discovery::{
     AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryRequest, Format, Referrer,
 };
 use crate::evidence::{self, EvidenceError};
-use crate::registry::ImageReference;
 use crate::verify::{
     Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, Signer, Subject, TrustPolicy,
     TrustedRoot, Unverified, Verdict, Verified,
@@ -466,12 +466,9 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
     let structured = args.output.structured().cloned();
     let s = structured.as_ref();
     let bad = |m: String| output::fail(s, EXIT_BAD_INPUT, "BadInput", &m);
-    if let Some(e) = hints::scheme_in_reference(&args.image) {
-        return bad(format!("IMAGE {e}"));
-    }
-    let reference = match ImageReference::parse(&args.image) {
+    let reference = match image_arg::parse(&args.image) {
         Ok(r) => r,
-        Err(e) => return bad(format!("IMAGE {:?}: {e}", args.image)),
+        Err(e) => return bad(e),
     };
     let types = match requested_types(&args) {
         Ok(t) => t,
@@ -496,20 +493,14 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
     let total = || counters.total_for(client.registry()).saturating_sub(start);
     let progress = super::progress::Progress::start("verifying");
     let mut requests = Requests::default();
-    let digest = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => d.clone(),
-        (None, Some(tag)) => {
-            match crate::registry::resolve_digest(&client, &reference.repository, tag).await {
-                Ok(d) => d,
-                Err(e) => {
-                    progress.finish();
-                    return unknown(format!("cannot resolve {}: {e}", args.image));
-                }
-            }
-        }
-        (None, None) => {
+    let digest = match image_arg::digest(&client, &reference, &args.image).await {
+        Ok(d) => d,
+        Err(e) => {
             progress.finish();
-            return bad(format!("IMAGE {:?}: no tag or digest", args.image));
+            return match e {
+                ImageError::BadInput(m) => bad(m),
+                ImageError::Registry(m) => unknown(m),
+            };
         }
     };
     requests.resolve = total();
