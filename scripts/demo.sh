@@ -10,7 +10,7 @@ ROOT="$PWD"
 
 ./scripts/install-deps.sh --demo
 cargo build --locked --quiet
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/refwarden"   
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/refwarden"
 REGISTRY_BIN="${REFWARDEN_REGISTRY_BIN:-/usr/bin/docker-registry}"
 
 WORK="$(mktemp -d -t refwarden-demo.XXXXXX)"

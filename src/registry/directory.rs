@@ -43,8 +43,9 @@ pub struct BrokenProfile {
     pub message: String,
 }
 
-/// A profile's host aliases and its entry (or why it cannot be used).
-type ProfileSlot = (Vec<String>, Result<Arc<RegistryEntry>, BrokenProfile>);
+/// A profile's registry ([`canonical_registry`] of its host) and its entry (or why it cannot
+/// be used).
+type ProfileSlot = (String, Result<Arc<RegistryEntry>, BrokenProfile>);
 
 /// Which registries without a RegistryProfile are reached over plain HTTP. Never implied
 /// by the address (no loopback exception): only what the user asked for.
@@ -65,12 +66,7 @@ impl PlainHttp {
         match self {
             PlainHttp::Never => false,
             PlainHttp::All => true,
-            PlainHttp::Hosts(hosts) => {
-                let aliases = host_aliases(host);
-                hosts
-                    .iter()
-                    .any(|h| host_aliases(h).iter().any(|a| aliases.contains(a)))
-            }
+            PlainHttp::Hosts(hosts) => hosts.iter().any(|h| same_registry(h, host)),
         }
     }
 }
@@ -102,11 +98,6 @@ pub struct RegistryDirectory {
     implicit: ImplicitAccess,
 }
 
-/// Host names a registry is known by (one name: Docker Hub's aliases are one registry).
-fn host_aliases(host: &str) -> Vec<String> {
-    vec![canonical_registry(host)]
-}
-
 /// Whether two hosts name one registry (`docker.io` and `registry-1.docker.io`; `:443`).
 pub fn same_registry(a: &str, b: &str) -> bool {
     canonical_registry(a) == canonical_registry(b)
@@ -133,8 +124,10 @@ impl RegistryDirectory {
 
     /// Adds a RegistryProfile under `name` for `host` (`host[:port]` of its registryUrl).
     pub fn insert(&mut self, name: &str, host: &str, entry: Result<RegistryEntry, BrokenProfile>) {
-        self.by_name
-            .insert(name.to_string(), (host_aliases(host), entry.map(Arc::new)));
+        self.by_name.insert(
+            name.to_string(),
+            (canonical_registry(host), entry.map(Arc::new)),
+        );
     }
 
     /// Registers credentials (from a pod's imagePullSecret `source`, e.g. `ns/name`) for a
@@ -171,10 +164,9 @@ impl RegistryDirectory {
         registry: &str,
         allowed: &[String],
     ) -> Result<Arc<RegistryEntry>, BrokenProfile> {
-        let aliases = host_aliases(registry);
-        let candidate = self.by_name.iter().find(|(name, (hosts, _))| {
-            (allowed.is_empty() || allowed.contains(name))
-                && hosts.iter().any(|h| aliases.contains(h))
+        let registry_name = canonical_registry(registry);
+        let candidate = self.by_name.iter().find(|(name, (host, _))| {
+            (allowed.is_empty() || allowed.contains(name)) && *host == registry_name
         });
         if let Some((_, (_, entry))) = candidate {
             return entry.clone();
@@ -269,6 +261,8 @@ mod tests {
     #[test]
     fn docker_hub_aliases_are_one_registry() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        assert!(host_aliases("index.docker.io").contains(&"docker.io".to_string()));
+        assert!(same_registry("index.docker.io", "docker.io"));
+        assert!(same_registry("registry-1.docker.io:443", "DOCKER.IO"));
+        assert!(!same_registry("ghcr.io", "docker.io"));
     }
 }
