@@ -4,7 +4,7 @@
 //!
 //! Pure: [`build`] turns one ReferrerPolicy's [`Evaluation`] and the pods it selects into one
 //! `Report` per namespace and one `ClusterReport` summary; the controller
-//! (`controller::reports`) writes them. The types below are refwarden's own, written from the
+//! (`controller::openreports`) writes them. The types below are refwarden's own, written from the
 //! published API, which is **not** shipped here (install it from the OpenReports project, see
 //! the README). They follow, field for field where refwarden uses a field:
 //!
@@ -91,7 +91,7 @@ pub enum ResultStatus {
 /// `results[].severity` (refwarden leaves it unset).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub enum ResultSeverity {
     /// critical
     Critical,
     /// high
@@ -104,16 +104,16 @@ pub enum Severity {
     Info,
 }
 
-/// `metav1.Timestamp`.
+/// `metav1.Timestamp` (seconds and nanos).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct Timestamp {
+pub struct ResultTimestamp {
     /// Seconds since the Unix epoch.
     pub seconds: i64,
     /// Nanoseconds, 0 to 999,999,999.
     pub nanos: i32,
 }
 
-impl Timestamp {
+impl ResultTimestamp {
     /// From a Kubernetes `Time`.
     pub fn from_time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Self {
         Self {
@@ -126,7 +126,7 @@ impl Timestamp {
 /// The part of `corev1.ObjectReference` refwarden writes.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
+pub struct ReportObjectRef {
     /// API version of the referent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
@@ -218,16 +218,16 @@ pub struct ReportResult {
     pub category: Option<String>,
     /// Unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<Severity>,
+    pub severity: Option<ResultSeverity>,
     /// When the result was found (the write that changed the report).
-    pub timestamp: Timestamp,
+    pub timestamp: ResultTimestamp,
     /// The outcome.
     pub result: ResultStatus,
     /// Scored results (all of refwarden's).
     pub scored: bool,
     /// The workload (Go field `Subjects`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resources: Vec<ObjectRef>,
+    pub resources: Vec<ReportObjectRef>,
     /// Human-readable outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -244,7 +244,7 @@ pub struct ReportBody {
     pub source: String,
     /// The Namespace (Report) or the ReferrerPolicy (ClusterReport).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<ObjectRef>,
+    pub scope: Option<ReportObjectRef>,
     /// [`MAX_RESULTS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configuration: Option<Configuration>,
@@ -317,8 +317,8 @@ pub struct BuildInput<'a> {
     pub checks_repository: &'a dyn Fn(&str) -> bool,
     /// The pods the policy selects.
     pub pods: Vec<&'a PodInfo>,
-    /// Timestamp of the results.
-    pub now: Timestamp,
+    /// When the results were found.
+    pub now: ResultTimestamp,
 }
 
 /// One policy's reports.
@@ -399,8 +399,8 @@ fn workload_api_version(kind: &str) -> &'static str {
     }
 }
 
-fn workload_ref(w: &WorkloadRef) -> ObjectRef {
-    ObjectRef {
+fn workload_ref(w: &WorkloadRef) -> ReportObjectRef {
+    ReportObjectRef {
         api_version: Some(workload_api_version(&w.kind).to_string()),
         kind: Some(w.kind.clone()),
         namespace: Some(w.namespace.clone()),
@@ -409,8 +409,8 @@ fn workload_ref(w: &WorkloadRef) -> ObjectRef {
     }
 }
 
-fn namespace_ref(ns: &str) -> ObjectRef {
-    ObjectRef {
+fn namespace_ref(ns: &str) -> ReportObjectRef {
+    ReportObjectRef {
         api_version: Some("v1".into()),
         kind: Some("Namespace".into()),
         name: Some(ns.to_string()),
@@ -496,7 +496,7 @@ fn sort_key(r: &ReportResult) -> SortKey<'_> {
 fn assemble(
     kind: &str,
     namespace: Option<&str>,
-    scope: ObjectRef,
+    scope: ReportObjectRef,
     policy: PolicyRef<'_>,
     mut results: Vec<ReportResult>,
     summary: Option<Summary>,
@@ -561,7 +561,7 @@ fn assemble(
 pub fn content_hash(report: &Report) -> String {
     let mut r = report.clone();
     for res in &mut r.body.results {
-        res.timestamp = Timestamp::default();
+        res.timestamp = ResultTimestamp::default();
     }
     if let Some(a) = &mut r.metadata.annotations {
         a.remove(ANNOTATION_HASH);
@@ -709,7 +709,7 @@ pub fn build(input: &BuildInput<'_>) -> Built {
     let cluster = assemble(
         CLUSTER_REPORT_KIND,
         None,
-        ObjectRef {
+        ReportObjectRef {
             api_version: Some("refwarden.dev/v1alpha1".into()),
             kind: Some("ReferrerPolicy".into()),
             name: Some(input.policy.name.to_string()),

@@ -191,7 +191,7 @@ pub async fn sync(
         evaluation,
         checks_repository: &checks,
         pods: selected.iter().map(|p| &p.info).collect(),
-        now: openreports::Timestamp::from_time(now),
+        now: openreports::ResultTimestamp::from_time(now),
     });
     let mut first_error: Option<Error> = None;
     let mut omitted = 0;

@@ -67,8 +67,8 @@ fn unknown(repo: &str, d: u32) -> UnknownImage {
     }
 }
 
-fn ts(s: i64) -> Timestamp {
-    Timestamp {
+fn ts(s: i64) -> ResultTimestamp {
+    ResultTimestamp {
         seconds: s,
         nanos: 0,
     }
@@ -79,7 +79,7 @@ const POLICY: PolicyRef<'static> = PolicyRef {
     uid: Some("uid-p"),
 };
 
-fn run(pods: &[PodInfo], eval: &Evaluation, reqs: &[Requirement], now: Timestamp) -> Built {
+fn run(pods: &[PodInfo], eval: &Evaluation, reqs: &[Requirement], now: ResultTimestamp) -> Built {
     let checks = |path: &str| !path.ends_with("/excluded");
     build(&BuildInput {
         policy: POLICY,
@@ -161,7 +161,7 @@ fn one_result_per_workload_image_and_requirement_with_every_status() {
     assert_eq!(fail.properties["preset"], "signature");
     assert_eq!(
         fail.resources,
-        vec![ObjectRef {
+        vec![ReportObjectRef {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
             namespace: Some("a".into()),
