@@ -471,6 +471,7 @@ fn pod_infos(images: &[Img], host: &str, n: usize) -> Vec<PodInfo> {
 
 fn requirement(name: &str, preset: Preset) -> Requirement {
     Requirement {
+        verify: None,
         name: name.into(),
         preset: Some(preset),
         artifact_types: vec![],
@@ -806,6 +807,8 @@ fn phase_refwarden(
         }),
     );
     let disc = Discoverer::new(DiscovererConfig::default());
+    let trust = refwarden::policy::TrustObjects::default();
+    let verifier = refwarden::policy::Verifier::new();
     let concurrency = disc.config().per_registry_concurrency;
     let ttl = disc.config().ttl;
     let setup = t_setup.elapsed();
@@ -822,12 +825,12 @@ fn phase_refwarden(
                 spec,
                 generation: Some(1),
                 previous: None,
+                trust: &trust,
             })
             .collect();
-        let results =
-            rt.block_on(futures::future::join_all(inputs.iter().map(|input| {
-                evaluate_policy(input, pods.iter(), &ns, &dir, &disc, now())
-            })));
+        let results = rt.block_on(futures::future::join_all(inputs.iter().map(|input| {
+            evaluate_policy(input, pods.iter(), &ns, &dir, &disc, &verifier, now())
+        })));
         let wall = t0.elapsed();
         let cpu = cpu_time() - cpu0;
         let mut summary = Vec::new();
@@ -1119,7 +1122,7 @@ fn phase_cpu() -> support::Result<Value> {
         for (_, spec) in &specs {
             let c = compile(spec).map_err(|e| e.to_string())?;
             let sel = select(&c, pods.iter(), &ns);
-            let eval = judge(&c, &sel, &outcomes);
+            let eval = judge(&c, &sel, &outcomes, &BTreeMap::new());
             checksum += u64::from(eval.summary.non_compliant) + u64::from(eval.summary.pods);
         }
         runs.push(t0.elapsed().as_secs_f64());

@@ -169,12 +169,26 @@ pub struct ReferrerEvidence {
     pub items: Vec<OwnedEvidence>,
     /// Registry requests sent for it (attempts, as the client counts them).
     pub requests: u64,
+    /// The manifest's own `subject` descriptor (OCI 1.1 referrers), when it names one: what
+    /// Notation signs besides the digest (media type and size). Cosign tags have none.
+    pub subject: Option<Subject>,
 }
 
 #[derive(Deserialize)]
 struct ManifestLayers {
     #[serde(default)]
     layers: Vec<LayerDescriptor>,
+    #[serde(default)]
+    subject: Option<SubjectDescriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubjectDescriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +216,11 @@ pub async fn read(
     let before = counters.total_for(client.registry());
     let result = read_layers(client, repo, referrer, select).await;
     let requests = counters.total_for(client.registry()).saturating_sub(before);
-    result.map(|items| ReferrerEvidence { items, requests })
+    result.map(|(items, subject)| ReferrerEvidence {
+        items,
+        requests,
+        subject,
+    })
 }
 
 async fn read_layers(
@@ -210,7 +228,7 @@ async fn read_layers(
     repo: &str,
     referrer: &Referrer,
     select: fn(&str) -> Option<EvidenceKind>,
-) -> Result<Vec<OwnedEvidence>, EvidenceError> {
+) -> Result<(Vec<OwnedEvidence>, Option<Subject>), EvidenceError> {
     let what = format!("referrer manifest {}", referrer.digest);
     if oci::parse_digest(&referrer.digest).is_err() {
         return Err(unreadable(
@@ -231,6 +249,11 @@ async fn read_layers(
         serde_json::from_slice(&manifest.body).map_err(|e| EvidenceError::Malformed {
             message: format!("{what} is not an image manifest: {e}"),
         })?;
+    let subject = parsed.subject.map(|d| Subject {
+        digest: d.digest,
+        media_type: d.media_type,
+        size: d.size,
+    });
     let chosen: Vec<(EvidenceKind, LayerDescriptor)> = parsed
         .layers
         .into_iter()
@@ -295,7 +318,7 @@ async fn read_layers(
             annotations,
         });
     }
-    Ok(out)
+    Ok((out, subject))
 }
 
 /// The subject's descriptor, which Notation signs along with the digest (media type and size):

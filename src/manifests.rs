@@ -64,6 +64,8 @@ pub struct Inputs {
     pub pods: Vec<PodInfo>,
     /// Namespace labels from Namespace objects.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// ConfigMaps and Secrets, for the trust `verify` blocks name (their data is never printed).
+    pub trust: crate::policy::TrustObjects,
     /// Documents of kinds refwarden does not read: (origin, apiVersion/kind).
     pub skipped: Vec<(Origin, String)>,
     /// Files found in folders that are not Kubernetes manifests: (path, why).
@@ -366,6 +368,26 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
                 .or_insert_with(|| origin.clone());
             inputs.pods.push(info);
         }
+        ("v1", "ConfigMap") => {
+            let mut cm: k8s_openapi::api::core::v1::ConfigMap = decode_strict(origin, v)?;
+            name_of(origin, v)?;
+            cm.metadata.namespace = Some(ns_of(v));
+            inputs.trust.insert_config_map(&cm);
+        }
+        ("v1", "Secret") => {
+            // Not decode_strict: its error could quote a value.
+            let mut secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(v.clone())
+                .map_err(|_| {
+                    load_error(
+                        origin,
+                        "data",
+                        "not a valid Secret (data values must be base64)",
+                    )
+                })?;
+            name_of(origin, v)?;
+            secret.metadata.namespace = Some(ns_of(v));
+            inputs.trust.insert_secret(&secret);
+        }
         ("v1", "Namespace") => {
             let ns: Namespace = decode_strict(origin, v)?;
             let name = name_of(origin, v)?;
@@ -528,7 +550,7 @@ mod tests {
         for v in [
             serde_json::json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "ops"},
                 "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"metadata": {"labels": {"app": "n"}}, "spec": {"containers": [{"name": "c", "image": "ghcr.io/acme/job:1"}], "restartPolicy": "Never"}}}}}}),
-            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "c"}}),
             serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
                 {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "a"}, "spec": {"containers": [{"name": "x", "image": "nginx"}]}}
             ]}),
@@ -548,7 +570,7 @@ mod tests {
         assert_eq!(cj.labels.get("app"), Some("n"));
         assert_eq!(cj.images[0].image, "ghcr.io/acme/job:1");
         assert_eq!(inputs.skipped.len(), 1);
-        assert_eq!(inputs.skipped[0].1, "v1/ConfigMap");
+        assert_eq!(inputs.skipped[0].1, "v1/Service");
         assert_eq!(inputs.pods[1].workload.kind, "Pod");
     }
 

@@ -61,6 +61,7 @@ fn requirement(name: &str, preset: Option<Preset>, formats: &[Format]) -> Requir
         min_count: 1,
         formats: formats.to_vec(),
         repository: None,
+        verify: None,
     }
 }
 
@@ -80,6 +81,7 @@ async fn evaluate(
         spec,
         generation: Some(1),
         previous: None,
+        trust: &Default::default(),
     };
     evaluate_policy(
         &input,
@@ -91,6 +93,7 @@ async fn evaluate(
             ..ImplicitAccess::default()
         }),
         d,
+        &refwarden::policy::Verifier::new(),
         Time(jiff::Timestamp::now()),
     )
     .await

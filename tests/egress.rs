@@ -435,11 +435,13 @@ async fn hostile_registry_through_the_cli_and_the_controller_path() -> TestResul
             spec: &spec,
             generation: Some(1),
             previous: None,
+            trust: &Default::default(),
         },
         pods.iter(),
         &BTreeMap::new(),
         &dir,
         &Discoverer::default(),
+        &refwarden::policy::Verifier::new(),
         Time(jiff::Timestamp::now()),
     )
     .await

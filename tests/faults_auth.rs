@@ -444,6 +444,7 @@ async fn faults_through_evaluate_policy() -> TestResult {
         spec: &spec,
         generation: Some(1),
         previous: None,
+        trust: &Default::default(),
     };
     let d = discoverer();
     let now = Time(jiff::Timestamp::now());
@@ -477,7 +478,15 @@ async fn faults_through_evaluate_policy() -> TestResult {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let result = tokio::time::timeout(
             GUARD,
-            evaluate_policy(&input, pods.iter(), &BTreeMap::new(), &dir, &d, now.clone()),
+            evaluate_policy(
+                &input,
+                pods.iter(),
+                &BTreeMap::new(),
+                &dir,
+                &d,
+                &refwarden::policy::Verifier::new(),
+                now.clone(),
+            ),
         )
         .await?;
         let st = &result.status;
@@ -494,8 +503,16 @@ async fn faults_through_evaluate_policy() -> TestResult {
         assert!(u.message.contains(needle), "{what}: {u:?}");
         proxy.heal();
         tokio::time::sleep(NEGATIVE_TTL + Duration::from_millis(100)).await;
-        let result =
-            evaluate_policy(&input, pods.iter(), &BTreeMap::new(), &dir, &d, now.clone()).await;
+        let result = evaluate_policy(
+            &input,
+            pods.iter(),
+            &BTreeMap::new(),
+            &dir,
+            &d,
+            &refwarden::policy::Verifier::new(),
+            now.clone(),
+        )
+        .await;
         assert_eq!(
             result.status.summary.compliant, 2,
             "{what}: recovery: {:?}",

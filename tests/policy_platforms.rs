@@ -50,6 +50,7 @@ async fn evaluate(
         spec,
         generation: Some(1),
         previous: None,
+        trust: &Default::default(),
     };
     // Registries without a RegistryProfile, named plain HTTP (as `--plain-http` does).
     let dir = RegistryDirectory::with_implicit(ImplicitAccess {
@@ -62,6 +63,7 @@ async fn evaluate(
         &BTreeMap::new(),
         &dir,
         d,
+        &refwarden::policy::Verifier::new(),
         Time(jiff::Timestamp::now()),
     )
     .await

@@ -309,11 +309,13 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
                 spec: &spec,
                 generation: Some(1),
                 previous: None,
+                trust: &Default::default(),
             },
             [&pod],
             &BTreeMap::new(),
             &dir,
             &Discoverer::default(),
+            &refwarden::policy::Verifier::new(),
             Time(jiff::Timestamp::now()),
         )
         .await;
@@ -389,8 +391,11 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
     // Metrics (labels and values) after requests with credentials, and the Events a
     // violation would publish.
     let counters = Arc::new(refwarden::registry::RequestCounters::default());
-    let metrics =
-        refwarden::controller::metrics::Metrics::new(counters.clone(), Discoverer::default());
+    let metrics = refwarden::controller::metrics::Metrics::new(
+        counters.clone(),
+        Discoverer::default(),
+        Default::default(),
+    );
     let mut cfg = RegistryClientConfig::new(&proxy.url(), true)?;
     cfg.credentials = basic(PASSWORD);
     cfg.counters = counters;
@@ -404,6 +409,7 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
     metrics.set_policy("p", 1, 1, 0);
     texts.push(metrics.render());
     let violations = vec![refwarden::crd::PolicyViolation {
+        unverified: Vec::new(),
         image: format!("{}/app", reg.host()),
         digest: img.digest.clone(),
         missing: vec!["sig".into()],

@@ -324,6 +324,7 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     }
 
     let discoverer = Discoverer::new(DiscovererConfig::default());
+    let verifier = policy::Verifier::new();
     for (origin, rp) in &inputs.policies {
         let name = rp.metadata.name.clone().unwrap_or_default();
         progress.set_message(format!("ReferrerPolicy {name}"));
@@ -333,11 +334,13 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
                 spec: &rp.spec,
                 generation: rp.metadata.generation,
                 previous: rp.status.as_ref(),
+                trust: &inputs.trust,
             },
             inputs.pods.iter(),
             &inputs.namespaces,
             &directory,
             &discoverer,
+            &verifier,
             now(),
         )
         .await;

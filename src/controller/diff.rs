@@ -453,6 +453,7 @@ mod tests {
 
     fn v(image: &str, digest: &str, missing: &[&str]) -> PolicyViolation {
         PolicyViolation {
+            unverified: Vec::new(),
             image: image.into(),
             digest: digest.into(),
             missing: missing.iter().map(|s| s.to_string()).collect(),

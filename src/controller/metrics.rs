@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::crd::{Capabilities, CapabilityState};
 use crate::discovery::Discoverer;
+use crate::policy::Verifier;
 use crate::registry::RequestCounters;
 
 /// Labels of the per-policy compliance gauge.
@@ -92,6 +93,13 @@ struct RequestLabels {
 struct Sources {
     counters: Arc<RequestCounters>,
     discoverer: Discoverer,
+    verifier: Arc<Verifier>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerificationLabels {
+    outcome: String,
+    reason: String,
 }
 
 impl std::fmt::Debug for Sources {
@@ -152,6 +160,41 @@ impl prometheus_client::collector::Collector for Sources {
             prometheus_client::metrics::MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(stats.cached).unwrap_or(i64::MAX)).encode(m)?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "verifications",
+                "Referrers read and verified (cache misses), by outcome (verified, unverified, unknown) and reason",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for ((outcome, reason), n) in self.verifier.stats.outcomes() {
+                let labels = VerificationLabels {
+                    outcome: outcome.to_string(),
+                    reason,
+                };
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let m = encoder.encode_descriptor(
+            "verification_cache_hits",
+            "Verification verdicts answered from the cache (no request, no signature check)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        ConstCounter::new(
+            self.verifier
+                .stats
+                .cache_hits
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .encode(m)?;
+        let m = encoder.encode_descriptor(
+            "verification_cache_entries",
+            "Verification verdicts currently cached",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.verifier.cached()).unwrap_or(i64::MAX)).encode(m)?;
         Ok(())
     }
 }
@@ -161,6 +204,8 @@ pub struct Metrics {
     registry: Registry,
     /// Images per policy and compliance state.
     pub policy_images: Family<PolicyLabels, Gauge>,
+    /// Images per policy whose `verify` requirements verified / did not.
+    pub policy_verification: Family<PolicyLabels, Gauge>,
     /// 1 for the current state of each capability of each RegistryProfile.
     pub capability: Family<CapabilityLabels, Gauge>,
     /// Lifecycle findings per profile and severity.
@@ -189,9 +234,19 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; `counters` and `discoverer` are read at scrape time.
-    pub fn new(counters: Arc<RequestCounters>, discoverer: Discoverer) -> Self {
+    /// Registers every metric; `counters`, `discoverer` and `verifier` are read at scrape time.
+    pub fn new(
+        counters: Arc<RequestCounters>,
+        discoverer: Discoverer,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("refwarden");
+        let policy_verification = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_verification_images",
+            "Images of a ReferrerPolicy whose verify requirements verified (state=verified) or whose required referrers are present but do not verify (state=unverified)",
+            policy_verification.clone(),
+        );
         let policy_images = Family::<PolicyLabels, Gauge>::default();
         registry.register(
             "policy_images",
@@ -247,10 +302,12 @@ impl Metrics {
         registry.register_collector(Box::new(Sources {
             counters,
             discoverer,
+            verifier,
         }));
         Self {
             registry,
             policy_images,
+            policy_verification,
             capability,
             lifecycle_findings,
             reachable,
@@ -292,6 +349,7 @@ impl Metrics {
         let s = &status.summary;
         if status.observed_generation.is_some() {
             self.set_policy(policy, s.compliant, s.non_compliant, s.unknown);
+            self.set_policy_verification(policy, s.verified, s.unverified);
         }
     }
 
@@ -370,8 +428,26 @@ impl Metrics {
         }
     }
 
+    /// Sets the verification gauges of a policy (removed while it verifies nothing).
+    pub fn set_policy_verification(&self, policy: &str, verified: u32, unverified: u32) {
+        for (state, n) in [("verified", verified), ("unverified", unverified)] {
+            let labels = PolicyLabels {
+                policy: policy.to_string(),
+                state: state.to_string(),
+            };
+            if verified == 0 && unverified == 0 {
+                self.policy_verification.remove(&labels);
+            } else {
+                self.policy_verification
+                    .get_or_create(&labels)
+                    .set(i64::from(n));
+            }
+        }
+    }
+
     /// Removes a deleted policy's gauges.
     pub fn forget_policy(&self, policy: &str) {
+        self.set_policy_verification(policy, 0, 0);
         for state in ["compliant", "non_compliant", "unknown"] {
             self.policy_images.remove(&PolicyLabels {
                 policy: policy.to_string(),
@@ -473,7 +549,7 @@ mod tests {
         let counters = Arc::new(RequestCounters::default());
         counters.record("ghcr.io:443", Endpoint::Referrers, Some(404));
         counters.record("ghcr.io:443", Endpoint::Base, None);
-        let m = Metrics::new(counters, Discoverer::default());
+        let m = Metrics::new(counters, Discoverer::default(), Arc::default());
         m.set_policy("p", 3, 1, 0);
         m.set_capabilities(
             "ghcr",

@@ -44,8 +44,8 @@ use tracing::{info, warn};
 
 use crate::crd::{ReferrerPolicy, RegistryProfile};
 use crate::discovery::{Discoverer, DiscovererConfig};
-use crate::policy::CompiledPolicy;
 use crate::policy::evaluate::selects_pod;
+use crate::policy::{CompiledPolicy, Verifier};
 use crate::registry::{DockerConfig, ImplicitAccess, PlainHttp, RequestCounters};
 use backoff::Backoff;
 use index::Index;
@@ -144,6 +144,8 @@ pub struct Context {
     pub index: Index,
     /// The discovery cache shared by every policy.
     pub discoverer: Discoverer,
+    /// The verification verdict cache shared by every policy.
+    pub verifier: Arc<Verifier>,
     /// Request counters shared by every registry client.
     pub counters: Arc<RequestCounters>,
     /// Prometheus metrics.
@@ -218,7 +220,12 @@ impl Context {
     ) -> Self {
         let counters = Arc::new(RequestCounters::default());
         let discoverer = Discoverer::new(DiscovererConfig::default());
-        let metrics = Arc::new(Metrics::new(counters.clone(), discoverer.clone()));
+        let verifier = Arc::new(Verifier::new());
+        let metrics = Arc::new(Metrics::new(
+            counters.clone(),
+            discoverer.clone(),
+            verifier.clone(),
+        ));
         let leader = Arc::new(AtomicBool::new(false));
         let (policy_tx, policy_rx) = tokio::sync::mpsc::channel(4096);
         let (profile_tx, profile_rx) = tokio::sync::mpsc::channel(256);
@@ -233,6 +240,7 @@ impl Context {
             index: Index::default(),
             client,
             discoverer,
+            verifier,
             profiles: Profiles::new(ImplicitAccess {
                 plain_http: if settings.insecure_registries.is_empty() {
                     PlainHttp::Never

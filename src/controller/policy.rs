@@ -94,6 +94,51 @@ const MAX_PULL_SECRETS: usize = 100;
 /// policy selects, for registries that have no RegistryProfile. A Secret that is
 /// missing, unreadable or not a dockerconfigjson is skipped (those images are then
 /// looked up anonymously, and Unknown if the registry wants credentials).
+/// The ConfigMaps and Secrets the policy's `verify` blocks name, read one by one (`get`, as the
+/// RBAC allows). An object that is absent, or that the controller may not read, is left out: the
+/// policy then says which field names it (Ready=False) and is retried. Other API errors are
+/// returned (the reconcile backs off).
+/// How soon a policy whose `verify` trust could not be read is tried again.
+const TRUST_RETRY: Duration = Duration::from_secs(60);
+
+async fn load_trust(
+    ctx: &Context,
+    obj: &ReferrerPolicy,
+) -> Result<crate::policy::TrustObjects, Error> {
+    use crate::policy::trust::{ObjectKind, references};
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let mut objects = crate::policy::TrustObjects::default();
+    let absent =
+        |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403 || s.code == 404);
+    for (kind, ns, name) in references(&obj.spec) {
+        match kind {
+            ObjectKind::ConfigMap => {
+                match kube::Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                    .get_opt(&name)
+                    .await
+                {
+                    Ok(Some(cm)) => objects.insert_config_map(&cm),
+                    Ok(None) => {}
+                    Err(e) if absent(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            ObjectKind::Secret => {
+                match kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                    .get_opt(&name)
+                    .await
+                {
+                    Ok(Some(s)) => objects.insert_secret(&s),
+                    Ok(None) => {}
+                    Err(e) if absent(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(objects)
+}
+
 async fn load_pull_secrets(
     ctx: &Context,
     obj: &ReferrerPolicy,
@@ -317,17 +362,20 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         }
         base = Some(reconciling);
     }
+    let trust = load_trust(ctx, obj).await?;
     let result = evaluate_policy(
         &PolicyInput {
             name: &name,
             spec: &obj.spec,
             generation,
             previous: base.as_ref(),
+            trust: &trust,
         },
         pods.iter().map(|p| &p.info),
         &namespaces,
         &directory,
         &ctx.discoverer,
+        &ctx.verifier,
         now.clone(),
     )
     .await;
@@ -343,11 +391,21 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
         {
             ctx.index.wrote_policy(&name, &result.status);
         }
+        // Trust read from ConfigMaps / Secrets (not watched) may appear or be fixed later.
+        if result
+            .invalid
+            .as_ref()
+            .is_some_and(|e| e.field.contains(".verify."))
+        {
+            return Ok(Action::requeue(TRUST_RETRY));
+        }
         return Ok(Action::await_change());
     };
     let s = &evaluation.summary;
     ctx.metrics
         .set_policy(&name, s.compliant, s.non_compliant, s.unknown);
+    ctx.metrics
+        .set_policy_verification(&name, s.verified, s.unverified);
     let compiled = ctx.compiled_policy(obj);
     let recheck = compiled
         .as_ref()
@@ -496,6 +554,7 @@ mod tests {
 
     fn v(digest: &str, missing: &[&str]) -> PolicyViolation {
         PolicyViolation {
+            unverified: Vec::new(),
             image: "r/app".into(),
             digest: digest.into(),
             missing: missing.iter().map(|m| m.to_string()).collect(),

@@ -1,8 +1,10 @@
 //! The `ReferrerPolicy` custom resource: which running images must carry which
 //! referrers, and the compliance the controller observed.
 //!
-//! A requirement is met when a referrer of the required kind is **present**;
-//! refwarden does not verify signatures cryptographically.
+//! A requirement is met when a referrer of the required kind is present, and,
+//! when the requirement carries `verify`, when that referrer verifies
+//! cryptographically under the trust it names (keys, keyless identities, a
+//! Notation trust store).
 
 // kube's `printcolumn(...)` lists repeat `type_ = …`; clippy reads them as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
@@ -11,6 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use kube::CustomResource;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+
+use super::{CaBundleRef, KeyReference};
 
 /// Glob on a normalised repository (`ghcr.io/acme/**`): segments of `[a-z0-9._-]`
 /// with `*` (within a segment) and `?`, or a whole `**` segment; the first segment
@@ -160,10 +164,151 @@ pub struct Requirement {
         pattern = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$"
     ))]
     pub repository: Option<String>,
+    /// Cryptographic verification: when set, only referrers that verify under this trust count
+    /// (a valid signature over another digest, by an untrusted key or identity, or without the
+    /// required transparency-log proof does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
 }
 
 fn default_min_count() -> u32 {
     1
+}
+
+fn default_signer_count() -> u32 {
+    1
+}
+
+/// What a referrer must verify under to count (Kyverno `attestors`, sigstore policy-controller
+/// `authorities`, cosign / notation `verify` flags). Any of `keys`, `keyless`, `notation` may
+/// be set; a referrer counts when it verifies under one of them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "(has(self.keys) && size(self.keys) > 0) || has(self.keyless) || has(self.notation)"
+).message("set keys, keyless or notation"))]
+#[x_kube(validation = Rule::new("!has(self.keyless) || has(self.trustedRootRef)")
+    .message("keyless needs trustedRootRef (the sigstore trusted_root.json)"))]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// Trusted public keys (PEM: ECDSA P-256/P-384, Ed25519, RSA), as cosign `--key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub keys: Vec<KeySource>,
+    /// How many distinct keys or identities must have signed (Kyverno's attestor `count`).
+    #[serde(default = "default_signer_count")]
+    #[schemars(range(min = 1, max = 16))]
+    pub count: u32,
+    /// Keyless (Fulcio certificate) signers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessSpec>,
+    /// Notary Project (Notation) signatures: x509 trust store and trusted identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notation: Option<NotationSpec>,
+    /// A ConfigMap key holding a sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log
+    /// keys). Needed for keyless, and for the transparency-log proof of key signatures.
+    /// refwarden never fetches TUF: refresh the ConfigMap yourself (the chart can ship the
+    /// public-good root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root_ref: Option<KeyReference>,
+    /// Accept signatures without a verified transparency-log entry (cosign
+    /// `--insecure-ignore-tlog`, Kyverno `rekor.ignoreTlog`). Default false: a SET or an
+    /// inclusion proof with its checkpoint must verify against the trusted root's Rekor keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_tlog: bool,
+    /// Accept Fulcio certificates without a verified SCT (cosign `--insecure-ignore-sct`,
+    /// Kyverno `ctlog.ignoreSCT`). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_sct: bool,
+    /// For in-toto attestations: the predicate type the statement must carry (exact), e.g.
+    /// `https://slsa.dev/provenance/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub predicate_type: Option<String>,
+}
+
+/// One trusted public key: inline PEM, or a key of a ConfigMap or Secret. Exactly one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "(has(self.pem) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1"
+).message("set exactly one of pem, configMapRef or secretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct KeySource {
+    /// The public key, PEM (`-----BEGIN PUBLIC KEY-----`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16384))]
+    pub pem: Option<String>,
+    /// A ConfigMap key holding the PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<KeyReference>,
+    /// A Secret key holding the PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<KeyReference>,
+}
+
+/// Keyless signers: certificates chaining to the trusted root's Fulcio CAs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessSpec {
+    /// Any one must match (cosign `--certificate-identity(-regexp)` and
+    /// `--certificate-oidc-issuer(-regexp)`).
+    #[schemars(length(min = 1, max = 16))]
+    pub identities: Vec<IdentitySpec>,
+}
+
+/// A keyless identity: the certificate's OIDC issuer and subject (SAN), each exact or a regular
+/// expression. Regular expressions are anchored: `subjectRegExp: https://github.com/acme/.*`
+/// matches the whole SAN, never a substring (cosign's match substrings; write `.*` to mean it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.issuer) != has(self.issuerRegExp)")
+    .message("set exactly one of issuer or issuerRegExp"))]
+#[x_kube(validation = Rule::new("has(self.subject) != has(self.subjectRegExp)")
+    .message("set exactly one of subject or subjectRegExp"))]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySpec {
+    /// OIDC issuer, exact (`https://token.actions.githubusercontent.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// OIDC issuer, anchored regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_reg_exp: Option<String>,
+    /// Subject alternative name, exact (an email, or a workflow URI
+    /// `https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Subject alternative name, anchored regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
+    /// GitHub Actions claims the certificate must carry (Fulcio extensions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubClaims>,
+}
+
+/// GitHub workflow claims of a Fulcio certificate, exact (cosign
+/// `--certificate-github-workflow-repository`, `-ref`, `-name`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubClaims {
+    /// `owner/name` (extension 1.3.6.1.4.1.57264.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// `refs/heads/main`, `refs/tags/v1` (extension 1.3.6.1.4.1.57264.1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// The workflow's name (extension 1.3.6.1.4.1.57264.1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+}
+
+/// Notation trust: the `ca` trust store and the trust policy's trusted identities.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotationSpec {
+    /// A ConfigMap or Secret key holding the trust store's root certificates (PEM).
+    pub trust_store: CaBundleRef,
+    /// `*`, or `x509.subject: C=US, ST=WA, O=Acme` (Notation's `trustedIdentities`).
+    #[schemars(length(min = 1, max = 16))]
+    pub trusted_identities: Vec<String>,
 }
 
 /// Built-in presets (see `refwarden::discovery::presets`).
@@ -267,6 +412,10 @@ pub struct ReferrerPolicyStatus {
     /// Images whose referrers could not be discovered (bounded like violations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<UnknownImage>,
+    /// Compliant images whose `verify` requirements verified, and by whom (bounded like
+    /// violations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<VerifiedImage>,
 }
 
 /// Compliance counts.
@@ -283,6 +432,17 @@ pub struct ComplianceSummary {
     pub non_compliant: u32,
     /// Images whose referrers could not be discovered.
     pub unknown: u32,
+    /// Compliant images whose `verify` requirements verified (a part of `compliant`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub verified: u32,
+    /// Non-compliant images with a required referrer present but not verifying (a part of
+    /// `nonCompliant`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A workload: the top-level owner of a pod.
@@ -320,6 +480,56 @@ pub struct PolicyViolation {
     /// How referrers were discovered for it (native, tag-schema, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_method: Option<String>,
+    /// Referrers that are present but did not verify, with why (bounded to 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<UnverifiedReferrer>,
+}
+
+/// A referrer a `verify` requirement counted that did not verify.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnverifiedReferrer {
+    /// The requirement's name.
+    pub requirement: String,
+    /// The referrer's manifest digest.
+    pub referrer: String,
+    /// Its format (`cosign-simple-signing`, `sigstore-bundle-v0.3`, `notation-jws`, …).
+    pub format: String,
+    /// `NoSignatureByTrustedKey`, `IdentityMismatch`, `DigestMismatch`,
+    /// `CertificateExpiredAtSigningTime`, `TransparencyLogProofMissing`, `UntrustedRoot`, …
+    pub reason: String,
+    /// What did not match.
+    pub message: String,
+}
+
+/// A compliant image and the referrers that verified for its `verify` requirements.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedImage {
+    /// Normalised repository.
+    pub image: String,
+    /// The running digest.
+    pub digest: String,
+    /// One entry per verified referrer (bounded to 5).
+    pub referrers: Vec<VerifiedReferrer>,
+}
+
+/// A referrer that verified.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedReferrer {
+    /// The requirement's name.
+    pub requirement: String,
+    /// The referrer's manifest digest.
+    pub referrer: String,
+    /// Its format.
+    pub format: String,
+    /// Who signed: `key sha256:…` (the key's fingerprint), `identity ISSUER SUBJECT`, or
+    /// `certificate SUBJECT-DN`.
+    pub signer: String,
+    /// The transparency log's entry index, when one verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<i64>,
 }
 
 /// An image whose compliance is Unknown.

@@ -35,6 +35,7 @@ fn req(name: &str, preset: &str) -> Requirement {
 
 fn compliant(repo: &str, d: u32) -> CompliantImage {
     CompliantImage {
+        verified: Vec::new(),
         image: format!("{REG}/{repo}"),
         reference: Some(format!("{REG}/{repo}:1.0")),
         digest: digest(d),
@@ -46,6 +47,7 @@ fn compliant(repo: &str, d: u32) -> CompliantImage {
 
 fn violation(repo: &str, d: u32, missing: &[&str]) -> PolicyViolation {
     PolicyViolation {
+        unverified: Vec::new(),
         image: format!("{REG}/{repo}"),
         reference: Some(format!("{REG}/{repo}:1.0")),
         digest: digest(d),

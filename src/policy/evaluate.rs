@@ -13,10 +13,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::glob::RepoFilter;
 use super::pods::{ImageKey, ImageSource, PodImage, PodInfo};
 use super::selector;
+use super::verification::{ImageVerdicts, RequirementVerdict};
 use crate::conditions::{self, Status, new_condition};
 use crate::crd::{
     ComplianceSummary, PolicyViolation, ReferrerPolicySpec, ReferrerPolicyStatus, Requirement,
-    SubjectMatch, UnknownImage, WorkloadRef,
+    SubjectMatch, UnknownImage, UnverifiedReferrer, VerifiedImage, VerifiedReferrer, WorkloadRef,
 };
 use crate::discovery::presets;
 use crate::discovery::{AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, Referrer};
@@ -468,6 +469,17 @@ fn requirement_met(
     subject_match: SubjectMatch,
     report: &DiscoveryReport,
 ) -> bool {
+    requirement_met_by(req, subject_match, report, &|_| true)
+}
+
+/// [`requirement_met`] counting only the referrers `counts` accepts (a `verify` requirement
+/// counts the ones that verified).
+pub fn requirement_met_by(
+    req: &Requirement,
+    subject_match: SubjectMatch,
+    report: &DiscoveryReport,
+    counts: &dyn Fn(&Referrer) -> bool,
+) -> bool {
     let need = req.min_count.max(1) as usize;
     let distinct = |attached: &[AttachedTo], subject: Option<&str>| -> usize {
         report
@@ -476,6 +488,7 @@ fn requirement_met(
             .filter(|r| attached.contains(&r.attached_to))
             .filter(|r| subject.is_none_or(|s| r.subject == s))
             .filter(|r| referrer_satisfies(req, r))
+            .filter(|r| counts(r))
             .map(|r| r.digest.as_str())
             .collect::<BTreeSet<&str>>()
             .len()
@@ -537,6 +550,8 @@ pub struct CompliantImage {
     pub workloads: Vec<WorkloadRef>,
     /// How its referrers were discovered.
     pub discovery_method: Option<String>,
+    /// The referrers that verified for its `verify` requirements.
+    pub verified: Vec<VerifiedReferrer>,
 }
 
 /// The result of judging every selected image.
@@ -578,11 +593,68 @@ fn methods_label(methods: &[DiscoveryMethod]) -> Option<String> {
     }
 }
 
-/// Judges a selection given the discovery outcome of each image (`None`: not discovered, Unknown).
+/// Unverified referrers listed per violation at most.
+pub const MAX_UNVERIFIED_PER_IMAGE: usize = 5;
+
+/// What an image's requirements come to.
+struct JudgedRequirements {
+    /// Names of the requirements certainly not met.
+    missing: Vec<String>,
+    /// Why the `verify` ones among them did not verify.
+    unverified: Vec<UnverifiedReferrer>,
+    /// The referrers that verified (for met `verify` requirements).
+    verified: Vec<VerifiedReferrer>,
+    /// A `verify` requirement that could not be decided (reason, message).
+    unknown: Option<(String, String)>,
+}
+
+fn judge_requirements(
+    policy: &CompiledPolicy,
+    report: &DiscoveryReport,
+    verdicts: Option<&ImageVerdicts>,
+) -> JudgedRequirements {
+    let mut out = JudgedRequirements {
+        missing: Vec::new(),
+        unverified: Vec::new(),
+        verified: Vec::new(),
+        unknown: None,
+    };
+    for req in &policy.spec.require {
+        if req.verify.is_none() {
+            if !requirement_met(req, policy.spec.subject_match, report) {
+                out.missing.push(req.name.clone());
+            }
+            continue;
+        }
+        match verdicts.and_then(|v| v.get(&req.name)) {
+            Some(RequirementVerdict::Met(v)) => out.verified.extend(v.iter().cloned()),
+            Some(RequirementVerdict::Unknown { reason, message }) => {
+                if out.unknown.is_none() {
+                    out.unknown = Some((
+                        reason.clone(),
+                        format!("requirement {}: {message}", req.name),
+                    ));
+                }
+            }
+            Some(RequirementVerdict::Unmet(u)) => {
+                out.missing.push(req.name.clone());
+                out.unverified.extend(u.iter().cloned());
+            }
+            None => out.missing.push(req.name.clone()),
+        }
+    }
+    out.unverified.truncate(MAX_UNVERIFIED_PER_IMAGE);
+    out.verified.truncate(MAX_UNVERIFIED_PER_IMAGE);
+    out
+}
+
+/// Judges a selection given the discovery outcome of each image (`None`: not discovered,
+/// Unknown) and, for requirements with `verify`, the verification verdicts.
 pub fn judge(
     policy: &CompiledPolicy,
     selection: &Selection,
     outcomes: &BTreeMap<ImageKey, Arc<DiscoveryOutcome>>,
+    verdicts: &BTreeMap<ImageKey, ImageVerdicts>,
 ) -> Evaluation {
     let mut eval = Evaluation {
         summary: ComplianceSummary {
@@ -597,10 +669,25 @@ pub fn judge(
         let image = key.repository_path();
         match outcomes.get(key).map(Arc::as_ref) {
             Some(DiscoveryOutcome::Found(report)) => {
-                let missing =
-                    missing_requirements(&policy.spec.require, policy.spec.subject_match, report);
-                if missing.is_empty() {
+                let verdicts = verdicts.get(key);
+                let judged = judge_requirements(policy, report, verdicts);
+                if let Some((reason, message)) =
+                    judged.unknown.filter(|_| judged.missing.is_empty())
+                {
+                    eval.summary.unknown += 1;
+                    eval.unknown.push(UnknownImage {
+                        image,
+                        digest: Some(key.digest.clone()),
+                        reason: unknown_reason(&reason).to_string(),
+                        message: format!("verifying: {reason}: {message}"),
+                        pods: use_.pods,
+                        workloads: bounded(&use_.workloads),
+                    });
+                } else if judged.missing.is_empty() {
                     eval.summary.compliant += 1;
+                    if !judged.verified.is_empty() {
+                        eval.summary.verified += 1;
+                    }
                     eval.compliant.push(CompliantImage {
                         image,
                         reference: (!use_.image.is_empty()).then(|| use_.image.clone()),
@@ -608,17 +695,22 @@ pub fn judge(
                         pods: use_.pods,
                         workloads: bounded(&use_.workloads),
                         discovery_method: methods_label(&report.methods),
+                        verified: judged.verified,
                     });
                 } else {
                     eval.summary.non_compliant += 1;
+                    if !judged.unverified.is_empty() {
+                        eval.summary.unverified += 1;
+                    }
                     eval.violations.push(PolicyViolation {
                         image,
                         reference: (!use_.image.is_empty()).then(|| use_.image.clone()),
                         digest: key.digest.clone(),
                         pods: use_.pods,
-                        missing,
+                        missing: judged.missing,
                         workloads: bounded(&use_.workloads),
                         discovery_method: methods_label(&report.methods),
+                        unverified: judged.unverified,
                     });
                 }
             }
@@ -692,9 +784,14 @@ pub fn status(
             Status::False,
             "MissingReferrers",
             format!(
-                "{} of {} images miss required referrers{}",
+                "{} of {} images miss required referrers{}{}",
                 s.non_compliant,
                 s.images,
+                if s.unverified > 0 {
+                    format!(" ({} with referrers that do not verify)", s.unverified)
+                } else {
+                    String::new()
+                },
                 if s.unknown > 0 {
                     format!("; {} unknown", s.unknown)
                 } else {
@@ -800,7 +897,22 @@ pub fn status(
         summary: eval.summary.clone(),
         violations: eval.violations.iter().take(max).cloned().collect(),
         unknown: eval.unknown.iter().take(max).cloned().collect(),
+        verified: verified_images(eval, max),
     }
+}
+
+/// The compliant images whose `verify` requirements verified, bounded.
+fn verified_images(eval: &Evaluation, max: usize) -> Vec<VerifiedImage> {
+    eval.compliant
+        .iter()
+        .filter(|c| !c.verified.is_empty())
+        .take(max)
+        .map(|c| VerifiedImage {
+            image: c.image.clone(),
+            digest: c.digest.clone(),
+            referrers: c.verified.clone(),
+        })
+        .collect()
 }
 
 /// The status written while a new generation of a policy is being evaluated:
@@ -892,5 +1004,6 @@ pub fn invalid_spec_status(
         summary: ComplianceSummary::default(),
         violations: vec![],
         unknown: vec![],
+        verified: vec![],
     }
 }

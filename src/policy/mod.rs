@@ -6,6 +6,8 @@ pub mod glob;
 pub mod pods;
 pub mod reconcile;
 pub mod selector;
+pub mod trust;
+pub mod verification;
 
 #[cfg(test)]
 mod tests;
@@ -16,3 +18,5 @@ pub use evaluate::{
 };
 pub use pods::{ImageKey, PodInfo};
 pub use reconcile::{PolicyInput, PolicyResult, evaluate_policy};
+pub use trust::TrustObjects;
+pub use verification::Verifier;

@@ -14,8 +14,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::evaluate::{self, Evaluation, InvalidSpec, NamespaceLabels};
 use super::pods::{ImageKey, PodInfo};
+use super::trust::{self, PolicyTrust, TrustObjects};
+use super::verification::{self, Check, ImageVerdicts, RequirementVerdict, Verifier};
 use crate::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
-use crate::discovery::{Discoverer, DiscoveryOutcome, DiscoveryRequest, Reach};
+use crate::discovery::{
+    Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Reach, Referrer,
+};
 use crate::registry::directory::RegistryDirectory;
 use crate::registry::resolve_digest;
 
@@ -33,6 +37,8 @@ pub struct PolicyInput<'a> {
     pub generation: Option<i64>,
     /// The status stored now (keeps condition transition times).
     pub previous: Option<&'a ReferrerPolicyStatus>,
+    /// The ConfigMaps and Secrets its `verify` blocks name ([`trust::references`]).
+    pub trust: &'a TrustObjects,
 }
 
 /// Outcome of resolving one tag: the digest, or (reason, message).
@@ -73,10 +79,12 @@ pub async fn evaluate_policy<'p>(
     namespaces: &NamespaceLabels,
     directory: &RegistryDirectory,
     discoverer: &Discoverer,
+    verifier: &Verifier,
     now: Time,
 ) -> PolicyResult {
     let compiled = match evaluate::compile(input.spec)
         .and_then(|c| check_profiles(input.spec, directory).map(|()| c))
+        .and_then(|c| trust::compile(input.spec, input.trust).map(|t| (c, t)))
     {
         Ok(c) => c,
         Err(e) => {
@@ -87,6 +95,7 @@ pub async fn evaluate_policy<'p>(
             };
         }
     };
+    let (compiled, trust) = compiled;
     let allowed = &input.spec.registry_profiles;
     let mut selection = evaluate::select(&compiled, pods, namespaces);
 
@@ -130,23 +139,37 @@ pub async fn evaluate_policy<'p>(
         .iter()
         .map(|(k, u)| (k.clone(), u.index.iter().next().cloned()))
         .collect();
-    let outcomes: BTreeMap<ImageKey, Arc<DiscoveryOutcome>> =
+    let trust = &trust;
+    let judged: Vec<(ImageKey, Arc<DiscoveryOutcome>, Option<ImageVerdicts>)> =
         futures::stream::iter(jobs.into_iter().map(|(key, index)| async move {
-            let outcome = discover_image(
-                &key,
-                if platforms { index } else { None },
-                input.spec,
-                directory,
-                discoverer,
-            )
-            .await;
-            (key, outcome)
+            let index = if platforms { index } else { None };
+            let mut outcome =
+                discover_image(&key, index.clone(), input.spec, directory, discoverer).await;
+            let verdicts = if trust.is_empty() {
+                None
+            } else {
+                let (o, v) = verify_image(
+                    &key, index, outcome, input.spec, trust, directory, discoverer, verifier,
+                )
+                .await;
+                outcome = o;
+                Some(v)
+            };
+            (key, outcome, verdicts)
         }))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    let mut outcomes: BTreeMap<ImageKey, Arc<DiscoveryOutcome>> = BTreeMap::new();
+    let mut verdicts: BTreeMap<ImageKey, ImageVerdicts> = BTreeMap::new();
+    for (key, outcome, v) in judged {
+        if let Some(v) = v {
+            verdicts.insert(key.clone(), v);
+        }
+        outcomes.insert(key, outcome);
+    }
 
-    let evaluation = evaluate::judge(&compiled, &selection, &outcomes);
+    let evaluation = evaluate::judge(&compiled, &selection, &outcomes, &verdicts);
     let status = evaluate::status(
         &compiled,
         &evaluation,
@@ -297,6 +320,125 @@ async fn elsewhere(
         }
     }
     Arc::new(DiscoveryOutcome::Found(merged))
+}
+
+/// Verifies the referrers of every `verify` requirement of one image (stopping at the first
+/// that meets it). A requirement still unmet after the answer discovery gave is looked for
+/// everywhere (the union with the tag fallbacks, the platforms): an untrusted signature in the
+/// referrers API must not hide a trusted cosign 2 `.sig` tag. Returns the outcome judged (the
+/// wider one, when it was widened) and the verdicts.
+#[allow(clippy::too_many_arguments)]
+async fn verify_image(
+    key: &ImageKey,
+    index: Option<String>,
+    outcome: Arc<DiscoveryOutcome>,
+    spec: &ReferrerPolicySpec,
+    trust: &PolicyTrust,
+    directory: &RegistryDirectory,
+    discoverer: &Discoverer,
+    verifier: &Verifier,
+) -> (Arc<DiscoveryOutcome>, ImageVerdicts) {
+    let DiscoveryOutcome::Found(report) = outcome.as_ref() else {
+        return (outcome, ImageVerdicts::new());
+    };
+    let mut verdicts = verify_report(key, report, spec, trust, directory, verifier).await;
+    let unmet = verdicts
+        .values()
+        .any(|v| matches!(v, RequirementVerdict::Unmet(_)));
+    if !unmet {
+        return (outcome, verdicts);
+    }
+    let Ok(entry) = directory.entry_for(&key.registry, &spec.registry_profiles) else {
+        return (outcome, verdicts);
+    };
+    let mut req = DiscoveryRequest::new(entry.client.registry(), &key.repository, &key.digest);
+    req.index_digest = index.clone();
+    req.reach = Reach::Described;
+    req.platforms = spec.subject_match == SubjectMatch::IndexOrPlatform;
+    let wider = discoverer
+        .discover(&entry.client, entry.mode, entry.hint, &req)
+        .await;
+    let wider = elsewhere(key, index, spec, directory, discoverer, wider).await;
+    match wider.as_ref() {
+        DiscoveryOutcome::Found(w) if w.referrers.len() > report.referrers.len() => {
+            verdicts = verify_report(key, w, spec, trust, directory, verifier).await;
+            (wider, verdicts)
+        }
+        _ => (outcome, verdicts),
+    }
+}
+
+/// The verdict of each `verify` requirement on one discovery report.
+async fn verify_report(
+    key: &ImageKey,
+    report: &DiscoveryReport,
+    spec: &ReferrerPolicySpec,
+    trust: &PolicyTrust,
+    directory: &RegistryDirectory,
+    verifier: &Verifier,
+) -> ImageVerdicts {
+    let mut out = ImageVerdicts::new();
+    for req in &spec.require {
+        let Some(t) = trust.get(&req.name) else {
+            continue;
+        };
+        let mut checks: BTreeMap<String, Arc<Check>> = BTreeMap::new();
+        let mut verdict =
+            verification::requirement_verdict(req, t.signers, spec.subject_match, report, &checks);
+        for r in verification::candidates(req, spec.subject_match, report) {
+            let check = check_referrer(key, r, spec, t, directory, verifier).await;
+            checks.insert(r.digest.clone(), check);
+            verdict = verification::requirement_verdict(
+                req,
+                t.signers,
+                spec.subject_match,
+                report,
+                &checks,
+            );
+            if matches!(verdict, RequirementVerdict::Met(_)) {
+                break;
+            }
+        }
+        out.insert(req.name.clone(), verdict);
+    }
+    out
+}
+
+/// One referrer's verdict, read through the profile of the registry that holds it (the
+/// image's, or that of the repository a requirement names).
+async fn check_referrer(
+    key: &ImageKey,
+    r: &Referrer,
+    spec: &ReferrerPolicySpec,
+    t: &trust::RequirementTrust,
+    directory: &RegistryDirectory,
+    verifier: &Verifier,
+) -> Arc<Check> {
+    let unknown = |reason: String, message: String| Arc::new(Check::Unknown { reason, message });
+    match r.repository.as_deref() {
+        None => match directory.entry_for(&key.registry, &spec.registry_profiles) {
+            Err(b) => unknown(b.reason, b.message),
+            Ok(entry) => verifier.check(&entry.client, &key.repository, r, t).await,
+        },
+        Some(place) => {
+            let Ok(target) = evaluate::referrers_repository(place) else {
+                return unknown(
+                    "InvalidConfig".into(),
+                    format!("referrers repository {place:?} is not registry/path"),
+                );
+            };
+            match directory.entry_for(&target.registry, &spec.registry_profiles) {
+                Err(b) => unknown(b.reason, b.message),
+                Ok(entry) => {
+                    let mut there = r.clone();
+                    there.repository = Some(target.repository.clone());
+                    verifier
+                        .check(&entry.client, &target.repository, &there, t)
+                        .await
+                }
+            }
+        }
+    }
 }
 
 /// The requirements a discovery leaves unmet (none for an Unknown outcome: it stays Unknown).

@@ -26,6 +26,7 @@ fn now(secs: i64) -> Time {
 
 fn req(name: &str, preset: Option<Preset>) -> Requirement {
     Requirement {
+        verify: None,
         name: name.into(),
         preset,
         artifact_types: vec![],
@@ -185,7 +186,7 @@ fn compliant_noncompliant_unknown_and_counts() {
             }),
         ),
     ]);
-    let eval = judge(&policy, &sel, &outcomes);
+    let eval = judge(&policy, &sel, &outcomes, &BTreeMap::new());
     assert_eq!(eval.summary.pods, 5);
     assert_eq!(eval.summary.images, 4);
     assert_eq!(eval.summary.compliant, 1);
@@ -234,7 +235,7 @@ fn registry_error_is_unknown_never_compliant_or_violation() {
                 message: "x".into(),
             }),
         )]);
-        let eval = judge(&policy, &sel, &outcomes);
+        let eval = judge(&policy, &sel, &outcomes, &BTreeMap::new());
         assert_eq!(
             (
                 eval.summary.compliant,
@@ -251,7 +252,7 @@ fn registry_error_is_unknown_never_compliant_or_violation() {
         );
     }
     // Not discovered at all: Unknown too.
-    let eval = judge(&policy, &sel, &BTreeMap::new());
+    let eval = judge(&policy, &sel, &BTreeMap::new(), &BTreeMap::new());
     assert_eq!(eval.summary.unknown, 1);
 }
 
@@ -446,7 +447,7 @@ fn violations_are_bounded_sorted_and_stable() {
         outcomes.insert(key(&repo, i), found(vec![]));
     }
     let sel = select(&policy, &pods, &NamespaceLabels::new());
-    let eval = judge(&policy, &sel, &outcomes);
+    let eval = judge(&policy, &sel, &outcomes, &BTreeMap::new());
     assert_eq!(eval.summary.non_compliant, 10);
     let st1 = status(&policy, &eval, Some(1), None, &now(10));
     assert_eq!(st1.violations.len(), 3);
@@ -462,7 +463,7 @@ fn violations_are_bounded_sorted_and_stable() {
     // Same inputs in another order: same status; conditions keep their transition time.
     pods.reverse();
     let sel2 = select(&policy, &pods, &NamespaceLabels::new());
-    let eval2 = judge(&policy, &sel2, &outcomes);
+    let eval2 = judge(&policy, &sel2, &outcomes, &BTreeMap::new());
     let st2 = status(&policy, &eval2, Some(1), Some(&st1), &now(20));
     assert_eq!(st1.violations, st2.violations);
     assert_eq!(st1.conditions, st2.conditions);
@@ -484,7 +485,7 @@ fn workloads_per_image_are_bounded() {
         .collect();
     let sel = select(&policy, &pods, &NamespaceLabels::new());
     let outcomes = BTreeMap::from([(key("ghcr.io/acme/app", 1), found(vec![]))]);
-    let eval = judge(&policy, &sel, &outcomes);
+    let eval = judge(&policy, &sel, &outcomes, &BTreeMap::new());
     assert_eq!(eval.violations[0].workloads.len(), MAX_WORKLOADS_PER_IMAGE);
     assert_eq!(eval.violations[0].workloads[0].name, "d00");
 }
@@ -546,6 +547,7 @@ fn no_images_is_compliant_with_its_own_reason() {
         &policy,
         &select(&policy, &[], &NamespaceLabels::new()),
         &BTreeMap::new(),
+        &BTreeMap::new(),
     );
     let st = status(&policy, &eval, None, None, &now(1));
     let c = crate::conditions::find(&st.conditions, COMPLIANT).expect("Compliant");
@@ -585,7 +587,7 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
     assert_eq!(sel.repositories_seen, 2);
     assert_eq!(sel.unmatched_includes, vec![1, 2]);
     let outcomes = BTreeMap::from([(key("ghcr.io/acme/app", 1), found(vec![]))]);
-    let eval = judge(&policy, &sel, &outcomes);
+    let eval = judge(&policy, &sel, &outcomes, &BTreeMap::new());
     let st = status(&policy, &eval, Some(3), None, &now(100));
     let ready = st
         .conditions
@@ -621,7 +623,7 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
     assert!(sel.unmatched_includes.is_empty());
     let st = status(
         &policy2,
-        &judge(&policy2, &sel, &outcomes),
+        &judge(&policy2, &sel, &outcomes, &BTreeMap::new()),
         Some(3),
         None,
         &now(100),
@@ -635,7 +637,7 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
     assert!(sel.unmatched_includes.is_empty());
     let st = status(
         &policy,
-        &judge(&policy, &sel, &BTreeMap::new()),
+        &judge(&policy, &sel, &BTreeMap::new(), &BTreeMap::new()),
         Some(3),
         None,
         &now(100),
@@ -650,6 +652,7 @@ fn an_include_glob_matching_nothing_makes_ready_false_naming_it() {
 #[test]
 fn in_toto_attestation_preset_wants_an_attestation_not_a_plain_sbom() {
     let req = crate::crd::Requirement {
+        verify: None,
         name: "attested".into(),
         preset: Some(crate::crd::Preset::InTotoAttestation),
         artifact_types: vec![],

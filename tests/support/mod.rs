@@ -221,6 +221,7 @@ pub fn signature_policy(
         pod_selector: None,
         images: ImageFilter::default(),
         require: vec![Requirement {
+            verify: None,
             name: requirement.into(),
             preset: Some(Preset::Signature),
             artifact_types: vec![],
