@@ -21,7 +21,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 
-use super::diff::{PlannedEvent, Severity};
+use super::diff::{EventSeverity, PlannedEvent};
 use super::metrics::Metrics;
 use super::{Error, FIELD_MANAGER};
 
@@ -255,7 +255,7 @@ impl Writer {
             return Written::NotLeader;
         }
         let key = EventKey {
-            warning: ev.severity == Severity::Warning,
+            warning: ev.severity == EventSeverity::Warning,
             reason: ev.reason.clone(),
             action: action.to_string(),
             note: ev.note.clone(),
@@ -310,8 +310,8 @@ impl Writer {
                     reporting_instance: Some(self.instance.clone()),
                     type_: Some(
                         match ev.severity {
-                            Severity::Normal => "Normal",
-                            Severity::Warning => "Warning",
+                            EventSeverity::Normal => "Normal",
+                            EventSeverity::Warning => "Warning",
                         }
                         .to_string(),
                     ),
