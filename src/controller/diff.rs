@@ -103,7 +103,7 @@ pub fn probe_due(
 pub const RETRY_UNREADY: Duration = Duration::from_secs(300);
 
 fn is_broken_reason(reason: &str) -> bool {
-    use crate::profile::*;
+    use crate::profile_config::*;
     [
         CREDENTIALS_NOT_FOUND,
         CREDENTIALS_INVALID,

@@ -20,7 +20,7 @@ use crate::crd::{
     CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus,
 };
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::profile::{self as pf, CaObject, ProfileObjects};
+use crate::profile_config::{self as pf, CaObject, ProfileObjects};
 use crate::registry::BrokenProfile;
 use crate::registry::RegistryClient;
 
