@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use refwarden::verify::{
-    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, Signer,
-    Subject, TrustPolicy, TrustedRoot, Verdict, verify,
+    Evidence, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, SignatureFormat,
+    Signer, Subject, TrustPolicy, TrustedRoot, Verdict, verify,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -206,7 +206,7 @@ fn verify_cosign_key_cases() {
         report(&n, &verdict);
         if expect["verifies"].as_bool().unwrap() {
             let v = expect_verified(&n, &verdict);
-            assert_eq!(v.format, Format::CosignSimpleSigning);
+            assert_eq!(v.format, SignatureFormat::CosignSimpleSigning);
             assert_eq!(
                 v.by,
                 Signer::Key {
@@ -412,7 +412,7 @@ fn verify_cosign_oci_attestation_bundle() {
         "cosign-oci-attestation",
         &verify(&evidence, &good, &policy, now()),
     );
-    assert_eq!(v.format, Format::SigstoreBundleV03);
+    assert_eq!(v.format, SignatureFormat::SigstoreBundleV03);
     assert_eq!(v.predicate_type.as_deref(), Some(predicate));
     // cosign's own test rejects it for another digest.
     let other = subject("sha256:1111111111111111111111111111111111111111111111111111111111111111");

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use proptest::prelude::*;
 use refwarden::verify::{
-    Evidence, Format, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, Signer,
-    Subject, TrustPolicy, TrustedRoot, Verdict, Verified, verify,
+    Evidence, Identity, Keyless, Matcher, NotationTrust, PublicKey, Rejection, SignatureFormat,
+    Signer, Subject, TrustPolicy, TrustedRoot, Verdict, Verified, verify,
 };
 use serde_json::{Value, json};
 #[path = "verify_generated/bundles.rs"]
@@ -232,7 +232,7 @@ fn keys_of_every_algorithm_verify_and_are_named() {
         let layer = SigLayer::keyed(&key, &digest());
         let policy = key_policy(&[&key]);
         let v = ok(layer.verify(&subject(), &policy));
-        assert_eq!(v.format, Format::CosignSimpleSigning);
+        assert_eq!(v.format, SignatureFormat::CosignSimpleSigning);
         assert_eq!(
             v.by,
             Signer::Key {

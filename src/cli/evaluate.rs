@@ -32,7 +32,7 @@ use crate::manifests::{self, Origin};
 use crate::policy::Evaluation;
 use crate::policy::{self, PolicyInput};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::profile::{self, ProfileObjects};
+use crate::profile_config::{self, ProfileObjects};
 use crate::registry::RegistryClient;
 use crate::registry::directory::same_registry;
 use crate::registry::{RegistryDirectory, RegistryEntry};
@@ -119,7 +119,7 @@ pub struct EvaluationReport {
 }
 
 /// The client of a RegistryProfile read from a file: the profile's own settings
-/// (`profile::client_config`, as the controller builds them), with credentials, CA and
+/// (`profile_config::client_config`, as the controller builds them), with credentials, CA and
 /// timeout from the command-line flags, since the Secrets and ConfigMaps it names are not in
 /// the files.
 async fn entry_for_profile(
@@ -131,9 +131,9 @@ async fn entry_for_profile(
     spec.credentials_secret_ref = None;
     spec.ca_bundle = None;
     spec.insecure_skip_tls_verify |= flags.insecure_skip_tls_verify;
-    let mut cfg = profile::client_config(&spec, ProfileObjects::default(), Arc::default())
+    let mut cfg = profile_config::client_config(&spec, ProfileObjects::default(), Arc::default())
         .map_err(|b| b.message)?;
-    let host = profile::registry_host(&spec).map_err(|b| b.message)?;
+    let host = profile_config::registry_host(&spec).map_err(|b| b.message)?;
     let access = flags.implicit_access()?;
     if access.ca_bundle_pem.is_some() {
         cfg.ca_bundle_pem = access.ca_bundle_pem;
@@ -219,7 +219,7 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
     let profile_hosts: BTreeSet<String> = inputs
         .profiles
         .iter()
-        .filter_map(|(_, rp)| profile::registry_host(&rp.spec).ok())
+        .filter_map(|(_, rp)| profile_config::registry_host(&rp.spec).ok())
         .collect();
     let implicit: Vec<String> = image_registries(&inputs.pods)
         .into_iter()
@@ -235,7 +235,7 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
                 .policies
                 .iter()
                 .any(|(_, p)| p.spec.registry_profiles.iter().any(|n| n == name));
-            let host = profile::registry_host(&rp.spec).ok();
+            let host = profile_config::registry_host(&rp.spec).ok();
             named || host.is_some_and(|h| image_hosts.iter().any(|i| same_registry(&h, i)))
         })
         .filter_map(|(_, rp)| rp.metadata.name.clone())

@@ -1,8 +1,8 @@
 //! Per-object exponential backoff with jitter and a cap, for transient errors
 //! (Kubernetes API failures, registries that leave images Unknown).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Delay after `failures` consecutive failures: `base * 2^(failures-1)`, capped
@@ -36,7 +36,7 @@ impl Backoff {
     /// Records a failure of `key` and returns how long to wait.
     pub fn fail(&self, key: &str) -> Duration {
         let n = {
-            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let mut f = self.failures.lock();
             if f.len() > 100_000 {
                 f.clear();
             }
@@ -49,20 +49,12 @@ impl Backoff {
 
     /// Forgets the failures of `key` (after a success).
     pub fn reset(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.failures.lock().remove(key);
     }
 
     /// Consecutive failures of `key`.
     pub fn failures(&self, key: &str) -> u32 {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+        self.failures.lock().get(key).copied().unwrap_or(0)
     }
 }
 

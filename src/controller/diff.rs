@@ -103,7 +103,7 @@ pub fn probe_due(
 pub const RETRY_UNREADY: Duration = Duration::from_secs(300);
 
 fn is_broken_reason(reason: &str) -> bool {
-    use crate::profile::*;
+    use crate::profile_config::*;
     [
         CREDENTIALS_NOT_FOUND,
         CREDENTIALS_INVALID,
@@ -113,9 +113,9 @@ fn is_broken_reason(reason: &str) -> bool {
     .contains(&reason)
 }
 
-/// Severity of an Event to publish.
+/// How grave an Event to publish is: its Kubernetes Event type (Normal or Warning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub enum EventSeverity {
     /// Normal
     Normal,
     /// Warning
@@ -126,7 +126,7 @@ pub enum Severity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedEvent {
     /// Normal or Warning.
-    pub severity: Severity,
+    pub severity: EventSeverity,
     /// CamelCase reason.
     pub reason: String,
     /// Human-readable note (≤ 1 kB).
@@ -173,7 +173,7 @@ pub fn capability_events(previous: Option<&Capabilities>, new: &Capabilities) ->
     let mut referrers_reported = false;
     if pr.state == CapabilityState::Supported && nr.state == CapabilityState::Unsupported {
         out.push(PlannedEvent {
-            severity: Severity::Warning,
+            severity: EventSeverity::Warning,
             reason: "ReferrersApiLost".into(),
             note: bounded_note(format!(
                 "the registry no longer serves the OCI referrers API ({}); discovery falls back to the tag schema",
@@ -183,7 +183,7 @@ pub fn capability_events(previous: Option<&Capabilities>, new: &Capabilities) ->
         referrers_reported = true;
     } else if pr.state != CapabilityState::Supported && nr.state == CapabilityState::Supported {
         out.push(PlannedEvent {
-            severity: Severity::Normal,
+            severity: EventSeverity::Normal,
             reason: "ReferrersApiAvailable".into(),
             note: bounded_note(format!(
                 "the registry serves the OCI referrers API ({})",
@@ -204,9 +204,9 @@ pub fn capability_events(previous: Option<&Capabilities>, new: &Capabilities) ->
     if !changes.is_empty() {
         out.push(PlannedEvent {
             severity: if lost {
-                Severity::Warning
+                EventSeverity::Warning
             } else {
-                Severity::Normal
+                EventSeverity::Normal
             },
             reason: "CapabilitiesChanged".into(),
             note: bounded_note(changes.join("; ")),
@@ -276,7 +276,7 @@ pub fn compliance_events(change: &ComplianceChange) -> Vec<PlannedEvent> {
             })
             .collect();
         out.push(PlannedEvent {
-            severity: Severity::Warning,
+            severity: EventSeverity::Warning,
             reason: "ImageNonCompliant".into(),
             note: bounded_note(format!(
                 "{} image(s) now miss required referrers: {}",
@@ -292,7 +292,7 @@ pub fn compliance_events(change: &ComplianceChange) -> Vec<PlannedEvent> {
             .map(|(image, digest)| format!("{image}@{digest}"))
             .collect();
         out.push(PlannedEvent {
-            severity: Severity::Normal,
+            severity: EventSeverity::Normal,
             reason: "ImageCompliant".into(),
             note: bounded_note(format!(
                 "{} image(s) carry their required referrers again: {}",
@@ -421,7 +421,7 @@ mod tests {
         };
         let ev = capability_events(Some(&prev), &new);
         assert_eq!(ev.len(), 1);
-        assert_eq!(ev[0].severity, Severity::Warning);
+        assert_eq!(ev[0].severity, EventSeverity::Warning);
         assert_eq!(ev[0].reason, "ReferrersApiLost");
         assert!(capability_events(None, &new).is_empty());
         assert!(capability_events(Some(&new), &new).is_empty());
@@ -444,7 +444,7 @@ mod tests {
         let ev = capability_events(Some(&prev), &new);
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].reason, "CapabilitiesChanged");
-        assert_eq!(ev[0].severity, Severity::Warning);
+        assert_eq!(ev[0].severity, EventSeverity::Warning);
         assert_eq!(
             ev[0].note,
             "chunkedUpload: Supported -> Unknown (Unreachable); deleteBlobs: Unknown -> Unsupported (MethodNotAllowed)"

@@ -5,8 +5,9 @@
 //! that no longer holds the object) forgets all of it; [`super::Context::forget_policy`] /
 //! [`super::Context::forget_profile`] also drop the gauges, backoffs and directory slot.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::crd::{ReferrerPolicy, ReferrerPolicyStatus, RegistryProfileStatus};
 use crate::policy::CompiledPolicy;
@@ -47,26 +48,24 @@ pub struct Index {
     profiles: Mutex<BTreeMap<String, ProfileState>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Index {
     /// The state of a policy (a default one when unknown).
     pub fn policy(&self, name: &str) -> PolicyState {
-        lock(&self.policies).get(name).cloned().unwrap_or_default()
+        self.policies.lock().get(name).cloned().unwrap_or_default()
     }
 
     /// Changes the state of a policy.
     pub fn update_policy(&self, name: &str, f: impl FnOnce(&mut PolicyState)) {
-        f(lock(&self.policies).entry(name.to_string()).or_default());
+        f(self.policies.lock().entry(name.to_string()).or_default());
     }
 
     /// The compiled spec of a policy, cached per generation; `None` when invalid.
     pub fn compiled(&self, p: &ReferrerPolicy) -> Option<Arc<CompiledPolicy>> {
         let name = kube::ResourceExt::name_any(p);
         let generation = p.metadata.generation;
-        if let Some((g, c)) = lock(&self.policies)
+        if let Some((g, c)) = self
+            .policies
+            .lock()
             .get(&name)
             .and_then(|s| s.compiled.clone())
             && g == generation
@@ -85,7 +84,8 @@ impl Index {
         name: &str,
         stored: Option<&ReferrerPolicyStatus>,
     ) -> Option<ReferrerPolicyStatus> {
-        lock(&self.policies)
+        self.policies
+            .lock()
             .get(name)
             .and_then(|s| s.written.clone())
             .or_else(|| stored.cloned())
@@ -102,7 +102,8 @@ impl Index {
         name: &str,
         stored: Option<&RegistryProfileStatus>,
     ) -> Option<RegistryProfileStatus> {
-        lock(&self.profiles)
+        self.profiles
+            .lock()
             .get(name)
             .and_then(|s| s.written.clone())
             .or_else(|| stored.cloned())
@@ -110,7 +111,8 @@ impl Index {
 
     /// Records a status written for a profile.
     pub fn wrote_profile(&self, name: &str, status: &RegistryProfileStatus) {
-        lock(&self.profiles)
+        self.profiles
+            .lock()
             .entry(name.to_string())
             .or_default()
             .written = Some(status.clone());
@@ -118,18 +120,18 @@ impl Index {
 
     /// Forgets every status written (leadership changed: another replica may have written).
     pub fn forget_written(&self) {
-        for s in lock(&self.policies).values_mut() {
+        for s in self.policies.lock().values_mut() {
             s.written = None;
             s.reports = None;
         }
-        for s in lock(&self.profiles).values_mut() {
+        for s in self.profiles.lock().values_mut() {
             s.written = None;
         }
     }
 
     /// Forgets a deleted policy; true when something was known of it.
     pub fn delete_policy(&self, name: &str) -> bool {
-        lock(&self.policies).remove(name).is_some()
+        self.policies.lock().remove(name).is_some()
     }
 
     /// Records the OpenReports objects of a policy (after listing or writing them).
@@ -139,12 +141,12 @@ impl Index {
 
     /// Forgets a deleted profile; true when something was known of it.
     pub fn delete_profile(&self, name: &str) -> bool {
-        lock(&self.profiles).remove(name).is_some()
+        self.profiles.lock().remove(name).is_some()
     }
 
     /// After a re-list: forgets the policies not in `existing`; returns their names.
     pub fn reset_policies(&self, existing: &BTreeSet<String>) -> Vec<String> {
-        let mut m = lock(&self.policies);
+        let mut m = self.policies.lock();
         let gone: Vec<String> = m
             .keys()
             .filter(|k| !existing.contains(*k))
@@ -158,7 +160,7 @@ impl Index {
 
     /// After a re-list: forgets the profiles not in `existing`; returns their names.
     pub fn reset_profiles(&self, existing: &BTreeSet<String>) -> Vec<String> {
-        let mut m = lock(&self.profiles);
+        let mut m = self.profiles.lock();
         let gone: Vec<String> = m
             .keys()
             .filter(|k| !existing.contains(*k))
@@ -172,7 +174,7 @@ impl Index {
 
     /// Names of the policies known.
     pub fn policy_names(&self) -> BTreeSet<String> {
-        lock(&self.policies).keys().cloned().collect()
+        self.policies.lock().keys().cloned().collect()
     }
 }
 

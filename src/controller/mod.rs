@@ -28,9 +28,10 @@ pub mod profile;
 pub mod stores;
 pub mod writer;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -451,17 +452,13 @@ impl Context {
         if refs.is_empty() {
             return;
         }
-        self.pod_triggers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(refs);
+        self.pod_triggers.lock().extend(refs);
         self.pod_triggered.notify_one();
     }
 
     /// Sends the policies marked by pod changes to the policy controller.
     pub fn flush_pod_triggers(&self) {
-        let refs =
-            std::mem::take(&mut *self.pod_triggers.lock().unwrap_or_else(|p| p.into_inner()));
+        let refs = std::mem::take(&mut *self.pod_triggers.lock());
         for r in refs {
             if self.policy_tx.try_send(r).is_err() {
                 // Queue full: everything is re-evaluated instead (coalesced).
@@ -669,7 +666,6 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let profile_rx = ctx
         .profile_rx
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .take()
         .ok_or_else(|| Error::Setup("controller started twice".into()))?;
     let profile_controller = Controller::for_stream(profiles_stream, profile_reader)
@@ -703,7 +699,6 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let rx = ctx
         .policy_rx
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .take()
         .ok_or_else(|| Error::Setup("controller started twice".into()))?;
     let policy_controller = Controller::for_stream(policies_stream, policy_reader)

@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
-use super::diff::{self, ImageId, PlannedEvent, Severity};
+use super::diff::{self, EventSeverity, ImageId, PlannedEvent};
 use super::stores::PodEntry;
 use super::writer::Written;
 use super::{Context, Error, PolicyMemory};
@@ -304,7 +304,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         pod_events.push((
             key.clone(),
             PlannedEvent {
-                severity: Severity::Warning,
+                severity: EventSeverity::Warning,
                 reason: "MissingReferrers".into(),
                 note: diff::bounded_note(format!(
                     "ReferrerPolicy {}: image(s) missing required referrers: {}",

@@ -20,7 +20,7 @@ use crate::crd::{
     CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus,
 };
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::profile::{self as pf, CaObject, ProfileObjects};
+use crate::profile_config::{self as pf, CaObject, ProfileObjects};
 use crate::registry::BrokenProfile;
 use crate::registry::RegistryClient;
 
@@ -35,27 +35,24 @@ pub const FORCED_PROBE_MIN_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct ProbeRequests {
     /// Profile → when a forced probe last ran (`None`: never), for those with a request pending.
-    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    last_forced: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    pending: parking_lot::Mutex<std::collections::BTreeSet<String>>,
+    last_forced: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl ProbeRequests {
     /// Asks for a probe of `profile` at its next reconcile.
     pub fn request(&self, profile: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(profile.to_string());
+        self.pending.lock().insert(profile.to_string());
     }
 
     /// Whether `profile` must be probed now: a request is pending and no forced probe ran in
     /// the last [`FORCED_PROBE_MIN_INTERVAL`]. Consumes the request when it answers true.
     pub fn take(&self, profile: &str) -> bool {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.lock();
         if !pending.contains(profile) {
             return false;
         }
-        let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last_forced.lock();
         if last
             .get(profile)
             .is_some_and(|t| t.elapsed() < FORCED_PROBE_MIN_INTERVAL)
@@ -69,14 +66,8 @@ impl ProbeRequests {
 
     /// Forgets a deleted profile.
     pub fn forget(&self, profile: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(profile);
-        self.last_forced
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(profile);
+        self.pending.lock().remove(profile);
+        self.last_forced.lock().remove(profile);
     }
 }
 

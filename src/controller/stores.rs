@@ -2,9 +2,10 @@
 //! Pods, so memory stays flat at 10,000 pods), namespace labels, and the
 //! RegistryProfile directory policy evaluation uses.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -101,13 +102,13 @@ impl PodStore {
     }
 
     fn entry(&self, pod: &Pod) -> PodEntry {
-        let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+        let mut images = self.images.lock();
         PodEntry::from_pod_interned(pod, self.keep_pull_secrets, &mut images)
     }
 
     /// Distinct container images held (each shared by every pod running it).
     pub fn distinct_images(&self) -> usize {
-        self.images.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.images.lock().len()
     }
 
     /// Applies a watcher event; returns what changed (None: nothing relevant).
@@ -115,39 +116,26 @@ impl PodStore {
         use kube::runtime::watcher::Event;
         match event {
             Event::Init => {
-                self.buffer
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                self.buffer.write().clear();
                 None
             }
             Event::InitApply(pod) => {
                 let e = self.entry(pod);
-                self.buffer
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(e.key(), Arc::new(e));
+                self.buffer.write().insert(e.key(), Arc::new(e));
                 None
             }
             Event::InitDone => {
-                let fresh =
-                    std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
-                let old = std::mem::replace(
-                    &mut *self.inner.write().unwrap_or_else(|p| p.into_inner()),
-                    fresh,
-                );
+                let fresh = std::mem::take(&mut *self.buffer.write());
+                let old = std::mem::replace(&mut *self.inner.write(), fresh);
                 // A re-list replaced every pod: forget the images only the old ones ran.
                 drop(old);
-                self.images
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .sweep();
+                self.images.lock().sweep();
                 self.ready.store(true, Ordering::Release);
                 Some(PodChange::All)
             }
             Event::Apply(pod) => {
                 let e = Arc::new(self.entry(pod));
-                let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                let mut map = self.inner.write();
                 let old = map.insert(e.key(), e.clone());
                 if old.as_deref() == Some(e.as_ref()) {
                     return None;
@@ -155,11 +143,7 @@ impl PodStore {
                 Some(PodChange::One(old, Some(e)))
             }
             Event::Delete(pod) => {
-                let old = self
-                    .inner
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&pod_key(pod));
+                let old = self.inner.write().remove(&pod_key(pod));
                 old.map(|o| PodChange::One(Some(o), None))
             }
         }
@@ -167,15 +151,12 @@ impl PodStore {
 
     /// Inserts an entry directly (tests, `refwarden evaluate`-like callers).
     pub fn insert(&self, entry: PodEntry) {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(entry.key(), Arc::new(entry));
+        self.inner.write().insert(entry.key(), Arc::new(entry));
     }
 
     /// Every pod, sorted by key (cheap: `Arc` clones).
     pub fn snapshot(&self) -> Vec<Arc<PodEntry>> {
-        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.inner.read();
         let mut v: Vec<Arc<PodEntry>> = map.values().cloned().collect();
         v.sort_by_key(|a| a.key());
         v
@@ -183,7 +164,7 @@ impl PodStore {
 
     /// Number of pods.
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.inner.read().len()
     }
 
     /// Whether the store is empty.
@@ -227,24 +208,17 @@ impl NamespaceStore {
         };
         match event {
             Event::Init => {
-                self.buffer
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                self.buffer.write().clear();
                 false
             }
             Event::InitApply(ns) => {
                 let (n, l) = name_labels(ns);
-                self.buffer
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(n, l);
+                self.buffer.write().insert(n, l);
                 false
             }
             Event::InitDone => {
-                let fresh =
-                    std::mem::take(&mut *self.buffer.write().unwrap_or_else(|p| p.into_inner()));
-                let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                let fresh = std::mem::take(&mut *self.buffer.write());
+                let mut cur = self.inner.write();
                 let changed = *cur != fresh;
                 *cur = fresh;
                 self.ready.store(true, Ordering::Release);
@@ -252,31 +226,24 @@ impl NamespaceStore {
             }
             Event::Apply(ns) => {
                 let (n, l) = name_labels(ns);
-                let mut cur = self.inner.write().unwrap_or_else(|p| p.into_inner());
+                let mut cur = self.inner.write();
                 cur.insert(n, l.clone()) != Some(l)
             }
             Event::Delete(ns) => {
                 let (n, _) = name_labels(ns);
-                self.inner
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&n)
-                    .is_some()
+                self.inner.write().remove(&n).is_some()
             }
         }
     }
 
     /// Sets one namespace's labels (tests).
     pub fn insert(&self, name: &str, labels: BTreeMap<String, String>) {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), labels);
+        self.inner.write().insert(name.to_string(), labels);
     }
 
     /// A copy of every namespace's labels.
     pub fn snapshot(&self) -> NamespaceLabels {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.read().clone()
     }
 
     /// Whether the initial list has been loaded.
@@ -311,10 +278,7 @@ pub struct Profiles {
 impl std::fmt::Debug for Profiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Profiles")
-            .field(
-                "slots",
-                &*self.slots.read().unwrap_or_else(|p| p.into_inner()),
-            )
+            .field("slots", &*self.slots.read())
             .finish_non_exhaustive()
     }
 }
@@ -331,7 +295,7 @@ impl Profiles {
 
     /// The client of `name` if it was built from `fingerprint`.
     pub fn client_if_current(&self, name: &str, fingerprint: &str) -> Option<RegistryClient> {
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let slots = self.slots.read();
         slots
             .get(name)
             .filter(|s| s.fingerprint == fingerprint)
@@ -347,7 +311,7 @@ impl Profiles {
         client: Result<(RegistryClient, DiscoveryMode), BrokenProfile>,
         hint: Option<EffectiveDiscoveryMode>,
     ) -> bool {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots.write();
         let same = slots.get(name).is_some_and(|s| {
             s.host == host
                 && s.fingerprint == fingerprint
@@ -377,7 +341,7 @@ impl Profiles {
     /// Removes one profile; returns the registry (`host:port`) its client talked to, when it
     /// was there.
     pub fn remove(&self, name: &str) -> Option<String> {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots.write();
         let slot = slots.remove(name)?;
         self.rebuild(&slots);
         Some(match &slot.client {
@@ -397,15 +361,12 @@ impl Profiles {
             });
             d.insert(name, &s.host, entry);
         }
-        *self.directory.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(d);
+        *self.directory.write() = Arc::new(d);
     }
 
     /// The directory as it is now.
     pub fn directory(&self) -> Arc<RegistryDirectory> {
-        self.directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.directory.read().clone()
     }
 
     /// Names of the profiles whose client talks to `registry` (`host:port`, as
@@ -413,7 +374,6 @@ impl Profiles {
     pub fn for_registry(&self, registry: &str) -> Vec<String> {
         self.slots
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(_, s)| {
                 s.client
@@ -426,11 +386,6 @@ impl Profiles {
 
     /// Names of the known profiles.
     pub fn names(&self) -> BTreeSet<String> {
-        self.slots
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.slots.read().keys().cloned().collect()
     }
 }

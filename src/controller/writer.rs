@@ -8,9 +8,9 @@
 //! `kubectl events` always shows what is wrong now (kube-runtime's `Recorder` keys its series
 //! without the note and would keep the first one).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 
-use super::diff::{PlannedEvent, Severity};
+use super::diff::{EventSeverity, PlannedEvent};
 use super::metrics::Metrics;
 use super::{Error, FIELD_MANAGER};
 
@@ -125,10 +125,7 @@ impl Writer {
 
     /// Forgets the Event series (a new leader starts its own; a standby never writes).
     pub fn reset(&self) {
-        self.series
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.series.lock().clear();
     }
 
     /// Applies `status` to the status subresource of `obj` with server-side apply.
@@ -258,7 +255,7 @@ impl Writer {
             return Written::NotLeader;
         }
         let key = EventKey {
-            warning: ev.severity == Severity::Warning,
+            warning: ev.severity == EventSeverity::Warning,
             reason: ev.reason.clone(),
             action: action.to_string(),
             note: ev.note.clone(),
@@ -269,7 +266,7 @@ impl Writer {
         };
         let now = Timestamp::now();
         let repeat = {
-            let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            let mut series = self.series.lock();
             series.retain(|_, s| s.last + SERIES_WINDOW > now);
             if series.len() > MAX_SERIES {
                 series.clear();
@@ -313,8 +310,8 @@ impl Writer {
                     reporting_instance: Some(self.instance.clone()),
                     type_: Some(
                         match ev.severity {
-                            Severity::Normal => "Normal",
-                            Severity::Warning => "Warning",
+                            EventSeverity::Normal => "Normal",
+                            EventSeverity::Warning => "Warning",
                         }
                         .to_string(),
                     ),
@@ -335,17 +332,14 @@ impl Writer {
         match result {
             Ok(Ok((name, count))) => {
                 self.metrics.write(&kind, "event", "ok");
-                self.series
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        key,
-                        Series {
-                            name,
-                            count,
-                            last: now,
-                        },
-                    );
+                self.series.lock().insert(
+                    key,
+                    Series {
+                        name,
+                        count,
+                        last: now,
+                    },
+                );
             }
             Ok(Err(e)) => {
                 self.metrics.write(&kind, "event", "error");

@@ -6,6 +6,7 @@ pub mod glob;
 pub mod pods;
 pub mod reconcile;
 pub mod selector;
+pub mod status;
 pub mod trust;
 pub mod verification;
 

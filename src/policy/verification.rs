@@ -404,7 +404,7 @@ mod tests {
 
     fn verified(fingerprint: &str) -> Arc<Check> {
         Arc::new(Check::Verified(vec![verify::Verified {
-            format: verify::Format::CosignSimpleSigning,
+            format: verify::SignatureFormat::CosignSimpleSigning,
             by: Signer::Key {
                 fingerprint: fingerprint.into(),
             },

@@ -7,7 +7,9 @@ use super::cosign::{Signed, authenticate};
 use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, check_statement, parse_statement};
 use super::encoding::{b64_std, clip, json_i64};
 use super::rekor::{InclusionProof, TlogEntry, TlogVerified};
-use super::{Format, Outcome, Rejection, Subject, TrustPolicy, Unverified, Verified, fail};
+use super::{
+    Outcome, Rejection, SignatureFormat, Subject, TrustPolicy, Unverified, Verified, fail,
+};
 use jiff::Timestamp;
 
 fn malformed(m: impl Into<String>) -> Unverified {
@@ -15,12 +17,18 @@ fn malformed(m: impl Into<String>) -> Unverified {
 }
 
 /// The bundle version its (unsigned) `mediaType` claims.
-fn version(media_type: &str) -> Option<Format> {
+fn version(media_type: &str) -> Option<SignatureFormat> {
     match media_type {
-        "application/vnd.dev.sigstore.bundle+json;version=0.1" => Some(Format::SigstoreBundleV01),
-        "application/vnd.dev.sigstore.bundle+json;version=0.2" => Some(Format::SigstoreBundleV02),
+        "application/vnd.dev.sigstore.bundle+json;version=0.1" => {
+            Some(SignatureFormat::SigstoreBundleV01)
+        }
+        "application/vnd.dev.sigstore.bundle+json;version=0.2" => {
+            Some(SignatureFormat::SigstoreBundleV02)
+        }
         "application/vnd.dev.sigstore.bundle+json;version=0.3"
-        | "application/vnd.dev.sigstore.bundle.v0.3+json" => Some(Format::SigstoreBundleV03),
+        | "application/vnd.dev.sigstore.bundle.v0.3+json" => {
+            Some(SignatureFormat::SigstoreBundleV03)
+        }
         _ => None,
     }
 }
@@ -170,7 +178,7 @@ pub(crate) fn verify_bundle(
     }
     // The mediaType is unsigned: it can demand a proof (v0.2+), never waive one.
     // A proof that is present is verified whatever the version says.
-    let need_proof = format != Format::SigstoreBundleV01;
+    let need_proof = format != SignatureFormat::SigstoreBundleV01;
     let tlog_of =
         |t: Option<TlogVerified>| (t.map(|t| t.log_index), t.and_then(|t| t.integrated_time));
 

@@ -13,7 +13,9 @@ use super::keys::PublicKey;
 use super::rekor::{
     Expected, TlogEntry, TlogVerified, Verifier, entry_from_cosign_bundle, verify_entry,
 };
-use super::{Format, Outcome, Rejection, Signer, Subject, TrustPolicy, Unverified, Verified, fail};
+use super::{
+    Outcome, Rejection, SignatureFormat, Signer, Subject, TrustPolicy, Unverified, Verified, fail,
+};
 
 pub(crate) const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub(crate) const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
@@ -283,7 +285,7 @@ fn entries_from_annotations(ann: &BTreeMap<String, String>) -> Outcome<Vec<TlogE
     }
 }
 
-fn verified(format: Format, a: Authenticated, predicate_type: Option<String>) -> Verified {
+fn verified(format: SignatureFormat, a: Authenticated, predicate_type: Option<String>) -> Verified {
     Verified {
         format,
         by: a.signer,
@@ -337,7 +339,7 @@ pub(crate) fn verify_simple_signing(
             ),
         );
     }
-    Ok(verified(Format::CosignSimpleSigning, a, None))
+    Ok(verified(SignatureFormat::CosignSimpleSigning, a, None))
 }
 
 /// `critical.type` and `critical.image.docker-manifest-digest` of a simple-signing payload.
@@ -398,7 +400,7 @@ pub(crate) fn verify_attestation(
             Ok(a) => {
                 check_statement(&statement, subject, policy.predicate_type.as_deref())?;
                 return Ok(verified(
-                    Format::CosignAttestation,
+                    SignatureFormat::CosignAttestation,
                     a,
                     Some(statement.predicate_type),
                 ));

@@ -148,9 +148,10 @@ pub struct TrustPolicy {
     pub predicate_type: Option<String>,
 }
 
-/// The format of a verified referrer, named like discovery's formats.
+/// The signature format a referrer verified in: the subset of discovery's formats a verifier
+/// handles, named like them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Format {
+pub enum SignatureFormat {
     #[serde(rename = "cosign-simple-signing")]
     CosignSimpleSigning,
     #[serde(rename = "cosign-attestation")]
@@ -167,16 +168,16 @@ pub enum Format {
     NotationCose,
 }
 
-impl Format {
+impl SignatureFormat {
     pub fn as_str(self) -> &'static str {
         match self {
-            Format::CosignSimpleSigning => "cosign-simple-signing",
-            Format::CosignAttestation => "cosign-attestation",
-            Format::SigstoreBundleV01 => "sigstore-bundle-v0.1",
-            Format::SigstoreBundleV02 => "sigstore-bundle-v0.2",
-            Format::SigstoreBundleV03 => "sigstore-bundle-v0.3",
-            Format::NotationJws => "notation-jws",
-            Format::NotationCose => "notation-cose",
+            SignatureFormat::CosignSimpleSigning => "cosign-simple-signing",
+            SignatureFormat::CosignAttestation => "cosign-attestation",
+            SignatureFormat::SigstoreBundleV01 => "sigstore-bundle-v0.1",
+            SignatureFormat::SigstoreBundleV02 => "sigstore-bundle-v0.2",
+            SignatureFormat::SigstoreBundleV03 => "sigstore-bundle-v0.3",
+            SignatureFormat::NotationJws => "notation-jws",
+            SignatureFormat::NotationCose => "notation-cose",
         }
     }
 }
@@ -218,7 +219,7 @@ impl Signer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verified {
-    pub format: Format,
+    pub format: SignatureFormat,
     pub by: Signer,
     /// The transparency log's entry index (the global `logIndex`), when one verified.
     pub log_index: Option<i64>,

@@ -12,7 +12,7 @@ use super::certs::{Cert, ChainError, LeafEku, parse_cert, verify_chain};
 use super::encoding::{b64_std, b64_url, clip, from_unix, parse_time};
 use super::keys::{KeyAlgorithm, Scheme};
 use super::{
-    Format, NotationTrust, Outcome, Rejection, Signer, Subject, Unverified, Verified, fail,
+    NotationTrust, Outcome, Rejection, SignatureFormat, Signer, Subject, Unverified, Verified, fail,
 };
 
 const PAYLOAD_CTY: &str = "application/vnd.cncf.notary.payload.v1+json";
@@ -151,7 +151,7 @@ pub(crate) fn verify_jws(
         signature,
         chain,
     };
-    finish(signed, Format::NotationJws, subject, trust, now)
+    finish(signed, SignatureFormat::NotationJws, subject, trust, now)
 }
 
 fn cbor_time(v: &Cbor) -> Option<Timestamp> {
@@ -267,7 +267,7 @@ pub(crate) fn verify_cose(
         payload,
         chain,
     };
-    finish(signed, Format::NotationCose, subject, trust, now)
+    finish(signed, SignatureFormat::NotationCose, subject, trust, now)
 }
 
 fn key_fits(needs: KeyAlgorithm, has: KeyAlgorithm) -> bool {
@@ -280,7 +280,7 @@ fn key_fits(needs: KeyAlgorithm, has: KeyAlgorithm) -> bool {
 /// The checks common to JWS and COSE once the envelope is decoded.
 fn finish(
     s: Signed,
-    format: Format,
+    format: SignatureFormat,
     subject: &Subject,
     trust: Option<&NotationTrust>,
     now: Timestamp,

@@ -96,7 +96,7 @@ fn verify_notation_e2e_cases() {
         report(&n, &verdict);
         if expect["verifies"].as_bool().unwrap() {
             let v = expect_verified(&n, &verdict);
-            assert_eq!(v.format, Format::NotationJws);
+            assert_eq!(v.format, SignatureFormat::NotationJws);
             let Signer::Certificate { subject: dn, .. } = &v.by else {
                 panic!("{v:?}")
             };
@@ -199,7 +199,7 @@ fn verify_notation_go_envelopes() {
             now(),
         ),
     );
-    assert_eq!(v.format, Format::NotationJws);
+    assert_eq!(v.format, SignatureFormat::NotationJws);
     let v = expect_verified(
         "cose",
         &verify(
@@ -209,7 +209,7 @@ fn verify_notation_go_envelopes() {
             now(),
         ),
     );
-    assert_eq!(v.format, Format::NotationCose);
+    assert_eq!(v.format, SignatureFormat::NotationCose);
     // An unrelated root: untrusted.
     let other_root = TrustPolicy {
         notation: Some(
@@ -278,7 +278,7 @@ fn verify_notation_go_envelopes() {
             now(),
         ),
     );
-    assert_eq!(v.format, Format::NotationCose);
+    assert_eq!(v.format, SignatureFormat::NotationCose);
     let other = Subject {
         digest: "sha256:2222222222222222222222222222222222222222222222222222222222222222".into(),
         ..subject.clone()

@@ -53,7 +53,7 @@ fn verify_attestation_checks_predicate_type_and_subject() {
     let v = ok(verify_att(&env, &ann, &policy));
     assert_eq!(
         (v.format, v.predicate_type.as_deref()),
-        (Format::CosignAttestation, Some(slsa))
+        (SignatureFormat::CosignAttestation, Some(slsa))
     );
     policy.predicate_type = Some(slsa.into());
     ok(verify_att(&env, &ann, &policy));
@@ -124,7 +124,7 @@ fn verify_bundle_v03_dsse_keyless() {
         ..keyless_policy(&w, vec![identity()])
     };
     let v = ok(verify_bundle(&b.json, &subject(), &policy));
-    assert_eq!(v.format, Format::SigstoreBundleV03);
+    assert_eq!(v.format, SignatureFormat::SigstoreBundleV03);
     assert_eq!(v.log_index, Some(b.entry.log_index));
     let b = dsse_bundle(&mut w, &other_digest(), true, true);
     fails(
@@ -192,7 +192,7 @@ fn verify_claimed_version_never_waives_a_proof() {
     b.json["mediaType"] = json!("application/vnd.dev.sigstore.bundle+json;version=0.1");
     assert_eq!(
         ok(verify_bundle(&b.json, &subject(), &policy)).format,
-        Format::SigstoreBundleV01
+        SignatureFormat::SigstoreBundleV01
     );
     // Relabelled v0.1 with a corrupted proof: the proof is still checked.
     let mut b = dsse_bundle(&mut w, &digest(), true, true);
@@ -256,7 +256,7 @@ fn verify_message_signature_bundle_with_a_managed_key() {
     let v = ok(verify_bundle(&b, &blob, &policy));
     assert_eq!(
         (v.format, v.signed_at),
-        (Format::SigstoreBundleV02, None),
+        (SignatureFormat::SigstoreBundleV02, None),
         "proof only, no SET: no time"
     );
     assert!(v.log_index.is_some());

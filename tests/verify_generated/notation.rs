@@ -80,7 +80,7 @@ fn notation_jws_and_cose_verify() {
         let p = pki(alg, T0 - 86_400, T0 + 86_400 * 30, code_signing());
         let policy = trust(&p, &["x509.subject: C=US, ST=WA, O=Acme"]);
         let v = ok(nv(&jws(&p, &subject(), None), false, &subject(), &policy));
-        assert_eq!(v.format, Format::NotationJws);
+        assert_eq!(v.format, SignatureFormat::NotationJws);
         assert_eq!(v.signed_at, Some(SIGNED.parse().unwrap()));
         let Signer::Certificate { subject: dn, .. } = &v.by else {
             panic!("{v:?}")
@@ -88,7 +88,7 @@ fn notation_jws_and_cose_verify() {
         assert_eq!(dn, "C=US, ST=WA, O=Acme, CN=signer");
         assert_eq!(
             ok(nv(&cose(&p, &subject()), true, &subject(), &policy)).format,
-            Format::NotationCose
+            SignatureFormat::NotationCose
         );
     }
     // No EKU at all is allowed too.
