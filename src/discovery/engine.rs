@@ -14,8 +14,8 @@
 //! what they are.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use futures::future::{BoxFuture, FutureExt as _, join_all};
 use http::header::LINK;
 use moka::future::Cache;
 use moka::ops::compute::Op;
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::classify::{self, ManifestFacts};
@@ -318,8 +319,8 @@ struct RunState {
 }
 
 impl Ctx<'_> {
-    fn st(&self) -> std::sync::MutexGuard<'_, RunState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn st(&self) -> parking_lot::MutexGuard<'_, RunState> {
+        self.state.lock()
     }
     fn method(&self, m: DiscoveryMethod) {
         let mut st = self.st();
@@ -464,8 +465,8 @@ impl Discoverer {
         }
     }
 
-    fn memory(&self) -> std::sync::MutexGuard<'_, ModeMemory> {
-        self.inner.memory.lock().unwrap_or_else(|p| p.into_inner())
+    fn memory(&self) -> parking_lot::MutexGuard<'_, ModeMemory> {
+        self.inner.memory.lock()
     }
 
     /// The mode remembered for a registry (`host:port`), if still fresh.
@@ -543,11 +544,7 @@ impl Discoverer {
     /// [`Discoverer::take_changed`] and signalled on [`Discoverer::subscribe_changes`].
     fn observe(&self, registry: &str, hint: Option<EffectiveDiscoveryMode>, now: ApiObservation) {
         let before = {
-            let mut obs = self
-                .inner
-                .observations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut obs = self.inner.observations.lock();
             if obs.len() > MEMORY_BOUND {
                 obs.clear();
             }
@@ -560,18 +557,14 @@ impl Discoverer {
                 conformant = now.conformant,
                 "the registry's referrers answer changed"
             );
-            self.inner
-                .changed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(registry.to_string());
+            self.inner.changed.lock().insert(registry.to_string());
             self.inner.changes.send_modify(|n| *n += 1);
         }
     }
 
     /// Registries (`host:port`) whose referrers answer changed since the last call.
     pub fn take_changed(&self) -> Vec<String> {
-        std::mem::take(&mut *self.inner.changed.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.inner.changed.lock())
             .into_iter()
             .collect()
     }
@@ -587,11 +580,7 @@ impl Discoverer {
         self.inner.outcomes.invalidate_all();
         self.inner.tag_lists.invalidate_all();
         *self.memory() = ModeMemory::default();
-        self.inner
-            .observations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.inner.observations.lock().clear();
     }
 
     /// Drops what is cached for one registry (`host:port`): its outcomes, tag lists and
@@ -614,11 +603,7 @@ impl Discoverer {
     }
 
     fn semaphore(&self, registry: &str) -> Arc<Semaphore> {
-        let mut sems = self
-            .inner
-            .semaphores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut sems = self.inner.semaphores.lock();
         sems.entry(registry.to_string())
             .or_insert_with(|| {
                 Arc::new(Semaphore::new(

@@ -4,13 +4,14 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use parking_lot::Mutex;
 use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -373,10 +374,7 @@ fn lowercase_cached(mt: &str) -> &'static str {
     use std::sync::OnceLock;
     static CACHE: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
     let lower = mt.to_ascii_lowercase();
-    let mut set = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut set = CACHE.get_or_init(Default::default).lock();
     if let Some(s) = set.get(lower.as_str()) {
         return s;
     }
@@ -653,12 +651,7 @@ impl RegistryClient {
     }
 
     fn preemptive_auth(&self, scope: Option<&str>) -> Option<AuthHeader> {
-        let challenge = self
-            .inner
-            .challenge
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let challenge = self.inner.challenge.lock().clone();
         match challenge? {
             Challenge::Bearer { realm, service, .. } => {
                 let key: TokenKey = (
@@ -710,11 +703,7 @@ impl RegistryClient {
         let Some(challenge) = auth::preferred(&challenges) else {
             return Ok(None);
         };
-        *self
-            .inner
-            .challenge
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(challenge.clone());
+        *self.inner.challenge.lock() = Some(challenge.clone());
         match challenge {
             Challenge::Bearer {
                 realm,
