@@ -12,12 +12,12 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use parking_lot::Mutex;
-use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::{self, Challenge, Credentials, TokenCache, TokenKey, WwwAuthenticate};
+use super::backoff_delay::{BackoffJitter, backoff_delay};
 use super::egress::{self, Redirect};
 use super::error::RegistryError;
 use super::metrics::{Endpoint, RequestCounters};
@@ -57,15 +57,13 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff with full jitter: uniform in `[0, min(max, base·2^retry)]`.
     fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.min(31)));
-        let cap = exp.min(self.max_delay);
-        let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        if cap_nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(rand::rng().random_range(0..=cap_nanos))
+        backoff_delay(
+            self.base_delay,
+            retry,
+            self.max_delay,
+            BackoffJitter::Full,
+            rand::random::<f64>(),
+        )
     }
 }
 
