@@ -1,10 +1,18 @@
 //! Client tests against tiny axum servers on 127.0.0.1.
 
+use super::auth_flow::bearer_header;
+use super::retry::retry_after;
 use super::*;
+use crate::registry::auth::Credentials;
+use crate::registry::metrics::Endpoint;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
