@@ -5,14 +5,18 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::registry::{BackoffJitter, backoff_delay};
+
 /// Delay after `failures` consecutive failures: `base * 2^(failures-1)`, capped
 /// at `cap`, then jittered into `[delay/2, delay]` with `jitter` in `[0, 1]`.
 pub fn delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let exp = failures.saturating_sub(1).min(30);
-    let raw = base.as_secs_f64() * f64::from(1u32 << exp.min(30));
-    let capped = raw.min(cap.as_secs_f64()).max(0.0);
-    let j = jitter.clamp(0.0, 1.0);
-    Duration::from_secs_f64(capped * (0.5 + 0.5 * j))
+    backoff_delay(
+        base,
+        failures.saturating_sub(1),
+        cap,
+        BackoffJitter::Equal,
+        jitter,
+    )
 }
 
 /// Failure counts per object key.

@@ -1,9 +1,16 @@
-//! RFC 8288 `Link` header parsing (pure): finds the `rel="next"` target used
-//! by referrers and tag-list pagination, resolved against the request URL.
+//! `Link` pagination (pure), one helper for the referrers and the tag listings: RFC 8288
+//! parsing of the `rel="next"` target (resolved against the request URL), the tag list's
+//! `last=` continuation, and the guard that stops a listing at a loop or a page limit.
 //!
 //! Never panics on garbage: anything unparsable is simply "no next link".
 
+use std::collections::HashSet;
+
+use http::HeaderMap;
+use http::header::LINK;
 use url::Url;
+
+use crate::registry::egress::MAX_PARSED_HEADER;
 
 /// One link value: target (as written) and its `rel` relation types (lowercase).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +126,97 @@ pub fn next_link<'a>(headers: impl IntoIterator<Item = &'a str>, base: &Url) -> 
     None
 }
 
+/// The `rel="next"` page of an answer: its `Link` headers short enough to parse
+/// ([`MAX_PARSED_HEADER`]), resolved against `url` (where the answer came from).
+pub fn next_page(headers: &HeaderMap, url: &Url) -> Option<Url> {
+    next_link(
+        headers
+            .get_all(LINK)
+            .iter()
+            .filter(|v| v.len() <= MAX_PARSED_HEADER)
+            .filter_map(|v| v.to_str().ok()),
+        url,
+    )
+}
+
+/// The next page of a tag list: its `Link`, else (a full page of `page_size` tags without
+/// one may still have a successor) `?n=<page_size>&last=<last tag>` on `url`.
+pub fn next_tag_page(
+    headers: &HeaderMap,
+    url: &Url,
+    page_size: u32,
+    tags_on_page: usize,
+    last_tag: Option<&str>,
+) -> Option<Url> {
+    if let Some(next) = next_page(headers, url) {
+        return Some(next);
+    }
+    if tags_on_page < page_size as usize {
+        return None;
+    }
+    last_tag.map(|last| {
+        let mut u = url.clone();
+        u.query_pairs_mut()
+            .clear()
+            .append_pair("n", &page_size.to_string())
+            .append_pair("last", last);
+        u
+    })
+}
+
+/// What a listing does after a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageStep {
+    /// Read this page next.
+    Follow(Url),
+    /// No next page: the listing is complete.
+    Complete,
+    /// The next page was read already: the pagination loops (the listing is incomplete).
+    Loop(Url),
+    /// `pages` pages were read, the limit: the listing is incomplete.
+    Limit { pages: usize },
+}
+
+/// Walks a `Link`-paginated listing: counts pages, remembers the URLs followed.
+#[derive(Clone, Debug)]
+pub struct LinkPagination {
+    visited: HashSet<String>,
+    pages: usize,
+    max_pages: usize,
+}
+
+impl LinkPagination {
+    /// After the first page of a listing of at most `max_pages` pages.
+    pub fn new(max_pages: usize) -> Self {
+        LinkPagination {
+            visited: HashSet::new(),
+            pages: 1,
+            max_pages,
+        }
+    }
+
+    /// Counts `url` (where the first page came from) as read, so a link back to it is a loop.
+    pub fn first_page_at(mut self, url: &Url) -> Self {
+        self.visited.insert(url.to_string());
+        self
+    }
+
+    /// The step after a page whose next page is `next`.
+    pub fn step(&mut self, next: Option<Url>) -> PageStep {
+        let Some(url) = next else {
+            return PageStep::Complete;
+        };
+        if !self.visited.insert(url.to_string()) {
+            return PageStep::Loop(url);
+        }
+        if self.pages >= self.max_pages {
+            return PageStep::Limit { pages: self.pages };
+        }
+        self.pages += 1;
+        PageStep::Follow(url)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +284,45 @@ mod tests {
             }
         }
         assert!(next_link(["<>; rel=next"], &base()).is_none());
+    }
+
+    #[test]
+    fn pagination_follows_then_stops_at_a_loop_or_the_limit() {
+        let u = |p: &str| Url::parse(&format!("https://r.example/v2/a/{p}")).unwrap();
+        let mut p = LinkPagination::new(3).first_page_at(&u("1"));
+        assert_eq!(p.step(Some(u("2"))), PageStep::Follow(u("2")));
+        assert_eq!(p.step(Some(u("1"))), PageStep::Loop(u("1")));
+        assert_eq!(p.step(Some(u("3"))), PageStep::Follow(u("3")));
+        assert_eq!(p.step(Some(u("4"))), PageStep::Limit { pages: 3 });
+        assert_eq!(p.step(None), PageStep::Complete);
+        // Without `first_page_at`, a link back to the first page is followed once.
+        let mut p = LinkPagination::new(5);
+        assert_eq!(p.step(Some(u("1"))), PageStep::Follow(u("1")));
+        assert_eq!(p.step(Some(u("1"))), PageStep::Loop(u("1")));
+    }
+
+    #[test]
+    fn tag_pages_continue_with_last_when_full_and_unlinked() {
+        let url = Url::parse("https://r.example/v2/a/tags/list?n=2").unwrap();
+        let none = HeaderMap::new();
+        let next = next_tag_page(&none, &url, 2, 2, Some("b")).unwrap();
+        assert_eq!(next.query(), Some("n=2&last=b"));
+        assert_eq!(next_tag_page(&none, &url, 2, 1, Some("a")), None);
+        assert_eq!(next_tag_page(&none, &url, 2, 2, None), None);
+        let mut linked = HeaderMap::new();
+        linked.insert(
+            LINK,
+            "</v2/a/tags/list?n=2&last=z>; rel=next".parse().unwrap(),
+        );
+        let next = next_tag_page(&linked, &url, 2, 1, Some("a")).unwrap();
+        assert_eq!(next.query(), Some("n=2&last=z"));
+        linked.insert(
+            LINK,
+            format!("</v2/x>; rel=next; t=\"{}\"", "a".repeat(MAX_PARSED_HEADER))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page(&linked, &url), None);
     }
 
     proptest::proptest! {

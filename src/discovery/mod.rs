@@ -3,8 +3,9 @@
 //! attestations), with as few requests as possible.
 //!
 //! Pure decision logic lives in [`strategy`] (which method first, what an
-//! answer means, when to add the tag fallbacks to a native answer), [`link`]
-//! (RFC 8288 pagination), [`tagschema`] (fallback tag names and validation)
+//! answer means, when to add the tag fallbacks to a native answer, what a tag list
+//! answer means), [`link`] (the one `Link` pagination of referrers and tag lists),
+//! [`page`] (lenient decoding of listing pages), [`tagschema`] (fallback tag names and validation)
 //! and [`classify`] (when to fetch a referrer manifest, what it is, its
 //! format, client-side filtering); [`engine`] does the I/O, caching and
 //! coalescing.
@@ -13,6 +14,7 @@ pub mod classify;
 pub mod engine;
 pub mod link;
 pub mod model;
+pub mod page;
 pub mod presets;
 pub mod strategy;
 pub mod tagschema;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::model::Reach;
+use super::model::{Reach, Referrer};
 use crate::crd::{CapabilityState, DiscoveryMode, EffectiveDiscoveryMode};
 use crate::reason::Reason;
 
@@ -183,9 +183,65 @@ pub fn answer_changed(
     }
 }
 
+/// What a tag list answer means for the tag fallbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagListAnswer {
+    /// A page of tags.
+    Page,
+    /// The registry does not list tags here (the fallbacks GET their tags directly).
+    Unavailable,
+    /// A registry error: the discovery is Unknown.
+    Failed,
+}
+
+/// Reads a tag list answer's status (and Distribution error codes): on the first page a 400,
+/// 404 (not `NAME_UNKNOWN`), 405 or 406 means listing is not offered; a missing repository or
+/// any other status is an error.
+pub fn tag_list_answer(status: u16, error_codes: &[String], first_page: bool) -> TagListAnswer {
+    match status {
+        200 => TagListAnswer::Page,
+        404 if error_codes.iter().any(|c| c == "NAME_UNKNOWN") => TagListAnswer::Failed,
+        404 | 405 | 400 | 406 if first_page => TagListAnswer::Unavailable,
+        _ => TagListAnswer::Failed,
+    }
+}
+
+/// The order of a report's referrers: attachment, method, artifact type, digest, subject.
+pub fn sort_referrers(v: &mut [Referrer]) {
+    v.sort_by(|a, b| {
+        (
+            a.attached_to,
+            a.method,
+            &a.artifact_type,
+            &a.digest,
+            &a.subject,
+        )
+            .cmp(&(
+                b.attached_to,
+                b.method,
+                &b.artifact_type,
+                &b.digest,
+                &b.subject,
+            ))
+    });
+}
+
+/// Adds `extra` to `into`, merged by digest: a referrer already found (by the same subject and
+/// attachment) keeps the method that found it first.
+pub fn merge_referrers(into: &mut Vec<Referrer>, extra: Vec<Referrer>) {
+    for r in extra {
+        if !into.iter().any(|x| {
+            x.digest == r.digest && x.subject == r.subject && x.attached_to == r.attached_to
+        }) {
+            into.push(r);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::model::{AttachedTo, DiscoveryMethod, Format};
     use EffectiveDiscoveryMode as E;
 
     const NATIVE_UNKNOWN: Start = Start::Native {
@@ -406,5 +462,50 @@ mod tests {
         assert!(answer_changed(None, Some(E::Native), none));
         assert!(!answer_changed(None, Some(E::Native), harbor29));
         assert!(!answer_changed(None, None, none));
+    }
+
+    #[test]
+    fn tag_list_answers() {
+        let unknown = vec!["NAME_UNKNOWN".to_string()];
+        assert_eq!(tag_list_answer(200, &[], false), TagListAnswer::Page);
+        assert_eq!(tag_list_answer(404, &[], true), TagListAnswer::Unavailable);
+        assert_eq!(tag_list_answer(404, &[], false), TagListAnswer::Failed);
+        assert_eq!(tag_list_answer(404, &unknown, true), TagListAnswer::Failed);
+        for s in [400, 405, 406] {
+            assert_eq!(tag_list_answer(s, &[], true), TagListAnswer::Unavailable);
+        }
+        assert_eq!(tag_list_answer(500, &[], true), TagListAnswer::Failed);
+    }
+
+    #[test]
+    fn merge_keeps_the_first_finder() {
+        let r = |digest: &str, method| Referrer {
+            digest: digest.into(),
+            media_type: String::new(),
+            artifact_type: None,
+            kinds: vec![],
+            format: Format::Other,
+            predicate_type: None,
+            size: 1,
+            annotations: Default::default(),
+            method,
+            subject: "sha256:s".into(),
+            attached_to: AttachedTo::Requested,
+            tag: None,
+            repository: None,
+            platform: None,
+            referrers: vec![],
+        };
+        let mut all = vec![r("sha256:a", DiscoveryMethod::Native)];
+        merge_referrers(
+            &mut all,
+            vec![
+                r("sha256:a", DiscoveryMethod::TagSchema),
+                r("sha256:b", DiscoveryMethod::CosignTag),
+            ],
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].method, DiscoveryMethod::Native);
+        assert_eq!(all[1].method, DiscoveryMethod::CosignTag);
     }
 }

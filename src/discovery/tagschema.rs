@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use super::model::ArtifactKind;
+use super::page::IndexPage;
 use crate::oci;
 
 /// Maximum length of the algorithm part of a fallback tag.
@@ -136,40 +137,6 @@ pub struct ListedDescriptor {
 }
 
 impl ListedDescriptor {
-    /// From a JSON descriptor; `None` when it has no usable digest.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        let digest = v.get("digest")?.as_str()?;
-        if oci::parse_digest(digest).is_err() {
-            return None;
-        }
-        let annotations = v
-            .get("annotations")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(ListedDescriptor {
-            media_type: v
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            digest: digest.to_string(),
-            size: v.get("size").and_then(Value::as_i64).unwrap_or(0),
-            artifact_type: v
-                .get("artifactType")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            annotations,
-            has_platform: v.get("platform").is_some_and(|p| !p.is_null()),
-            platform: v.get("platform").and_then(platform_label),
-        })
-    }
-
     /// A platform manifest of an image index, not a referrer: a `platform`
     /// field and no artifact type.
     pub fn is_platform_manifest(&self) -> bool {
@@ -177,23 +144,10 @@ impl ListedDescriptor {
     }
 }
 
-/// `os/architecture[/variant]` of an index entry's `platform` (`None` when it names no OS or
-/// architecture).
-pub fn platform_label(p: &Value) -> Option<String> {
-    let field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let (os, arch) = (field("os")?, field("architecture")?);
-    Some(match field("variant") {
-        Some(v) => format!("{os}/{arch}/{v}"),
-        None => format!("{os}/{arch}"),
-    })
-}
-
-/// Descriptors of an index body (`manifests`); entries without a usable digest are skipped.
+/// Descriptors of an index body (`manifests`); entries without a usable digest are skipped
+/// (decoded leniently by [`IndexPage`]).
 pub fn index_descriptors(body: &Value) -> Vec<ListedDescriptor> {
-    body.get("manifests")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(ListedDescriptor::from_json).collect())
-        .unwrap_or_default()
+    IndexPage::from_value(body).descriptors()
 }
 
 /// What a valid fallback tag index lists.
@@ -218,13 +172,16 @@ pub fn validate_fallback_index(
     if body_digest == subject_digest {
         return Err(FallbackRejection::ResolvesToSubject);
     }
-    let v: Value = serde_json::from_slice(body).map_err(|_| FallbackRejection::NotJson)?;
-    let body_mt = v.get("mediaType").and_then(Value::as_str);
-    let mt = body_mt.or(content_type).unwrap_or("<none>");
-    if mt != oci::OCI_INDEX || v.get("manifests").is_none_or(|m| !m.is_array()) {
+    let page = IndexPage::decode(body).map_err(|_| FallbackRejection::NotJson)?;
+    let mt = page
+        .media_type
+        .as_deref()
+        .or(content_type)
+        .unwrap_or("<none>");
+    if mt != oci::OCI_INDEX || page.manifests.is_none() {
         return Err(FallbackRejection::NotAnIndex(mt.to_string()));
     }
-    let all = index_descriptors(&v);
+    let all = page.descriptors();
     let total = all.len();
     let descriptors: Vec<ListedDescriptor> = all
         .into_iter()

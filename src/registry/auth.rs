@@ -2,9 +2,9 @@
 //!
 //! Everything here is pure (no I/O); `client.rs` performs the requests.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -383,8 +383,8 @@ impl fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, CachedToken>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<TokenKey, CachedToken>> {
+        self.tokens.lock()
     }
 
     pub(crate) fn get(&self, key: &TokenKey) -> Option<SecretString> {

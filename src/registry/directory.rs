@@ -4,8 +4,10 @@
 
 use super::reference::{api_host, canonical_registry};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::crd::{DiscoveryMode, EffectiveDiscoveryMode};
 use crate::registry::{Credentials, RegistryClient, RegistryClientConfig, RequestCounters};
@@ -135,10 +137,7 @@ impl RegistryDirectory {
     /// is kept. They only read referrers (never reach a pod or a status).
     pub fn set_pull_credentials(&self, registry: &str, source: &str, credentials: Credentials) {
         let host = api_host(registry);
-        let mut creds = self
-            .pull_credentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut creds = self.pull_credentials.lock();
         // The first Secret that names a host is used for it: several namespaces with
         // different Secrets for one host would otherwise rebuild the client (and lose its
         // token cache) on every evaluation.
@@ -147,10 +146,7 @@ impl RegistryDirectory {
         }
         creds.insert(host.clone(), (source.to_string(), credentials));
         drop(creds);
-        self.anonymous
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&host);
+        self.anonymous.lock().remove(&host);
     }
 
     /// Names of the profiles.
@@ -180,14 +176,13 @@ impl RegistryDirectory {
             });
         }
         let host = api_host(registry);
-        let mut anon = self.anonymous.lock().unwrap_or_else(|p| p.into_inner());
+        let mut anon = self.anonymous.lock();
         if let Some(e) = anon.get(&host) {
             return Ok(e.clone());
         }
         let pulled = self
             .pull_credentials
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&host)
             .map(|(_, c)| c.clone());
         let plain = self.implicit.plain_http.covers(&host);

@@ -1,8 +1,8 @@
 //! Per-registry request counters (every HTTP attempt, including retries and
 //! token requests), keyed by registry, endpoint and status.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 /// The registry API endpoint a request belongs to (a metrics label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,11 +64,8 @@ pub struct RequestCounters {
 }
 
 impl RequestCounters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, u64>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<Key, u64>> {
+        self.counts.lock()
     }
 
     /// Counts one attempt.

@@ -2,6 +2,7 @@
 //! dockerconfigjson, TLS, retries, bounded bodies, request counters.
 
 pub mod auth;
+pub mod backoff_delay;
 pub mod client;
 pub mod credential_helper;
 pub mod directory;
@@ -15,6 +16,7 @@ pub mod resolver;
 pub mod tls;
 
 pub use auth::{Challenge, Credentials, WwwAuthenticate};
+pub use backoff_delay::{BackoffJitter, backoff_delay};
 pub use client::{
     RateLimit, RegistryClient, RegistryClientConfig, RegistryRequest, RegistryResponse,
     RetryPolicy, Scope,

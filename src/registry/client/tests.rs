@@ -1,10 +1,18 @@
 //! Client tests against tiny axum servers on 127.0.0.1.
 
+use super::auth_flow::bearer_header;
+use super::retry::retry_after;
 use super::*;
+use crate::registry::auth::Credentials;
+use crate::registry::metrics::Endpoint;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -113,7 +121,7 @@ async fn token_registry(required_auth: Option<String>, challenge_scope: bool) ->
                     .await
                     .unwrap();
                 let entry = format!("{method} {query} {}", String::from_utf8_lossy(&body));
-                log.lock().unwrap().push((entry, auth.clone()));
+                log.lock().push((entry, auth.clone()));
                 if required_auth.is_some() && auth != required_auth {
                     return resp(401, &[], "bad credentials");
                 }
@@ -165,7 +173,7 @@ async fn token_flow_then_cached_token_costs_one_request() {
     assert_eq!(c.count(&reg, Endpoint::Token), 1);
     assert_eq!(c.total(), 3);
     {
-        let log = log.lock().unwrap();
+        let log = log.lock();
         assert_eq!(log.len(), 1);
         let (entry, auth) = &log[0];
         assert!(entry.starts_with("GET "), "{entry}");
@@ -202,11 +210,7 @@ async fn token_flow_without_challenge_scope_uses_request_scope() {
     client.send(manifest_get("x/y")).await.unwrap();
     client.send(manifest_get("x/y")).await.unwrap();
     assert_eq!(client.counters().total(), 4);
-    assert!(
-        log.lock().unwrap()[0]
-            .0
-            .contains("scope=repository%3Ax%2Fy%3Apull")
-    );
+    assert!(log.lock()[0].0.contains("scope=repository%3Ax%2Fy%3Apull"));
 }
 
 #[tokio::test]
@@ -217,7 +221,7 @@ async fn token_flow_with_basic_credentials_and_identity_token() {
     let client = RegistryClient::new(cfg).unwrap();
     let r = client.send(manifest_get("a")).await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(log.lock().unwrap()[0].1, Some(expected_basic(PASSWORD)));
+    assert_eq!(log.lock()[0].1, Some(expected_basic(PASSWORD)));
 
     // Wrong password: the token endpoint refuses → Auth error without secrets.
     let mut cfg = config(addr);
@@ -238,7 +242,7 @@ async fn token_flow_with_basic_credentials_and_identity_token() {
         client.send(manifest_get("a")).await.unwrap().status,
         StatusCode::OK
     );
-    let (entry, _) = log.lock().unwrap()[0].clone();
+    let (entry, _) = log.lock()[0].clone();
     assert!(entry.starts_with("POST "), "{entry}");
     for part in [
         "grant_type=refresh_token",
@@ -551,7 +555,7 @@ async fn cross_host_redirect_strips_authorization() {
     let b = serve(Router::new().fallback(move |req: Request| {
         let sb = sb.clone();
         async move {
-            sb.lock().unwrap().push(auth_of(&req));
+            sb.lock().push(auth_of(&req));
             resp(200, &[], "blob-content")
         }
     }))
@@ -565,7 +569,7 @@ async fn cross_host_redirect_strips_authorization() {
         async move {
             let auth = auth_of(&req);
             let path = req.uri().path().to_string();
-            sa.lock().unwrap().push((path.clone(), auth.clone()));
+            sa.lock().push((path.clone(), auth.clone()));
             if auth.as_deref() != Some(want.as_str()) {
                 return resp(
                     401,
@@ -602,12 +606,12 @@ async fn cross_host_redirect_strips_authorization() {
     assert_eq!(&r.body[..], b"blob-content");
     assert_eq!(r.url.port(), Some(b.port()));
     assert_eq!(
-        *seen_b.lock().unwrap(),
+        *seen_b.lock(),
         vec![None],
         "Authorization must not cross hosts"
     );
     assert_eq!(
-        seen_a.lock().unwrap().last().unwrap().1.as_deref(),
+        seen_a.lock().last().unwrap().1.as_deref(),
         Some(expected_basic(PASSWORD).as_str())
     );
 
