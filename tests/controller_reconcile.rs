@@ -771,7 +771,7 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
         )]);
         let (policies, _) = reflector::store::<ReferrerPolicy>();
         let (profiles, _) = reflector::store::<RegistryProfile>();
-        let mut ctx = Context::new(
+        let ctx = Context::new(
             client,
             Settings {
                 instance: Some("refwarden-0".into()),
@@ -782,8 +782,8 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
             },
             policies,
             profiles,
-        );
-        ctx.clock = Arc::new(|| t(NOW));
+        )
+        .with_clock(|| t(NOW));
         ctx.pods.set_ready();
         ctx.namespaces.set_ready();
         ctx.set_leader(true);

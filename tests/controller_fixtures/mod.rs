@@ -130,7 +130,7 @@ pub fn mock_client_with_secrets(secrets: Vec<(String, Value)>) -> (Client, ApiSe
 pub fn test_context(client: Client) -> Arc<Context> {
     let (policies, _) = reflector::store::<ReferrerPolicy>();
     let (profiles, _) = reflector::store::<RegistryProfile>();
-    let mut ctx = Context::new(
+    let ctx = Context::new(
         client,
         Settings {
             instance: Some("refwarden-0".into()),
@@ -138,8 +138,8 @@ pub fn test_context(client: Client) -> Arc<Context> {
         },
         policies,
         profiles,
-    );
-    ctx.clock = Arc::new(|| t(NOW));
+    )
+    .with_clock(|| t(NOW));
     ctx.pods.set_ready();
     ctx.namespaces.set_ready();
     ctx.set_leader(true);
