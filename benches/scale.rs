@@ -12,9 +12,6 @@
 //! `--baseline-sample N` pods for the per-container baseline (1000),
 //! `--no-write` (do not write docs/benchmarks.md).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,9 +45,11 @@ use refwarden::policy::{
 use refwarden::registry::{
     RegistryClient, RegistryClientConfig, RegistryDirectory, RegistryEntry, RequestCounters,
 };
+use refwarden_testkit::seed::ArtifactSpec;
+use refwarden_testkit::{
+    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder,
+};
 use serde_json::{Value, json};
-use support::seed::ArtifactSpec;
-use support::{DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder};
 
 // ------------------------------------------------------------ allocator
 
@@ -229,11 +228,11 @@ fn plan_images() -> Vec<Img> {
         .collect()
 }
 
-fn artifact_spec(img: &Img, subject: &support::Subject, kind: &str) -> ArtifactSpec {
+fn artifact_spec(img: &Img, subject: &refwarden_testkit::Subject, kind: &str) -> ArtifactSpec {
     let (artifact_type, payload, annotations): (&str, String, BTreeMap<String, String>) = match kind
     {
         SIG => (
-            support::media::SIGSTORE_BUNDLE_V03,
+            refwarden_testkit::media::SIGSTORE_BUNDLE_V03,
             format!(
                 r#"{{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":"{}"}}"#,
                 img.digest
@@ -241,7 +240,7 @@ fn artifact_spec(img: &Img, subject: &support::Subject, kind: &str) -> ArtifactS
             BTreeMap::new(),
         ),
         SBOM => (
-            support::media::SPDX_JSON,
+            refwarden_testkit::media::SPDX_JSON,
             format!(r#"{{"spdxVersion":"SPDX-2.3","name":"{}"}}"#, img.digest),
             BTreeMap::new(),
         ),
@@ -271,10 +270,10 @@ fn artifact_spec(img: &Img, subject: &support::Subject, kind: &str) -> ArtifactS
 /// Pushes every image and its referrers; with `tag_index`, also the OCI
 /// referrers tag-schema index (what a client writes on a registry without the
 /// referrers API). Returns the images with their digests.
-async fn seed(base: &str, plan: &[Img], tag_index: bool) -> support::Result<Vec<Img>> {
+async fn seed(base: &str, plan: &[Img], tag_index: bool) -> refwarden_testkit::Result<Vec<Img>> {
     let seeder = Seeder::new(base, SeedAuth::None)?;
     let seeder = &seeder;
-    let results: Vec<support::Result<Img>> = futures::stream::iter(plan.iter().cloned())
+    let results: Vec<refwarden_testkit::Result<Img>> = futures::stream::iter(plan.iter().cloned())
         .map(|mut img| async move {
             let pushed = seeder.push_image(&img.repo, &img.tag).await?;
             img.digest = pushed.digest.clone();
@@ -282,7 +281,7 @@ async fn seed(base: &str, plan: &[Img], tag_index: bool) -> support::Result<Vec<
             let mut descriptors = Vec::new();
             for kind in &img.refs {
                 if *kind == SIG_TAG {
-                    support::tools::cosign2_sign(seeder, &img.repo, &img.digest).await?;
+                    refwarden_testkit::tools::cosign2_sign(seeder, &img.repo, &img.digest).await?;
                     continue;
                 }
                 let a = seeder
@@ -612,22 +611,22 @@ async fn forward(State(s): State<ProxyState>, req: axum::extract::Request) -> Re
 }
 
 struct Proxy {
-    server: support::ServerHandle,
+    server: refwarden_testkit::ServerHandle,
     count: Arc<AtomicU64>,
 }
 
 impl Proxy {
-    fn start(name: &str, upstream: &str, delay: Duration) -> support::Result<Proxy> {
+    fn start(name: &str, upstream: &str, delay: Duration) -> refwarden_testkit::Result<Proxy> {
         let count = Arc::new(AtomicU64::new(0));
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
-            client: support::http_client()?,
+            client: refwarden_testkit::http_client()?,
             delay,
             count: count.clone(),
         };
         let router = axum::Router::new().fallback(forward).with_state(state);
         Ok(Proxy {
-            server: support::ServerHandle::spawn(name, router)?,
+            server: refwarden_testkit::ServerHandle::spawn(name, router)?,
             count,
         })
     }
@@ -647,7 +646,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-fn load_workload() -> support::Result<(Vec<Img>, Value)> {
+fn load_workload() -> refwarden_testkit::Result<(Vec<Img>, Value)> {
     let path = std::env::var("REFWARDEN_BENCH_WORKLOAD")?;
     let v: Value = serde_json::from_slice(&std::fs::read(path)?)?;
     let images = v["images"]
@@ -677,7 +676,7 @@ fn load_workload() -> support::Result<(Vec<Img>, Value)> {
     Ok((images, v))
 }
 
-fn runtime() -> support::Result<tokio::runtime::Runtime> {
+fn runtime() -> refwarden_testkit::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -688,7 +687,7 @@ fn unique_images(
     specs: &[(String, ReferrerPolicySpec)],
     pods: &[PodInfo],
     ns: &NamespaceLabels,
-) -> support::Result<BTreeSet<ImageKey>> {
+) -> refwarden_testkit::Result<BTreeSet<ImageKey>> {
     let mut all = BTreeSet::new();
     for (name, spec) in specs {
         let c = compile(spec).map_err(|e| format!("policy {name}: {e}"))?;
@@ -731,7 +730,7 @@ fn truth(
     pods: &[PodInfo],
     ns: &NamespaceLabels,
     images: &[Img],
-) -> support::Result<Truth> {
+) -> refwarden_testkit::Result<Truth> {
     let by_digest: BTreeMap<&str, &Img> = images.iter().map(|i| (i.digest.as_str(), i)).collect();
     let mut t = Truth::default();
     let mut all = BTreeSet::new();
@@ -778,7 +777,7 @@ fn phase_refwarden(
     hint: EffectiveDiscoveryMode,
     subject_match: SubjectMatch,
     cold_only: bool,
-) -> support::Result<Value> {
+) -> refwarden_testkit::Result<Value> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (images, _) = load_workload()?;
     let rt = runtime()?;
@@ -810,7 +809,7 @@ fn phase_refwarden(
     let ttl = disc.config().ttl;
     let setup = t_setup.elapsed();
 
-    let run = |label: &str| -> support::Result<Value> {
+    let run = |label: &str| -> refwarden_testkit::Result<Value> {
         let req0 = counters.total();
         let dreq0 = disc.stats().requests;
         let cpu0 = cpu_time();
@@ -939,7 +938,7 @@ fn phase_refwarden(
 }
 
 /// The baseline: `oci-client`'s `pull_referrers`, sequential, once per item.
-fn phase_baseline(host: &str, per: &str, sample: usize) -> support::Result<Value> {
+fn phase_baseline(host: &str, per: &str, sample: usize) -> refwarden_testkit::Result<Value> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (images, _) = load_workload()?;
     let rt = runtime()?;
@@ -1009,7 +1008,7 @@ fn phase_baseline(host: &str, per: &str, sample: usize) -> support::Result<Value
 }
 
 /// The controller's pod store alone: heap bytes per pod.
-fn phase_podstore(n: usize) -> support::Result<Value> {
+fn phase_podstore(n: usize) -> refwarden_testkit::Result<Value> {
     let (images, _) = load_workload()?;
     let host = "127.0.0.1:5000";
     let rss0 = proc_status_kib("VmRSS:");
@@ -1046,7 +1045,7 @@ fn phase_podstore(n: usize) -> support::Result<Value> {
 }
 
 /// Pure CPU: compile + select + judge for every policy, outcomes in memory.
-fn phase_cpu() -> support::Result<Value> {
+fn phase_cpu() -> refwarden_testkit::Result<Value> {
     let (images, _) = load_workload()?;
     let host = "127.0.0.1:5000";
     let pods = pod_infos(&images, host, PODS);
@@ -1063,14 +1062,17 @@ fn phase_cpu() -> support::Result<Value> {
             .map(|(i, kind)| {
                 let (at, kinds) = match *kind {
                     SIG => (
-                        support::media::SIGSTORE_BUNDLE_V03,
+                        refwarden_testkit::media::SIGSTORE_BUNDLE_V03,
                         vec![ArtifactKind::SigstoreBundle],
                     ),
                     SIG_TAG => (
-                        support::media::COSIGN_SIMPLESIGNING,
+                        refwarden_testkit::media::COSIGN_SIMPLESIGNING,
                         vec![ArtifactKind::CosignSignature],
                     ),
-                    SBOM => (support::media::SPDX_JSON, vec![ArtifactKind::SpdxSbom]),
+                    SBOM => (
+                        refwarden_testkit::media::SPDX_JSON,
+                        vec![ArtifactKind::SpdxSbom],
+                    ),
                     _ => (
                         "application/vnd.in-toto+json",
                         vec![
@@ -1081,7 +1083,7 @@ fn phase_cpu() -> support::Result<Value> {
                 };
                 Referrer {
                     digest: format!("sha256:{:064x}", i as u64 + 1),
-                    media_type: support::media::OCI_MANIFEST.into(),
+                    media_type: refwarden_testkit::media::OCI_MANIFEST.into(),
                     artifact_type: Some(at.into()),
                     kinds,
                     format: refwarden::discovery::Format::Other,
@@ -1103,7 +1105,7 @@ fn phase_cpu() -> support::Result<Value> {
             Arc::new(DiscoveryOutcome::Found(DiscoveryReport {
                 platforms: vec![],
                 subject: key.digest.clone(),
-                subject_media_type: Some(support::media::OCI_MANIFEST.into()),
+                subject_media_type: Some(refwarden_testkit::media::OCI_MANIFEST.into()),
                 referrers_api: Some(true),
                 methods: vec![DiscoveryMethod::Native],
                 referrers,
@@ -1205,8 +1207,8 @@ const LATENCY_GAP: Duration = Duration::from_millis(100);
 /// time from its becoming Running to (a) the policy status listing the digest and (b) the pod's
 /// `MissingReferrers` Warning (polled every 50 ms, so ±50 ms); then the API writes per pod
 /// event, and with nothing changing (pods re-labelled with a label no policy reads).
-fn phase_operator(registry_host: &str, images: &[Img]) -> support::Result<Value> {
-    use support::emulator::{
+fn phase_operator(registry_host: &str, images: &[Img]) -> refwarden_testkit::Result<Value> {
+    use refwarden_testkit::emulator::{
         Controller, ControllerOptions, Emulator, EmulatorOptions, RunningPod, load_yaml_docs,
         pod_path, policy_path, root, yaml_files,
     };
@@ -1244,7 +1246,12 @@ fn phase_operator(registry_host: &str, images: &[Img]) -> support::Result<Value>
         }))
         .await?;
         let mut ctl = Controller::start(
-            ControllerOptions::new("refwarden-bench", emu.sa_kubeconfig()).leader_election(false),
+            ControllerOptions::new(
+                env!("CARGO_BIN_EXE_refwarden"),
+                "refwarden-bench",
+                emu.sa_kubeconfig(),
+            )
+            .leader_election(false),
         )?;
         ctl.wait_ready(Duration::from_secs(30)).await?;
         let first_seq = emu.request_seq().await?;
@@ -1368,7 +1375,7 @@ fn phase_operator(registry_host: &str, images: &[Img]) -> support::Result<Value>
 // ------------------------------------------------------------ parent
 
 /// Runs one phase in a child process and returns its result.
-fn run_child(workload: &std::path::Path, args: &[&str]) -> support::Result<Value> {
+fn run_child(workload: &std::path::Path, args: &[&str]) -> refwarden_testkit::Result<Value> {
     let exe = std::env::current_exe()?;
     let out = Command::new(exe)
         .arg("--child")
@@ -1423,7 +1430,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn parent(args: &[String]) -> support::Result<ExitCode> {
+fn parent(args: &[String]) -> refwarden_testkit::Result<ExitCode> {
     let started = Instant::now();
     let delay_ms: u64 = arg(args, "--delay-ms")
         .and_then(|s| s.parse().ok())
@@ -1479,19 +1486,20 @@ fn parent(args: &[String]) -> support::Result<ExitCode> {
     let nh = native_proxy.host();
     let dh = dist_proxy.host();
 
-    let measure = |name: &str, proxy: &Proxy, log: bool, a: &[&str]| -> support::Result<Measured> {
-        eprintln!("phase {name} …");
-        let p0 = proxy.requests();
-        let l0 = oci.request_count() as u64;
-        let t = Instant::now();
-        let value = run_child(&workload, a)?;
-        eprintln!("phase {name}: {:.1}s", t.elapsed().as_secs_f64());
-        Ok(Measured {
-            value,
-            proxy: proxy.requests() - p0,
-            access_log: log.then(|| oci.request_count() as u64 - l0),
-        })
-    };
+    let measure =
+        |name: &str, proxy: &Proxy, log: bool, a: &[&str]| -> refwarden_testkit::Result<Measured> {
+            eprintln!("phase {name} …");
+            let p0 = proxy.requests();
+            let l0 = oci.request_count() as u64;
+            let t = Instant::now();
+            let value = run_child(&workload, a)?;
+            eprintln!("phase {name}: {:.1}s", t.elapsed().as_secs_f64());
+            Ok(Measured {
+                value,
+                proxy: proxy.requests() - p0,
+                access_log: log.then(|| oci.request_count() as u64 - l0),
+            })
+        };
     let native = measure(
         "native (IndexOrPlatform)",
         &native_proxy,
@@ -1602,7 +1610,7 @@ fn parent(args: &[String]) -> support::Result<ExitCode> {
 /// Attributes the registry's access log of one cold run to the seeded categories: each request
 /// naming a digest (`/referrers/<digest>`, `/manifests/sha256-<hex>.sig`, `/manifests/<digest>`)
 /// counts for that digest's category; tag lists count per repository.
-fn attribute(phase: &Value, log: &[support::AccessLogEntry]) -> Value {
+fn attribute(phase: &Value, log: &[refwarden_testkit::AccessLogEntry]) -> Value {
     let mut category: BTreeMap<String, &str> = BTreeMap::new();
     for (name, key) in [
         ("natively", "natively"),
@@ -2191,7 +2199,7 @@ impl Report {
         let _ = writeln!(s, "\n## Notes\n");
         let _ = writeln!(
             s,
-            "- Workload: the spec-following in-memory registry (`tests/support/oci_registry.rs`) behind a proxy adding {} ms to every request; the same content on Debian's distribution 2.8 (`docker-registry`) with referrers tag-schema indexes, behind its own proxy. Pods are synthetic `Pod` objects converted by `PodInfo::from_pod`; the RegistryProfile hint is the probed mode (Native / TagFallback), plain HTTP, anonymous (so \"warm tokens\" holds trivially: no token requests).",
+            "- Workload: the spec-following in-memory registry (`testkit/src/oci_registry.rs`) behind a proxy adding {} ms to every request; the same content on Debian's distribution 2.8 (`docker-registry`) with referrers tag-schema indexes, behind its own proxy. Pods are synthetic `Pod` objects converted by `PodInfo::from_pod`; the RegistryProfile hint is the probed mode (Native / TagFallback), plain HTTP, anonymous (so \"warm tokens\" holds trivially: no token requests).",
             self.delay_ms
         );
         let _ = writeln!(
