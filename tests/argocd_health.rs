@@ -1,20 +1,14 @@
 //! Argo CD health checks (charts/refwarden/argocd/*.lua) run with Debian's Lua 5.1 interpreter
 //! (Argo CD uses gopher-lua: Lua 5.1 semantics) against sample objects in
 //! tests/fixtures/argocd/, and the Flux `healthCheckExprs` of docs/gitops-health.md evaluated with
-//! a CEL interpreter on the same objects (tests/fixtures/gitops/health.rs has both harnesses;
+//! a CEL interpreter on the same objects (`refwarden_testkit::gitops` has both harnesses;
 //! tests/emulator_gitops.rs runs them on statuses the real controller wrote).
-
-#[path = "fixtures/helm/tools.rs"]
-mod tools;
-
-#[path = "fixtures/gitops/health.rs"]
-mod gitops;
 
 use std::process::Command;
 
-use gitops::*;
+use refwarden_testkit::gitops::*;
+use refwarden_testkit::helm::*;
 use serde_json::Value;
-use tools::*;
 
 /// Runs the health check for `kind` on `obj`; returns (status, message).
 fn health(kind: &str, obj: &Value) -> (String, String) {

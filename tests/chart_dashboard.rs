@@ -13,16 +13,12 @@
 //!   against the /metrics of a running controller);
 //! - the ConfigMap carries the sidecar label and the unchanged JSON, and validates offline.
 
-#[path = "fixtures/helm/tools.rs"]
-mod tools;
-
-#[path = "fixtures/grafana/promql.rs"]
-mod promql;
+use refwarden_testkit::promql;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use refwarden_testkit::helm::*;
 use serde_json::{Map, Value, json};
-use tools::*;
 
 const DASHBOARD: &str = "charts/refwarden/dashboards/refwarden.json";
 /// Where scripts/install-deps.sh generates the schemas (with a `VERSION` naming the pinned npm

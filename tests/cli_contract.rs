@@ -8,19 +8,17 @@
 //! Every run gets its own `HOME` and no `DOCKER_CONFIG`, so the machine's Docker login never
 //! leaks in.
 
-mod support;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use refwarden_testkit::demo::{Demo, demo_dir, seed_demo, seed_demo_with, write_demo_manifests};
+use refwarden_testkit::{Auth, DistributionOptions, SeedAuth};
 use serde_json::{Value, json};
-use support::demo::{Demo, demo_dir, seed_demo, seed_demo_with, write_demo_manifests};
-use support::{Auth, DistributionOptions, SeedAuth};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const USER: &str = "ci-puller";
 const PASSWORD: &str = "pw-Xq7-never-printed";
@@ -82,7 +80,7 @@ fn bad_input(home: &Path, args: &[&str]) -> String {
     err
 }
 
-fn demo_inputs(dir: &Path, host: &str, profile: bool) -> support::Result<()> {
+fn demo_inputs(dir: &Path, host: &str, profile: bool) -> refwarden_testkit::Result<()> {
     write_demo_manifests(dir, host)?;
     if !profile {
         std::fs::remove_file(dir.join("registryprofile.yaml"))?;
@@ -406,7 +404,7 @@ fn file_status_does_not_call_aws_for_an_unused_ecr_profile() -> TestResult {
 // 2. Credentials users already have
 // ---------------------------------------------------------------------------------------
 
-async fn private_demo() -> support::Result<Demo> {
+async fn private_demo() -> refwarden_testkit::Result<Demo> {
     seed_demo_with(
         DistributionOptions {
             auth: Auth::Htpasswd {
@@ -549,7 +547,12 @@ async fn evaluate_takes_credentials_from_where_docker_keeps_them() -> TestResult
 
 /// A `docker-credential-<name>` script on `PATH` answering for `host`; it appends the server
 /// URL it was asked for to `asked`.
-fn credential_helper(dir: &Path, name: &str, host: &str, asked: &Path) -> support::Result<()> {
+fn credential_helper(
+    dir: &Path,
+    name: &str,
+    host: &str,
+    asked: &Path,
+) -> refwarden_testkit::Result<()> {
     let script = dir.join(format!("docker-credential-{name}"));
     std::fs::write(
         &script,
@@ -706,7 +709,7 @@ async fn plain_http_only_when_asked_and_username_only_for_one_registry() -> Test
 // ---------------------------------------------------------------------------------------
 
 fn validator() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/validate_report.py")
+    refwarden_testkit::validate_report_script()
 }
 
 /// Validates `content` as `kind` (junit|sarif) against the published schema.
@@ -1307,9 +1310,9 @@ async fn progress_hints_and_what_violations_show() -> TestResult {
     );
 
     // A run longer than a couple of seconds says so on stderr (not a terminal: plain lines).
-    let proxy = support::faults::FaultProxy::in_front_of(&demo.reg.url())?;
-    proxy.set_rules(vec![support::faults::Rule::any(
-        support::faults::Action::NoResponse,
+    let proxy = refwarden_testkit::faults::FaultProxy::in_front_of(&demo.reg.url())?;
+    proxy.set_rules(vec![refwarden_testkit::faults::Rule::any(
+        refwarden_testkit::faults::Action::NoResponse,
     )]);
     let slow = tempfile::tempdir()?;
     demo_inputs(slow.path(), &proxy.host(), false)?;

@@ -4,10 +4,7 @@
 //! against Debian's docker-registry (distribution 2.8) on 127.0.0.1, seeded
 //! with a referrers tag-schema index and cosign tags.
 
-mod controller_fixtures;
-mod support;
-
-use controller_fixtures::*;
+use refwarden_testkit::controller::*;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +17,10 @@ use refwarden::controller::{Context, Settings, policy, profile};
 use refwarden::crd::{
     Capabilities, Capability, DiscoveryMode, ReferrerPolicy, RegistryProfile, RegistryProfileStatus,
 };
+use refwarden_testkit::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder};
 use serde_json::{Value, json};
-use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
     json!({"type": type_, "status": status, "reason": reason, "message": message,
@@ -99,7 +96,7 @@ fn after_reconciling(mut calls: Vec<Call>, name: &str) -> Vec<Call> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliant_policy_gets_exact_status_and_no_events() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let s = seeded().await?;
     let (client, api) = mock_client();
     let ctx = test_context(client);
@@ -150,7 +147,7 @@ async fn compliant_policy_gets_exact_status_and_no_events() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_compliant_then_compliant_again_with_events_and_no_duplicates() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let s = seeded().await?;
     let (client, api) = mock_client();
     let ctx = test_context(client);
@@ -265,7 +262,7 @@ async fn non_compliant_then_compliant_again_with_events_and_no_duplicates() -> T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_registry_makes_images_unknown() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     // A port nothing listens on.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let url = format!("http://{dead}");
@@ -388,7 +385,7 @@ fn profile_obj(spec: Value, status: Option<RegistryProfileStatus>) -> RegistryPr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_probe_writes_capabilities_and_reports_lost_referrers_api() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     seeder.push_image("probe/app", "1.0").await?;
@@ -730,7 +727,7 @@ async fn evaluate_cli_writes_the_status_the_controller_writes() -> TestResult {
 async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
     use base64::Engine as _;
     let reg = DistributionRegistry::start(DistributionOptions {
-        auth: support::Auth::Htpasswd {
+        auth: refwarden_testkit::Auth::Htpasswd {
             users: vec![("puller".into(), "pull-pass-77".into())],
         },
         delete_enabled: true,
@@ -751,7 +748,7 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
         "metadata": {"name": "regcred", "namespace": "shop"},
         "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(dockerconfig)}
     });
-    let pod_with_secret = |keep: bool| -> support::Result<PodEntry> {
+    let pod_with_secret = |keep: bool| -> refwarden_testkit::Result<PodEntry> {
         let p: Pod = serde_json::from_value(json!({
             "metadata": {"namespace": "shop", "name": "priv-abc123-x1", "uid": "u-priv",
                 "labels": {"app": "priv", "pod-template-hash": "abc123"}},
@@ -771,7 +768,7 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
         )]);
         let (policies, _) = reflector::store::<ReferrerPolicy>();
         let (profiles, _) = reflector::store::<RegistryProfile>();
-        let mut ctx = Context::new(
+        let ctx = Context::new(
             client,
             Settings {
                 instance: Some("refwarden-0".into()),
@@ -782,8 +779,8 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
             },
             policies,
             profiles,
-        );
-        ctx.clock = Arc::new(|| t(NOW));
+        )
+        .with_clock(|| t(NOW));
         ctx.pods.set_ready();
         ctx.namespaces.set_ready();
         ctx.set_leader(true);

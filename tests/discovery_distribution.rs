@@ -6,8 +6,6 @@
 //!
 //! Needs `pip install oras` (see tests/peers/oras_push.py).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -16,10 +14,10 @@ use refwarden::discovery::{
     ArtifactKind, Discoverer, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest,
 };
 use refwarden::registry::{RegistryClient, RegistryClientConfig};
+use refwarden_testkit::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
 use serde_json::{Value, json};
-use support::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 fn found(o: &DiscoveryOutcome) -> &DiscoveryReport {
     match o {
@@ -28,7 +26,7 @@ fn found(o: &DiscoveryOutcome) -> &DiscoveryReport {
     }
 }
 
-use support::peers::{oras_push, require_oras};
+use refwarden_testkit::peers::{oras_push, require_oras};
 
 fn client(url: &str) -> RegistryClient {
     refwarden::registry::ensure_crypto_provider();
@@ -37,7 +35,7 @@ fn client(url: &str) -> RegistryClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     require_oras();
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
@@ -186,7 +184,7 @@ async fn fallback_finds_tag_schema_and_cosign_referrers_on_distribution() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subject_only_artifact_is_undiscoverable_without_referrers_api() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     require_oras();
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;

@@ -1,11 +1,9 @@
 //! Every signature, whoever wrote it, wherever the registry put it: artifacts laid out the way
-//! each tool writes them (`support::tools`) on a registry with the referrers API (the spec
+//! each tool writes them (`refwarden_testkit::tools`) on a registry with the referrers API (the spec
 //! registry, with the deviations of real registries switched on) and on the real distribution
 //! 2.8 (no API), judged through `evaluate_policy` (the controller's and `refwarden evaluate`'s
 //! reconcile function) and listed through the Discoverer as `refwarden discover` does. Costs are
 //! asserted from the registries' access logs.
-
-mod support;
 
 use std::collections::BTreeMap;
 
@@ -20,27 +18,27 @@ use refwarden::discovery::{
 use refwarden::policy::{PodInfo, PolicyInput, evaluate_policy};
 use refwarden::registry::{ImplicitAccess, PlainHttp, RegistryDirectory};
 use refwarden::registry::{RegistryClient, RegistryClientConfig};
-use support::faults::{Action, FaultProxy, Rule, Synth};
-use support::tools::{self, Envelope};
-use support::{
+use refwarden_testkit::faults::{Action, FaultProxy, Rule, Synth};
+use refwarden_testkit::tools::{self, Envelope};
+use refwarden_testkit::{
     DescriptorTyping, DistributionOptions, DistributionRegistry, OciRegistry, Quirks,
     ReferrersMode, SeedAuth, Seeder, Subject,
 };
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 fn pod(name: &str, host: &str, repo: &str, digest: &str) -> PodInfo {
-    support::running_pod(
+    refwarden_testkit::running_pod(
         name,
         format!("{host}/{repo}:v1"),
         format!("{host}/{repo}@{digest}"),
     )
 }
 
-fn spec_registry(q: Quirks) -> support::Result<(OciRegistry, Seeder)> {
-    support::init_tracing();
+fn spec_registry(q: Quirks) -> refwarden_testkit::Result<(OciRegistry, Seeder)> {
+    refwarden_testkit::init_tracing();
     refwarden::registry::ensure_crypto_provider();
     let reg = OciRegistry::start(q)?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
@@ -66,7 +64,7 @@ fn requirement(name: &str, preset: Option<Preset>, formats: &[Format]) -> Requir
 }
 
 fn policy(require: Vec<Requirement>, subject_match: SubjectMatch) -> ReferrerPolicySpec {
-    let mut s = support::signature_policy("signature", subject_match);
+    let mut s = refwarden_testkit::signature_policy("signature", subject_match);
     s.require = require;
     s
 }
@@ -157,7 +155,7 @@ async fn cosign2_tags_on_a_registry_with_the_api() -> TestResult {
         pod("tagged", &host, "app", &tagged.digest),
         pod("bare", &host, "app", &bare.digest),
     ];
-    let spec = support::signature_policy("signature", SubjectMatch::Exact);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
     let d = Discoverer::default();
     reg.clear_access_log();
     let status = evaluate(&spec, &pods, &d).await;
@@ -370,7 +368,7 @@ async fn buildkit_indexes_with_signed_attestation_manifests() -> TestResult {
     let bk = tools::buildkit_image(&seeder, "app", "v1", true).await?;
     let mut sigs = Vec::new();
     for att in &bk.attestations {
-        let s = Subject::new(att, support::media::OCI_MANIFEST, 1);
+        let s = Subject::new(att, refwarden_testkit::media::OCI_MANIFEST, 1);
         sigs.push(
             tools::bundle_referrer(&seeder, "app", &s, tools::COSIGN_SIGN_PREDICATE)
                 .await?
@@ -449,7 +447,7 @@ async fn github_artifact_attestations_are_provenance_not_signatures() -> TestRes
     let att = tools::bundle_referrer(&seeder, "app", &img.subject(), tools::SLSA_V1).await?;
     tools::typed_fallback_index(&seeder, "app", &img.digest, &[&att]).await?;
     let pods = vec![pod("app", &host, "app", &img.digest)];
-    let signature = support::signature_policy("signature", SubjectMatch::Exact);
+    let signature = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
     assert_eq!(
         counts(&evaluate(&signature, &pods, &Discoverer::default()).await),
         (0, 1, 0)
@@ -532,7 +530,7 @@ async fn signatures_in_another_repository() -> TestResult {
     assert_eq!(
         counts(
             &evaluate(
-                &support::signature_policy("signature", SubjectMatch::Exact),
+                &refwarden_testkit::signature_policy("signature", SubjectMatch::Exact),
                 &pods,
                 &Discoverer::default()
             )
@@ -593,7 +591,7 @@ async fn signatures_in_another_repository() -> TestResult {
 /// reads a manifest only when a requirement needs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registries_that_half_work() -> TestResult {
-    let spec = support::signature_policy("signature", SubjectMatch::Exact);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
 
     // GHCR 200 {"manifests":[]}: not proof of absence.
     let (reg, seeder) = spec_registry(Quirks {
@@ -696,7 +694,7 @@ async fn compliant_images_cost_one_request_and_tag_lists_are_shared() -> TestRes
     }
     let d = Discoverer::default();
     reg.clear_access_log();
-    let spec = support::signature_policy("signature", SubjectMatch::Exact);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
     let mut second = spec.clone();
     second.require[0].name = "sig".into();
     let (a, b) = tokio::join!(evaluate(&spec, &pods, &d), evaluate(&second, &pods, &d));
@@ -732,7 +730,7 @@ async fn a_stale_tag_list_does_not_hide_a_new_signature() -> TestResult {
         tag_absence_slack: std::time::Duration::ZERO,
         ..DiscovererConfig::default()
     });
-    let spec = support::signature_policy("signature", SubjectMatch::Exact);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
     let status = evaluate(&spec, &[pod("first", &host, "app", &first.digest)], &d).await;
     assert_eq!(counts(&status), (0, 1, 0));
     assert_eq!(reg.count_requests("GET", "/tags/list"), 1);
@@ -780,10 +778,10 @@ async fn listing_leaves_uninformative_descriptors_unclassified() -> TestResult {
 /// exactly what it pushed, nested where it put it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oras_attached_chains_are_found_nested() -> TestResult {
-    support::peers::require_oras();
+    refwarden_testkit::peers::require_oras();
     let (reg, seeder) = spec_registry(Quirks::default())?;
     let img = seeder.push_image("app", "v1").await?;
-    let first = support::peers::oras_push(&reg.host(), "app", &img.subject())?;
+    let first = refwarden_testkit::peers::oras_push(&reg.host(), "app", &img.subject())?;
     let sbom = &first["sbom"];
     let sbom_digest = sbom["digest"].as_str().ok_or("sbom digest")?.to_string();
     let on_sbom = Subject::new(
@@ -791,7 +789,7 @@ async fn oras_attached_chains_are_found_nested() -> TestResult {
         sbom["mediaType"].as_str().ok_or("mediaType")?,
         sbom["size"].as_u64().ok_or("size")?,
     );
-    let second = support::peers::oras_push(&reg.host(), "app", &on_sbom)?;
+    let second = refwarden_testkit::peers::oras_push(&reg.host(), "app", &on_sbom)?;
     let r = discover_union(
         &Discoverer::default(),
         &client(&reg.url()),

@@ -2,8 +2,6 @@
 //! pagination, filtering, nesting, quirks of real registries, cache and
 //! coalescing (asserted with request counts, never timings).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +12,11 @@ use refwarden::discovery::{
     DiscoveryReport, DiscoveryRequest, Format, Reach,
 };
 use refwarden::registry::{RegistryClient, RegistryClientConfig, RetryPolicy};
+use refwarden_testkit::seed::ArtifactSpec;
+use refwarden_testkit::{OciRegistry, Quirks, ReferrersMode, SeedAuth, Seeder, Subject, media};
 use serde_json::json;
-use support::seed::ArtifactSpec;
-use support::{OciRegistry, Quirks, ReferrersMode, SeedAuth, Seeder, Subject, media};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
@@ -50,8 +48,8 @@ struct Env {
     client: RegistryClient,
 }
 
-fn env(q: Quirks) -> support::Result<Env> {
-    support::init_tracing();
+fn env(q: Quirks) -> refwarden_testkit::Result<Env> {
+    refwarden_testkit::init_tracing();
     let reg = OciRegistry::start(q)?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let client = client(&reg.url());
@@ -259,7 +257,10 @@ async fn nested_referrers_to_depth() -> TestResult {
 }
 
 /// Pushes a fallback-tag index and a cosign `.sig` tag for `img`; returns the artifact digest.
-async fn seed_fallback(e: &Env, img: &support::PushedImage) -> support::Result<String> {
+async fn seed_fallback(
+    e: &Env,
+    img: &refwarden_testkit::PushedImage,
+) -> refwarden_testkit::Result<String> {
     let art = e
         .seeder
         .push_artifact("app", Some(&img.subject()), media::SPDX_JSON, b"sbom", None)
@@ -448,7 +449,7 @@ async fn quay_400_for_unknown_subject() -> TestResult {
         .await;
     assert_eq!(found(&out).referrers[0].digest, sig.digest);
     // Unknown subject on a registry known to be native: no referrers, mode kept.
-    let missing = support::digest_of(b"not pushed");
+    let missing = refwarden_testkit::digest_of(b"not pushed");
     let out = d
         .discover(
             &e.client,
@@ -499,7 +500,7 @@ async fn docker_hub_429_is_retried_then_answers() -> TestResult {
         .update_quirks(|q| q.rate_limit_429 = Some((100, Some("0".into()))));
     let img2 = e.seeder.with_auth(SeedAuth::None);
     drop(img2);
-    let other = support::digest_of(b"other");
+    let other = refwarden_testkit::digest_of(b"other");
     let out = d
         .discover(
             &e.client,
@@ -701,7 +702,12 @@ async fn multi_arch_platforms_index_and_buildkit_attestations() -> TestResult {
     }))?;
     let att_digest = e
         .seeder
-        .push_manifest("app", &support::digest_of(&att), media::OCI_MANIFEST, &att)
+        .push_manifest(
+            "app",
+            &refwarden_testkit::digest_of(&att),
+            media::OCI_MANIFEST,
+            &att,
+        )
         .await?;
     let mut manifests: Vec<serde_json::Value> = idx
         .images

@@ -11,8 +11,6 @@
 //!   (e.g. `k3d-refwarden-registry:5000`).
 //! - The registry holds runnable images `e2e/signed:1.0` and `e2e/bare:1.0` (pushed by `e2e/run.sh`).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -21,10 +19,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use refwarden::crd::{ReferrerPolicy, RegistryProfile};
+use refwarden_testkit::{SeedAuth, Seeder};
 use serde_json::json;
-use support::{SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const NS: &str = "refwarden-e2e";
 const FIELD_MANAGER: &str = "refwarden-e2e";
@@ -59,13 +57,13 @@ fn kubeconfig() -> Option<String> {
     }
 }
 
-async fn client(path: &str) -> support::Result<Client> {
+async fn client(path: &str) -> refwarden_testkit::Result<Client> {
     let kc = Kubeconfig::read_from(path)?;
     let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(cfg)?)
 }
 
-async fn apply<K>(api: &Api<K>, name: &str, obj: serde_json::Value) -> support::Result<()>
+async fn apply<K>(api: &Api<K>, name: &str, obj: serde_json::Value) -> refwarden_testkit::Result<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -109,7 +107,7 @@ async fn controller_reports_compliance_of_running_workloads() -> TestResult {
 
     // Attach a signature and an SBOM to e2e/signed through the OCI tag schema.
     let seeder = Seeder::new(&push, SeedAuth::None)?;
-    let head = support::http_client()?
+    let head = refwarden_testkit::http_client()?
         .head(format!("{push}/v2/e2e/signed/manifests/1.0"))
         .header(
             "Accept",
@@ -128,7 +126,7 @@ async fn controller_reports_compliance_of_running_workloads() -> TestResult {
     let size: u64 = header("content-length")
         .and_then(|l| l.parse().ok())
         .ok_or("no size for e2e/signed:1.0")?;
-    let subject = support::seed::Subject::new(&signed, &media_type, size);
+    let subject = refwarden_testkit::seed::Subject::new(&signed, &media_type, size);
     let mut descriptors = Vec::new();
     for t in [
         "application/vnd.dev.cosign.artifact.sig.v1+json",

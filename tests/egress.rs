@@ -5,8 +5,6 @@
 //! tokens and headers; through the client, `refwarden discover` / `probe`, and the controller's
 //! discovery path (`evaluate_policy` with a RegistryProfile's client).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -22,11 +20,11 @@ use refwarden::registry::{
     Credentials, Endpoint, RegistryClient, RegistryClientConfig, RegistryError, RegistryRequest,
 };
 use refwarden::registry::{RegistryDirectory, RegistryEntry};
+use refwarden_testkit::faults::{Action, FaultProxy, Rule, Seen, Synth};
+use refwarden_testkit::{OciRegistry, Quirks, SeedAuth, Seeder};
 use secrecy::SecretString;
-use support::faults::{Action, FaultProxy, Rule, Seen, Synth};
-use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "egress-Passw0rd-9f2c";
@@ -65,7 +63,7 @@ fn with_auth(log: &[Seen]) -> Vec<String> {
 /// signature digest).
 async fn registry_with_cdn(
     cdn: &str,
-) -> support::Result<(FaultProxy, OciRegistry, String, String)> {
+) -> refwarden_testkit::Result<(FaultProxy, OciRegistry, String, String)> {
     registry_with_cdn_auth(cdn, true).await
 }
 
@@ -74,7 +72,7 @@ async fn registry_with_cdn(
 async fn registry_with_cdn_auth(
     cdn: &str,
     require_auth: bool,
-) -> support::Result<(FaultProxy, OciRegistry, String, String)> {
+) -> refwarden_testkit::Result<(FaultProxy, OciRegistry, String, String)> {
     let reg = OciRegistry::start(Quirks::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;
@@ -99,7 +97,7 @@ async fn registry_with_cdn_auth(
 /// no token request to its realm, no retry with credentials there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_challenge_from_another_host_is_not_answered() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let realm = FaultProxy::standalone()?;
     realm.set_rules(vec![Rule::any(Action::Respond(
         Synth::new(200).json(&serde_json::json!({"token": "stolen"})),
@@ -373,7 +371,7 @@ async fn hostile_registry_through_the_cli_and_the_controller_path() -> TestResul
     )))]);
     let (proxy, _reg, digest, _sig) = registry_with_cdn(&cdn.url()).await?;
     let host = proxy.host();
-    let cli = |args: &[&str]| -> support::Result<std::process::Output> {
+    let cli = |args: &[&str]| -> refwarden_testkit::Result<std::process::Output> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_refwarden"))
             .args(args)
             .args(["--plain-http", "--username", USER, "--password-stdin"])
@@ -423,12 +421,12 @@ async fn hostile_registry_through_the_cli_and_the_controller_path() -> TestResul
             hint: None,
         }),
     );
-    let pods = [support::running_pod(
+    let pods = [refwarden_testkit::running_pod(
         "p",
         format!("{host}/app:v1"),
         format!("{host}/app@{digest}"),
     )];
-    let spec = support::signature_policy("signature", SubjectMatch::IndexOrPlatform);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::IndexOrPlatform);
     let status = evaluate_policy(
         &PolicyInput {
             name: "p",

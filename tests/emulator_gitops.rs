@@ -15,25 +15,20 @@
 //!
 //! Skipped when python3 or PyYAML is missing, except under `CI=true`, where that fails.
 
-mod support;
+use refwarden_testkit::helm;
 
-#[path = "fixtures/helm/tools.rs"]
-mod helm_tools;
-
-#[path = "fixtures/gitops/health.rs"]
-mod gitops;
-
-#[path = "fixtures/grafana/promql.rs"]
-mod promql;
+use refwarden_testkit::promql;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use gitops::{FluxStatus, argocd_health, documented_exprs, flux_equivalent, flux_status};
+use refwarden_testkit::emulator::*;
+use refwarden_testkit::gitops::{
+    FluxStatus, argocd_health, documented_exprs, flux_equivalent, flux_status,
+};
+use refwarden_testkit::{OciRegistry, PushedImage, Quirks, SeedAuth, Seeder};
 use serde_json::{Value, json};
-use support::emulator::*;
-use support::{OciRegistry, PushedImage, Quirks, SeedAuth, Seeder};
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const WAIT: Duration = Duration::from_secs(20);
@@ -56,8 +51,8 @@ fn settled(o: &Value) -> bool {
 }
 
 fn chart_rbac() -> Vec<Value> {
-    let rendered = helm_tools::run_ok(
-        &helm_tools::helm(),
+    let rendered = helm::run_ok(
+        &helm::helm(),
         &[
             "template",
             "refwarden",
@@ -141,7 +136,7 @@ async fn argocd_and_flux_health_of_the_statuses_the_controller_writes() {
     if !availability() {
         return;
     }
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let started = Instant::now();
     let reg = OciRegistry::start(Quirks::default()).expect("starting the OCI registry");
     let seeder = Seeder::new(&reg.url(), SeedAuth::None).expect("seeder");
@@ -202,8 +197,12 @@ async fn argocd_and_flux_health_of_the_statuses_the_controller_writes() {
     .await
     .expect("adding a fault");
 
-    let mut ctl = Controller::start(ControllerOptions::new("refwarden-0", emu.sa_kubeconfig()))
-        .expect("starting refwarden controller");
+    let mut ctl = Controller::start(ControllerOptions::new(
+        env!("CARGO_BIN_EXE_refwarden"),
+        "refwarden-0",
+        emu.sa_kubeconfig(),
+    ))
+    .expect("starting refwarden controller");
     ctl.wait_ready(WAIT).await.expect("controller ready");
 
     let mut failures: Vec<String> = Vec::new();
@@ -543,8 +542,8 @@ fn check_queries_against(metrics_text: &str) -> Vec<String> {
             ));
         }
     }
-    let rule_objs = helm_tools::parse_yaml(&helm_tools::run_ok(
-        &helm_tools::helm(),
+    let rule_objs = helm::parse_yaml(&helm::run_ok(
+        &helm::helm(),
         &[
             "template",
             "refwarden",
@@ -557,10 +556,9 @@ fn check_queries_against(metrics_text: &str) -> Vec<String> {
             "templates/prometheusrule.yaml",
         ],
     ));
-    for r in
-        helm_tools::find(&rule_objs, "PrometheusRule", "refwarden")["spec"]["groups"][0]["rules"]
-            .as_array()
-            .expect("rules")
+    for r in helm::find(&rule_objs, "PrometheusRule", "refwarden")["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
     {
         exprs.push((
             format!("alert {}", r["alert"].as_str().unwrap_or("?")),

@@ -5,21 +5,18 @@
 //!
 //! Each scenario starts its own registry, emulator and controller(s). They assert the correct
 //! behaviour of the operator; every wait is bounded; failures print the controllers' logs and
-//! the emulator's request log (see `support::emulator`).
+//! the emulator's request log (see `refwarden_testkit::emulator`).
 //!
 //! Skipped when python3 or PyYAML is missing, except under `CI=true`, where that fails.
 
-mod support;
-
-#[path = "fixtures/helm/tools.rs"]
-mod helm_tools;
+use refwarden_testkit::helm;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use refwarden_testkit::emulator::*;
+use refwarden_testkit::{OciRegistry, PushedImage, Quirks, SeedAuth, Seeder, media};
 use serde_json::{Value, json};
-use support::emulator::*;
-use support::{OciRegistry, PushedImage, Quirks, SeedAuth, Seeder, media};
 
 /// cosign's OCI 1.1 signature artifact type (the `signature` preset accepts it).
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
@@ -104,8 +101,8 @@ fn rbac_objects(rbac: Rbac) -> Vec<Value> {
             out
         }
         Rbac::HelmChart => {
-            let rendered = helm_tools::run_ok(
-                &helm_tools::helm(),
+            let rendered = helm::run_ok(
+                &helm::helm(),
                 &[
                     "template",
                     "refwarden",
@@ -161,7 +158,7 @@ impl Env {
         if !availability() {
             return None;
         }
-        support::init_tracing();
+        refwarden_testkit::init_tracing();
         let started = Instant::now();
         let reg = OciRegistry::start(Quirks::default()).expect("starting the OCI registry");
         let seeder = Seeder::new(&reg.url(), SeedAuth::None).expect("seeder");
@@ -235,8 +232,12 @@ impl Env {
 
     /// Starts a controller as the ServiceAccount (the emulator's SA kubeconfig).
     fn start_controller(&mut self, identity: &str, leader_election: bool) -> usize {
-        let opts = ControllerOptions::new(identity, self.emu.sa_kubeconfig())
-            .leader_election(leader_election);
+        let opts = ControllerOptions::new(
+            env!("CARGO_BIN_EXE_refwarden"),
+            identity,
+            self.emu.sa_kubeconfig(),
+        )
+        .leader_election(leader_election);
         self.start_controller_with(opts)
     }
 
@@ -708,7 +709,11 @@ async fn first_evaluation_status_events_metrics_and_nothing_pruned() {
         .write_kubeconfig("proxied.kubeconfig", Some(&proxy.url()), SA_TOKEN)
         .expect("kubeconfig");
     env.proxies.push(proxy);
-    let i = env.start_controller_with(ControllerOptions::new("refwarden-0", &kubeconfig));
+    let i = env.start_controller_with(ControllerOptions::new(
+        env!("CARGO_BIN_EXE_refwarden"),
+        "refwarden-0",
+        &kubeconfig,
+    ));
     env.ready(i).await;
     let p = env
         .wait_evaluated(i, "p")
@@ -1622,7 +1627,12 @@ async fn two_replicas_only_the_leader_writes_and_the_standby_takes_over() {
             .await
             .expect("replica token");
         let i = env.start_controller_with(
-            ControllerOptions::new(&format!("refwarden-{replica}"), &kc).leader_election(true),
+            ControllerOptions::new(
+                env!("CARGO_BIN_EXE_refwarden"),
+                &format!("refwarden-{replica}"),
+                &kc,
+            )
+            .leader_election(true),
         );
         env.ready(i).await;
     }
@@ -2103,7 +2113,7 @@ async fn a_registry_that_fixes_its_answer_is_probed_again() {
     let mut c = Checks::new("re-probe-on-change");
     // Harbor 2.9: the referrers index with `Content-Type: application/json`.
     env.reg
-        .update_quirks(|q| q.referrers = support::ReferrersMode::WrongContentTypeJson);
+        .update_quirks(|q| q.referrers = refwarden_testkit::ReferrersMode::WrongContentTypeJson);
     env.apply_policy("p", signature_only()).await;
     let signed = env.signed.clone();
     env.add_pod("signed", &signed).await;
@@ -2129,7 +2139,7 @@ async fn a_registry_that_fixes_its_answer_is_probed_again() {
     );
     // The upgrade to 2.10; a new image is deployed (its discovery sees the new answer).
     env.reg
-        .update_quirks(|q| q.referrers = support::ReferrersMode::Native);
+        .update_quirks(|q| q.referrers = refwarden_testkit::ReferrersMode::Native);
     let next = push(&env.reg, &env.seeder, "emu/next", "1.0").await;
     env.add_pod("next", &next).await;
     c.wait(
@@ -2151,7 +2161,7 @@ async fn the_controller_finds_cosign2_tag_signatures() {
     };
     let mut c = Checks::new("cosign2-tags");
     let tagged = push(&env.reg, &env.seeder, "emu/cosign2", "1.0").await;
-    support::tools::cosign2_sign(&env.seeder, "emu/cosign2", tagged.digest())
+    refwarden_testkit::tools::cosign2_sign(&env.seeder, "emu/cosign2", tagged.digest())
         .await
         .expect("cosign 2 signature tag");
     env.apply_policy("p", signature_only()).await;

@@ -11,13 +11,11 @@
 //!
 //! Every wait is bounded. Skipped without python3/PyYAML, except under `CI=true`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use refwarden_testkit::emulator::*;
+use refwarden_testkit::{OciRegistry, Quirks, SeedAuth, Seeder};
 use serde_json::{Value, json};
-use support::emulator::*;
-use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const SHORT: Duration = Duration::from_secs(10);
@@ -162,7 +160,11 @@ struct Img {
     image_id: String,
 }
 
-async fn push(reg: &OciRegistry, seeder: &Seeder, repo: &str) -> (Img, support::PushedImage) {
+async fn push(
+    reg: &OciRegistry,
+    seeder: &Seeder,
+    repo: &str,
+) -> (Img, refwarden_testkit::PushedImage) {
     let pushed = seeder
         .push_image(repo, "1.0")
         .await
@@ -203,7 +205,7 @@ impl Env {
         if !availability() {
             return None;
         }
-        support::init_tracing();
+        refwarden_testkit::init_tracing();
         let started = Instant::now();
         let reg = OciRegistry::start(Quirks::default()).expect("starting the OCI registry");
         let seeder = Seeder::new(&reg.url(), SeedAuth::None).expect("seeder");
@@ -309,9 +311,10 @@ impl Env {
             .write_kubeconfig("proxied.kubeconfig", Some(&proxy.url()), SA_TOKEN)
             .expect("kubeconfig");
         self.proxies.push(proxy);
-        let opts = ControllerOptions::new("refwarden-0", &kubeconfig)
-            .insecure_registry(&self.reg.host())
-            .arg("--reports=openreports");
+        let opts =
+            ControllerOptions::new(env!("CARGO_BIN_EXE_refwarden"), "refwarden-0", &kubeconfig)
+                .insecure_registry(&self.reg.host())
+                .arg("--reports=openreports");
         let mut c = Controller::start(opts).expect("starting refwarden controller");
         c.wait_ready(MEDIUM).await.expect("controller ready");
         self.controllers.push(c);

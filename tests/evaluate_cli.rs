@@ -3,14 +3,12 @@
 //! Deployments by tag resolved through the registry, bad input, and the demo's
 //! fixture (so `make demo` cannot silently rot).
 
-mod support;
-
 use std::process::{Command, Output};
 
+use refwarden_testkit::demo::{demo_dir, seed_demo, write_demo_manifests};
 use serde_json::{Value, json};
-use support::demo::{demo_dir, seed_demo, write_demo_manifests};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 fn refwarden(args: &[&str]) -> std::io::Result<Output> {
     Command::new(env!("CARGO_BIN_EXE_refwarden"))
@@ -18,7 +16,7 @@ fn refwarden(args: &[&str]) -> std::io::Result<Output> {
         .output()
 }
 
-async fn run(args: Vec<String>) -> support::Result<Output> {
+async fn run(args: Vec<String>) -> refwarden_testkit::Result<Output> {
     Ok(tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         refwarden(&a)

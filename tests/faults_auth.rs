@@ -4,8 +4,6 @@
 //! fallback), and faults seen through `evaluate_policy` (status.unknown names
 //! the cause, the healthy registry's image stays Compliant, recovery).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,12 +14,14 @@ use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, Disco
 use refwarden::policy::{PolicyInput, evaluate_policy};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig, RetryPolicy};
 use refwarden::registry::{RegistryDirectory, RegistryEntry};
+use refwarden_testkit::faults::{Action, FaultProxy, Rule, Synth};
+use refwarden_testkit::{
+    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder,
+};
 use secrecy::SecretString;
 use serde_json::json;
-use support::faults::{Action, FaultProxy, Rule, Synth};
-use support::{DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const TIMEOUT: Duration = Duration::from_millis(800);
@@ -107,7 +107,7 @@ struct Seeded {
     sig: String,
 }
 
-async fn seeded() -> support::Result<Seeded> {
+async fn seeded() -> refwarden_testkit::Result<Seeded> {
     let reg = OciRegistry::start(Quirks::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;
@@ -177,7 +177,7 @@ fn closed_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_traps() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let s = seeded().await?;
     let proxy = FaultProxy::in_front_of(&s.reg.url())?;
     let healthy = seeded().await?;
@@ -244,7 +244,7 @@ async fn token_endpoint_traps() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let s = seeded().await?;
     // The other host: forwards to the same registry, logs what it gets.
     let other = FaultProxy::in_front_of(&s.reg.url())?;
@@ -327,7 +327,7 @@ async fn credentials_do_not_follow_cross_host_redirects() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_in_front_of_the_real_registry() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let dist = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&dist.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;
@@ -402,11 +402,11 @@ async fn faults_in_front_of_the_real_registry() -> TestResult {
     Ok(())
 }
 
-use support::running_pod as pod;
+use refwarden_testkit::running_pod as pod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_through_evaluate_policy() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let s = seeded().await?;
     let proxy = FaultProxy::in_front_of(&s.reg.url())?;
     let healthy = seeded().await?;
@@ -438,7 +438,7 @@ async fn faults_through_evaluate_policy() -> TestResult {
             format!("{}/app@{}", healthy.reg.host(), healthy.digest),
         ),
     ];
-    let spec = support::signature_policy("signature", SubjectMatch::Exact);
+    let spec = refwarden_testkit::signature_policy("signature", SubjectMatch::Exact);
     let input = PolicyInput {
         name: "p",
         spec: &spec,
@@ -466,7 +466,7 @@ async fn faults_through_evaluate_policy() -> TestResult {
                 Action::Respond(
                     Synth::new(200)
                         .header("Content-Type", "application/vnd.oci.image.index.v1+json")
-                        .with_body(support::faults::Body::Endless),
+                        .with_body(refwarden_testkit::faults::Body::Endless),
                 ),
             ),
             "exceeds the limit",

@@ -5,15 +5,10 @@
 //! status written by a previous (or newer) version with unknown fields still
 //! deserialises and is used as the previous status.
 //!
-//! The API-server mock and seeding are the ones of `controller_reconcile.rs`.
+//! The API-server mock and seeding are the ones of `controller_reconcile.rs`
+//! (`refwarden_testkit::controller`).
 
-// The API-server mock is shared verbatim with controller_reconcile.rs.
-#![allow(dead_code)]
-
-mod controller_fixtures;
-mod support;
-
-use controller_fixtures::*;
+use refwarden_testkit::controller::*;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +17,7 @@ use refwarden::controller::policy;
 use refwarden::crd::{ReferrerPolicy, ReferrerPolicyStatus, RegistryProfileStatus};
 use serde_json::{Value, json};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 fn events(calls: &[Call]) -> Vec<(String, String, String)> {
     calls
@@ -49,7 +44,10 @@ fn last_status(calls: &[Call]) -> Option<Value> {
         .map(|c| c.body["status"].clone())
 }
 
-fn with_status(obj: &ReferrerPolicy, status: Option<&Value>) -> support::Result<ReferrerPolicy> {
+fn with_status(
+    obj: &ReferrerPolicy,
+    status: Option<&Value>,
+) -> refwarden_testkit::Result<ReferrerPolicy> {
     let mut o = obj.clone();
     o.status = match status {
         Some(s) => Some(serde_json::from_value(s.clone())?),
@@ -62,7 +60,8 @@ type Event = (String, String, String);
 
 /// The uninterrupted run's final status and events, then for each kill point
 /// the final status and the events of the killed run plus the restarted one.
-async fn restart_runs() -> support::Result<(Value, Vec<Event>, Vec<(u64, Value, Vec<Event>)>)> {
+async fn restart_runs()
+-> refwarden_testkit::Result<(Value, Vec<Event>, Vec<(u64, Value, Vec<Event>)>)> {
     let s = seeded().await?;
     let image = format!("{}/plain/app@{}", s.reg.host(), s.plain);
     let obj = policy_obj("plain", "shop", json!({}));
@@ -124,7 +123,7 @@ async fn restart_runs() -> support::Result<(Value, Vec<Event>, Vec<(u64, Value, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_reconcile_then_restarted_converges() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let (reference, reference_events, runs) = restart_runs().await?;
     for (kill_after, status, evs) in runs {
         assert_eq!(status, reference, "kill after {kill_after} ms: converges");
@@ -143,7 +142,7 @@ async fn killed_mid_reconcile_then_restarted_converges() -> TestResult {
 /// `policy::baseline` seeds the warned (pod, image) pairs from the stored violations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_publishes_no_pod_warning_twice() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let (_, reference_events, runs) = restart_runs().await?;
     for (kill_after, _, evs) in runs {
         for e in &evs {

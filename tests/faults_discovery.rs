@@ -8,19 +8,17 @@
 //! fault stops (negative cache expired) succeeds. Request counts prove the
 //! retry cap, the backoff and `Retry-After`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use refwarden::crd::{DiscoveryMode, EffectiveDiscoveryMode};
 use refwarden::discovery::{Discoverer, DiscovererConfig, DiscoveryOutcome, DiscoveryRequest};
 use refwarden::registry::{RegistryClient, RegistryClientConfig, RetryPolicy};
+use refwarden_testkit::faults::{Action, Body, FaultProxy, Rule, Synth};
+use refwarden_testkit::{OciRegistry, Quirks, SeedAuth, Seeder};
 use serde_json::json;
-use support::faults::{Action, Body, FaultProxy, Rule, Synth};
-use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -67,7 +65,7 @@ struct Seeded {
     index_body: String,
 }
 
-async fn seeded() -> support::Result<Seeded> {
+async fn seeded() -> refwarden_testkit::Result<Seeded> {
     let reg = OciRegistry::start(Quirks::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;
@@ -97,8 +95,8 @@ struct Env {
     healthy_client: RegistryClient,
 }
 
-async fn env() -> support::Result<Env> {
-    support::init_tracing();
+async fn env() -> refwarden_testkit::Result<Env> {
+    refwarden_testkit::init_tracing();
     let faulty = seeded().await?;
     let proxy = FaultProxy::in_front_of(&faulty.reg.url())?;
     let faulty_client = client(&proxy.url());

@@ -1,18 +1,16 @@
-//! Proves the test harness (`tests/support/`) works: the real
+//! Proves the test harness (`refwarden_testkit`, `testkit/`) works: the real
 //! `docker-registry` in each auth/delete variant, the token server, the
 //! seeder, and the spec OCI registry with its quirk modes.
 
-mod support;
-
-use reqwest::StatusCode;
-use serde_json::Value;
-use support::seed::ArtifactSpec;
-use support::{
+use refwarden_testkit::seed::ArtifactSpec;
+use refwarden_testkit::{
     Auth, DescriptorTyping, DistributionOptions, DistributionRegistry, OciRegistry, Quirks,
     ReferrersMode, SeedAuth, Seeder, TokenServer, TokenUser, basic_header, http_client, media,
 };
+use reqwest::StatusCode;
+use serde_json::Value;
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const ZERO_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -23,7 +21,7 @@ fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn get(url: &str, auth: Option<String>) -> support::Result<reqwest::Response> {
+async fn get(url: &str, auth: Option<String>) -> refwarden_testkit::Result<reqwest::Response> {
     let mut rb = http_client()?.get(url);
     if let Some(a) = auth {
         rb = rb.header("Authorization", a);
@@ -36,7 +34,7 @@ async fn fetch_token(
     ts: &TokenServer,
     creds: Option<(&str, &str)>,
     scope: &str,
-) -> support::Result<(StatusCode, Value)> {
+) -> refwarden_testkit::Result<(StatusCode, Value)> {
     let mut url = url::Url::parse(&ts.realm())?;
     url.query_pairs_mut()
         .append_pair("service", ts.service())
@@ -55,7 +53,7 @@ async fn fetch_token(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distribution_anonymous_answers_v2_and_serves_seeded_image() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let resp = get(&format!("{}/v2/", reg.url()), None).await?;
     assert_eq!(resp.status(), StatusCode::OK, "{}", reg.logs());
@@ -105,7 +103,7 @@ async fn distribution_anonymous_answers_v2_and_serves_seeded_image() -> TestResu
     let tag_idx = seeder
         .push_referrers_tag_index("team/app", &img.digest, &[sbom.descriptor()])
         .await?;
-    let fallback_tag = support::referrers_tag_for(&img.digest);
+    let fallback_tag = refwarden_testkit::referrers_tag_for(&img.digest);
     assert_eq!(
         seeder
             .head_manifest_digest("team/app", &fallback_tag)
@@ -196,7 +194,7 @@ async fn distribution_anonymous_answers_v2_and_serves_seeded_image() -> TestResu
     let orphan = seeder
         .push_artifact(
             "team/app",
-            Some(&support::Subject::new(
+            Some(&refwarden_testkit::Subject::new(
                 ZERO_DIGEST,
                 media::OCI_MANIFEST,
                 123,
@@ -414,11 +412,11 @@ fn distribution_missing_binary_is_an_error_not_a_skip() {
 
 async fn oci_with_referrers(
     quirks: Quirks,
-) -> support::Result<(
+) -> refwarden_testkit::Result<(
     OciRegistry,
     Seeder,
-    support::PushedImage,
-    Vec<support::PushedArtifact>,
+    refwarden_testkit::PushedImage,
+    Vec<refwarden_testkit::PushedArtifact>,
 )> {
     let reg = OciRegistry::start(quirks)?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
@@ -472,7 +470,7 @@ async fn oci_with_referrers(
 
 async fn referrers_page(
     url: &str,
-) -> support::Result<(
+) -> refwarden_testkit::Result<(
     StatusCode,
     Option<String>,
     Option<String>,
@@ -719,7 +717,7 @@ async fn oci_registry_quirk_modes() -> TestResult {
     assert_eq!(art.oci_subject, None);
 
     // GitLab: sha256-<hex> tag resolves to the subject itself.
-    let dash = support::referrers_tag_for(&img.digest);
+    let dash = refwarden_testkit::referrers_tag_for(&img.digest);
     assert!(
         seeder
             .head_manifest_digest("org/team/app", &dash)
@@ -861,7 +859,7 @@ async fn oci_registry_blob_uploads_and_mounts() -> TestResult {
         .send()
         .await?;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let d = support::digest_of(data);
+    let d = refwarden_testkit::digest_of(data);
     let resp = client
         .put(format!("{}{loc}?digest={d}", reg.url()))
         .send()

@@ -3,13 +3,10 @@
 //! rendered objects, offline schema validation of every object, the CRD copy, and the values
 //! schema rejecting unknown keys and wrong types.
 
-#[path = "fixtures/helm/tools.rs"]
-mod tools;
-
 use std::collections::BTreeSet;
 
+use refwarden_testkit::helm::*;
 use serde_json::{Value, json};
-use tools::*;
 
 const CHART: &str = "charts/refwarden";
 const NS: &str = "refwarden";

@@ -3,13 +3,10 @@
 //! validation (built-ins with kubernetes-validate, refwarden CRs with their CRD), the manifests
 //! agree with the Helm chart, the CRD copies match `crds/`, and the Dockerfile is sane.
 
-#[path = "fixtures/helm/tools.rs"]
-mod tools;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use refwarden_testkit::helm::*;
 use serde_json::{Value, json};
-use tools::*;
 
 const SYSTEM_NS: &str = "refwarden-system";
 

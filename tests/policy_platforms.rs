@@ -3,8 +3,6 @@
 //! digest, with the verdicts IndexOrPlatform defines (an index is compliant when every platform
 //! carries the artifact, not when one does); request counts come from the registry's access log.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -12,14 +10,14 @@ use refwarden::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use refwarden::discovery::Discoverer;
 use refwarden::policy::{PodInfo, PolicyInput, evaluate_policy};
 use refwarden::registry::{ImplicitAccess, PlainHttp, RegistryDirectory};
-use support::{OciRegistry, Quirks, SeedAuth, Seeder};
+use refwarden_testkit::{OciRegistry, Quirks, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 fn pod(name: &str, host: &str, repo: &str, digest: &str) -> PodInfo {
-    support::running_pod(
+    refwarden_testkit::running_pod(
         name,
         format!("{host}/{repo}:v1"),
         format!("{host}/{repo}@{digest}"),
@@ -27,8 +25,8 @@ fn pod(name: &str, host: &str, repo: &str, digest: &str) -> PodInfo {
 }
 
 /// The spec registry on 127.0.0.1, its seeder and its `host:port`.
-fn start() -> support::Result<(OciRegistry, Seeder, String)> {
-    support::init_tracing();
+fn start() -> refwarden_testkit::Result<(OciRegistry, Seeder, String)> {
+    refwarden_testkit::init_tracing();
     refwarden::registry::ensure_crypto_provider();
     let reg = OciRegistry::start(Quirks::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
@@ -37,7 +35,7 @@ fn start() -> support::Result<(OciRegistry, Seeder, String)> {
 }
 
 fn spec(subject_match: SubjectMatch) -> ReferrerPolicySpec {
-    support::signature_policy("signature", subject_match)
+    refwarden_testkit::signature_policy("signature", subject_match)
 }
 
 async fn evaluate(

@@ -3,20 +3,18 @@
 //! read-only credentials, delete disabled) and the spec-following OCI 1.1 test
 //! registry (referrers API and the quirks of real registries).
 
-mod support;
-
 use std::process::Command;
 
 use refwarden::crd::{CapabilityState, EffectiveDiscoveryMode};
 use refwarden::probe::{self, ProbeOptions, ProbeReport};
 use refwarden::registry::{Credentials, RegistryClient, RegistryClientConfig};
-use secrecy::SecretString;
-use support::{
+use refwarden_testkit::{
     Auth, DistributionOptions, DistributionRegistry, OciRegistry, Quirks, ReferrersMode, SeedAuth,
     Seeder, TokenServer, TokenUser,
 };
+use secrecy::SecretString;
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const REPO: &str = "probe/app";
 const TAG: &str = "1.0";
@@ -96,7 +94,7 @@ fn leftover_uploads(reg: &DistributionRegistry) -> Vec<String> {
 }
 
 async fn blob_status(url: &str, repo: &str, digest: &str, auth: Option<String>) -> u16 {
-    let http = support::http_client().expect("http client");
+    let http = refwarden_testkit::http_client().expect("http client");
     let mut req = http.head(format!("{url}/v2/{repo}/blobs/{digest}"));
     if let Some(a) = auth {
         req = req.header("Authorization", a);
@@ -483,7 +481,7 @@ async fn unreachable_registry_fails_the_probe() -> TestResult {
     Ok(())
 }
 
-async fn oci_with_image(quirks: Quirks) -> support::Result<(OciRegistry, String)> {
+async fn oci_with_image(quirks: Quirks) -> refwarden_testkit::Result<(OciRegistry, String)> {
     let reg = OciRegistry::start(quirks)?;
     let img = Seeder::new(&reg.url(), SeedAuth::None)?
         .push_image(REPO, TAG)

@@ -260,6 +260,9 @@ fn regressions() {
     }
 }
 
+// The fuzz targets' bodies, owned by the fuzz crate (its own workspace and lockfile, built with
+// nightly cargo-fuzz): a `#[path]` include, not a testkit module, so the fuzz targets keep
+// depending on `refwarden` only and not on the harness's registries, tokio, axum, rcgen, ….
 #[path = "../fuzz/harness.rs"]
 mod fuzz_harness;
 

@@ -7,8 +7,6 @@
 //! registry fails without skip-verify, and skip-verify is surfaced as the
 //! `TlsVerificationDisabled` condition.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,12 +24,12 @@ use refwarden::registry::{
     Credentials, DockerConfig, RegistryClient, RegistryClientConfig, RegistryRequest, RetryPolicy,
 };
 use refwarden::registry::{RegistryDirectory, RegistryEntry};
+use refwarden_testkit::faults::{Action, FaultProxy, Rule, Synth};
+use refwarden_testkit::{OciRegistry, Quirks, SeedAuth, Seeder};
 use secrecy::SecretString;
 use serde_json::json;
-use support::faults::{Action, FaultProxy, Rule, Synth};
-use support::{OciRegistry, Quirks, SeedAuth, Seeder};
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Pw-9f8e7d6c5b4a-right";
@@ -302,7 +300,7 @@ async fn no_secret_in_logs_status_errors_or_debug() -> TestResult {
                 image_id: Some(format!("{host}/app@{}", img.digest)),
             })],
         };
-        let spec = support::signature_policy("sig", SubjectMatch::Exact);
+        let spec = refwarden_testkit::signature_policy("sig", SubjectMatch::Exact);
         let result = evaluate_policy(
             &PolicyInput {
                 name: "p",

@@ -1,32 +1,25 @@
 //! `refwarden verify` as a user runs it, against really signed artifacts: key-signed cosign 2
 //! `.sig` tags on Debian's distribution 2.8 (no referrers API), a keyless sigstore bundle
 //! referrer on the spec registry (referrers API), material generated offline
-//! (`support/sigstore_gen.rs`, `verify_generated/docs.rs`). Exit codes 0/1/2/3, the JSON
+//! (`refwarden_testkit::sigstore_gen`, `refwarden_testkit::sigstore_docs`). Exit codes 0/1/2/3, the JSON
 //! report, and what reading the evidence costs (from the registries' access logs).
-
-mod support;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-use support::faults::{Action, FaultProxy, Rule, Synth};
-use support::seed::ArtifactSpec;
-use support::sigstore_gen;
-use support::{
+use refwarden_testkit::faults::{Action, FaultProxy, Rule, Synth};
+use refwarden_testkit::seed::ArtifactSpec;
+use refwarden_testkit::{
     DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media,
     referrers_tag_for, tools,
 };
-
-#[path = "verify_generated/docs.rs"]
-#[allow(dead_code)]
-mod docs;
+use serde_json::{Value, json};
 
 mod g {
-    pub use super::docs::*;
-    pub use super::sigstore_gen::*;
+    pub use refwarden_testkit::sigstore_docs::*;
+    pub use refwarden_testkit::sigstore_gen::*;
 }
 
-type TestResult = support::Result<()>;
+type TestResult = refwarden_testkit::Result<()>;
 
 const ISSUER: &str = "https://issuer.test";
 const EMAIL: &str = "dev@example.com";
@@ -90,7 +83,7 @@ async fn push_sig_tag(
     repo: &str,
     subject_digest: &str,
     signatures: &[(&str, &g::Key)],
-) -> support::Result<(String, Vec<String>)> {
+) -> refwarden_testkit::Result<(String, Vec<String>)> {
     let layers: Vec<(&str, Vec<u8>, Value)> = signatures
         .iter()
         .map(|(signed, key)| {
@@ -105,7 +98,7 @@ async fn push_sig_tag(
         .collect();
     let layer_digests = layers
         .iter()
-        .map(|(_, p, _)| support::digest_of(p))
+        .map(|(_, p, _)| refwarden_testkit::digest_of(p))
         .collect();
     let config = json!({"architecture": "", "os": "", "config": {},
         "rootfs": {"type": "layers", "diff_ids": []}})
@@ -129,7 +122,7 @@ async fn push_sig_tag(
 /// registry will not hand over is exit 3, never "unverified".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_signed_cosign_tags_on_distribution() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let proxy = FaultProxy::in_front_of(&reg.url())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
@@ -321,7 +314,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
 /// regexp is exit 1 `IdentityMismatch` (regexps are anchored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyless_bundle_referrer_on_the_spec_registry() -> TestResult {
-    support::init_tracing();
+    refwarden_testkit::init_tracing();
     let reg = OciRegistry::start(Quirks::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;

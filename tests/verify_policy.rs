@@ -5,8 +5,6 @@
 //! recheck costs no request and no signature check. Material is generated offline
 //! (`support/sigstore_gen.rs`, `verify_generated/docs.rs`).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -15,22 +13,18 @@ use refwarden::crd::ReferrerPolicySpec;
 use refwarden::discovery::{Discoverer, DiscovererConfig};
 use refwarden::policy::{PodInfo, PolicyInput, TrustObjects, Verifier, evaluate_policy};
 use refwarden::registry::{ImplicitAccess, PlainHttp, RegistryDirectory};
+use refwarden_testkit as support;
 use serde_json::{Value, json};
 use support::faults::{Action, FaultProxy, Rule, Synth};
 use support::seed::ArtifactSpec;
-use support::sigstore_gen;
 use support::{
     DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media,
     referrers_tag_for, tools,
 };
 
-#[path = "verify_generated/docs.rs"]
-#[allow(dead_code)]
-mod docs;
-
 mod g {
-    pub use super::docs::*;
-    pub use super::sigstore_gen::*;
+    pub use refwarden_testkit::sigstore_docs::*;
+    pub use refwarden_testkit::sigstore_gen::*;
 }
 
 type TestResult = support::Result<()>;

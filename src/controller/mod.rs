@@ -174,8 +174,8 @@ pub struct Context {
     pub pull_secrets: moka::future::Cache<(String, String), Option<Arc<DockerConfig>>>,
     /// Settings.
     pub settings: Settings,
-    /// The clock (fixed in tests).
-    pub clock: Arc<dyn Fn() -> Time + Send + Sync>,
+    /// The clock ([`now`] unless replaced by [`Context::with_clock`]).
+    clock: Arc<dyn Fn() -> Time + Send + Sync>,
     /// Re-evaluates every policy when bumped (directory or leadership changes).
     pub all_policies: tokio::sync::watch::Sender<u64>,
     /// Re-reconciles every profile when bumped (leadership changes).
@@ -289,6 +289,13 @@ impl Context {
                 }
             }
         }
+    }
+
+    /// The same context reading time from `clock` instead of the system clock: a fixed clock
+    /// makes the timestamps of statuses and Events reproducible.
+    pub fn with_clock(mut self, clock: impl Fn() -> Time + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Now, by the context's clock.

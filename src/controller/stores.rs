@@ -149,7 +149,8 @@ impl PodStore {
         }
     }
 
-    /// Inserts an entry directly (tests, `refwarden evaluate`-like callers).
+    /// Inserts an entry directly, as an `Apply` event would (a store fed by its caller instead of
+    /// a watcher, e.g. a replay of known pods).
     pub fn insert(&self, entry: PodEntry) {
         self.inner.write().insert(entry.key(), Arc::new(entry));
     }
@@ -177,7 +178,8 @@ impl PodStore {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Marks the store as loaded (tests).
+    /// Marks the store as loaded without a watcher's initial list (a store fed by
+    /// [`insert`](Self::insert)), so reconcilers do not wait for one.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
@@ -236,7 +238,8 @@ impl NamespaceStore {
         }
     }
 
-    /// Sets one namespace's labels (tests).
+    /// Sets one namespace's labels directly, as an `Apply` event would (a store fed by its
+    /// caller instead of a watcher).
     pub fn insert(&self, name: &str, labels: BTreeMap<String, String>) {
         self.inner.write().insert(name.to_string(), labels);
     }
@@ -251,7 +254,8 @@ impl NamespaceStore {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Marks the store as loaded (tests).
+    /// Marks the store as loaded without a watcher's initial list (a store fed by
+    /// [`insert`](Self::insert)), so reconcilers do not wait for one.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }

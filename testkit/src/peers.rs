@@ -24,7 +24,7 @@ pub fn require_oras() {
 /// (`orphan`) with `subject`, over plain HTTP to `host`; returns what it printed.
 pub fn oras_push(host: &str, repo: &str, subject: &Subject) -> Result<Value> {
     let dir = tempfile::tempdir()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oras_push.py");
+    let script = super::repo_root().join("tests/peers/oras_push.py");
     let out = Command::new("python3")
         .arg(script)
         .args([

@@ -1,7 +1,6 @@
 //! Shared fixtures of the reconciler tests (`controller_reconcile`, `faults_controller`):
 //! a recording mock of the Kubernetes API (tower-test, as controller-rs does), a test
 //! `Context`, pods, policies, and a distribution registry seeded with referrers.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use refwarden::crd::{DiscoveryMode, ReferrerPolicy, RegistryProfile};
 use refwarden::registry::{RegistryClient, RegistryClientConfig};
 use serde_json::{Value, json};
 
-use crate::support::{self, DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
+use crate::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder, media};
 
 /// 2026-01-01T00:00:00Z
 pub const NOW: i64 = 1_767_225_600;
@@ -130,7 +129,7 @@ pub fn mock_client_with_secrets(secrets: Vec<(String, Value)>) -> (Client, ApiSe
 pub fn test_context(client: Client) -> Arc<Context> {
     let (policies, _) = reflector::store::<ReferrerPolicy>();
     let (profiles, _) = reflector::store::<RegistryProfile>();
-    let mut ctx = Context::new(
+    let ctx = Context::new(
         client,
         Settings {
             instance: Some("refwarden-0".into()),
@@ -138,8 +137,8 @@ pub fn test_context(client: Client) -> Arc<Context> {
         },
         policies,
         profiles,
-    );
-    ctx.clock = Arc::new(|| t(NOW));
+    )
+    .with_clock(|| t(NOW));
     ctx.pods.set_ready();
     ctx.namespaces.set_ready();
     ctx.set_leader(true);
@@ -199,7 +198,7 @@ pub struct Seeded {
     pub plain: String,
 }
 
-pub async fn seeded() -> support::Result<Seeded> {
+pub async fn seeded() -> crate::Result<Seeded> {
     let reg = DistributionRegistry::start(DistributionOptions::default())?;
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let signed = seeder.push_image("signed/app", "v1").await?;

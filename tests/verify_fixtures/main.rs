@@ -16,7 +16,6 @@ use refwarden::verify::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-#[path = "verify_fixtures/notation.rs"]
 mod notation;
 
 /// The fixed "now" of these tests (Notation checks expiry and chain validity now).

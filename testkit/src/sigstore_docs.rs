@@ -1,11 +1,12 @@
 //! JSON documents built from generated material: Rekor bodies, cosign bundle
 //! annotations, bundle tlog entries, DSSE envelopes, in-toto statements,
-//! trusted_root.json and Notation JWS/COSE envelopes.
+//! trusted_root.json and Notation JWS/COSE envelopes (over [`crate::sigstore_gen`]; used by
+//! tests/verify_generated and tests/verify_cli).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
-use super::sigstore_gen::{Alg, Entry, Key, b64, sha256};
+use crate::sigstore_gen::{Alg, Entry, Key, b64, sha256};
 
 /// A `hashedrekord` 0.0.1 body.
 pub fn hashedrekord(digest: &[u8; 32], sig: &[u8], verifier_pem: &str) -> Vec<u8> {

@@ -1,11 +1,6 @@
-//! `refwarden::verify` against material generated here (`support/sigstore_gen.rs`):
+//! `refwarden::verify` against material generated here (`refwarden_testkit::sigstore_gen`):
 //! a Fulcio-like CA, a Rekor-like log, a CT log, keys of every algorithm, Notation
 //! PKI. One test per positive path and per way of failing.
-
-// Only the generator, not the whole registry harness.
-#[path = "support/sigstore_gen.rs"]
-#[allow(dead_code)]
-mod sigstore_gen;
 
 use std::collections::BTreeMap;
 
@@ -16,17 +11,14 @@ use refwarden::verify::{
     Signer, Subject, TrustPolicy, TrustedRoot, Verdict, Verified, verify,
 };
 use serde_json::{Value, json};
-#[path = "verify_generated/bundles.rs"]
+
 mod bundles;
-#[path = "verify_generated/docs.rs"]
-mod docs;
-#[path = "verify_generated/notation.rs"]
 mod notation;
 
 /// The generator and the documents built from it.
 mod g {
-    pub use super::docs::*;
-    pub use super::sigstore_gen::*;
+    pub use refwarden_testkit::sigstore_docs::*;
+    pub use refwarden_testkit::sigstore_gen::*;
 }
 
 /// 2024-03-01T12:00:00Z: the leaf's notBefore.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{DistributionOptions, DistributionRegistry, SeedAuth, Seeder};
 
 pub fn demo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo")
+    super::repo_root().join("scripts/demo")
 }
 
 /// Writes the demo's manifests with the registry host filled in.

@@ -1,7 +1,9 @@
-//! Test harness shared by the integration tests (`mod support;`).
+//! refwarden's test harness (dev-only, `publish = false`): the integration tests in `tests/`
+//! and the benchmark in `benches/` depend on it as `refwarden_testkit`.
 //!
-//! It is an independent peer of the product: nothing here uses the
-//! `refwarden` crate. Pieces:
+//! The registry side is an independent peer of the product (it speaks HTTP, not
+//! `refwarden` types); [`controller`], [`running_pod`] and [`signature_policy`] build
+//! product values for the tests that drive the product's own API. Pieces:
 //! - [`distribution`]: Debian's `docker-registry` (CNCF distribution 2.8) as a
 //!   child process on 127.0.0.1 with its own config (anonymous, htpasswd,
 //!   token auth; delete on/off).
@@ -11,17 +13,34 @@
 //!   indexes and cosign legacy tags over plain HTTP.
 //! - [`oci_registry`]: an in-memory OCI distribution-spec v1.1.1 registry with
 //!   the referrers API and switchable real-registry quirks.
+//! - [`tools`]: artifacts laid out the way each producer (cosign, notation, BuildKit, oras, …)
+//!   writes them.
+//! - [`faults`]: a fault-injecting proxy; [`emulator`]: the Kubernetes API emulator
+//!   (`e2e/emulator`) and the controller as child processes; [`peers`]: other clients
+//!   (`tests/peers/*.py`); [`demo`]: what `scripts/demo.sh` seeds.
+//! - [`sigstore_gen`], [`sigstore_docs`]: generated Sigstore and Notation material and the
+//!   documents built from it (offline verification tests).
+//! - [`controller`]: the reconciler tests' recording API mock and test `Context`.
+//! - [`helm`], [`gitops`], [`promql`]: the chart's external tools and offline validation,
+//!   Argo CD / Flux health checks, and what PromQL expressions read.
+//!
+//! Files next to the code: `validate_report.py` (JUnit / SARIF schema validation). Data
+//! files are found from [`repo_root`].
 //!
 //! Every wait loop is bounded; every process and server stops on `Drop`.
-#![allow(dead_code, unused_imports)]
 
+pub mod controller;
 pub mod demo;
 pub mod distribution;
 pub mod emulator;
 pub mod faults;
+pub mod gitops;
+pub mod helm;
 pub mod oci_registry;
 pub mod peers;
+pub mod promql;
 pub mod seed;
+pub mod sigstore_docs;
 pub mod sigstore_gen;
 pub mod token_server;
 pub mod tools;
@@ -35,9 +54,23 @@ pub use seed::{
 pub use token_server::{TokenServer, TokenServerOptions, TokenUser};
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The repository root (this crate lives in its `testkit/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ has a parent directory")
+        .to_path_buf()
+}
+
+/// `testkit/validate_report.py`: validates a JUnit XML or SARIF report against its schema.
+pub fn validate_report_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("validate_report.py")
+}
 
 /// Errors of the harness: plain messages, good enough for test failures.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -51,9 +51,7 @@ pub const SA_GROUPS: [&str; 3] = [
 pub const POD_GRACE_SECONDS: u64 = 1;
 
 /// The repository root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::repo_root as root;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -1291,6 +1289,9 @@ impl RecordingProxy {
 /// Options of [`Controller::start`].
 #[derive(Clone, Debug)]
 pub struct ControllerOptions {
+    /// The `refwarden` binary (a test's or bench's `env!("CARGO_BIN_EXE_refwarden")`: only
+    /// those targets know where Cargo built it).
+    pub binary: PathBuf,
     /// `--identity` (Lease holder, `reportingInstance` of Events).
     pub identity: String,
     pub leader_election: bool,
@@ -1305,8 +1306,9 @@ pub struct ControllerOptions {
 }
 
 impl ControllerOptions {
-    pub fn new(identity: &str, kubeconfig: &Path) -> Self {
+    pub fn new(binary: impl Into<PathBuf>, identity: &str, kubeconfig: &Path) -> Self {
         Self {
+            binary: binary.into(),
             identity: identity.into(),
             leader_election: false,
             kubeconfig: kubeconfig.to_path_buf(),
@@ -1354,8 +1356,7 @@ impl Controller {
         let log = std::fs::File::create(&log_path)?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let bin = env!("CARGO_BIN_EXE_refwarden");
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(&opts.binary);
         cmd.arg("controller")
             .arg("--listen-addr")
             .arg(addr.to_string())
@@ -1391,7 +1392,7 @@ impl Controller {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", opts.binary.display()))?;
         Ok(Controller {
             child,
             identity: opts.identity,
