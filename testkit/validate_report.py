@@ -27,7 +27,7 @@ import os
 
 SCHEMA_DIR = Path(
     os.environ.get("REFWARDEN_SCHEMA_DIR")
-    or Path(__file__).resolve().parent.parent.parent / ".tools" / "schemas"
+    or Path(__file__).resolve().parent.parent / ".tools" / "schemas"
 )
 SCHEMAS = {
     "junit": SCHEMA_DIR / "junit-10.xsd",

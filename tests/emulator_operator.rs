@@ -2191,3 +2191,115 @@ async fn the_controller_finds_cosign2_tag_signatures() {
     }
     env.finish(c).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Verification: the controller verifies signatures with a key it reads from a ConfigMap
+
+/// A policy whose signature requirement `verify`s with a key in a ConfigMap (read with the
+/// RBAC of `config/rbac`): the image signed by that key is compliant and listed as verified
+/// (which key, which referrer); the image whose signature-typed referrer holds no verifiable
+/// signature is a violation that says why; gauges and counters say the same. A policy naming a
+/// ConfigMap that does not exist is `Ready=False` naming the field, and turns Ready once the
+/// ConfigMap is created (retried without a spec change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_verifies_signatures_with_a_key_from_a_configmap() {
+    use refwarden_testkit::sigstore_gen::{Alg, Key};
+    let Some(mut env) = Env::start(Rbac::ConfigDir).await else {
+        return;
+    };
+    let mut c = Checks::new("verify");
+    let key = Key::generate(Alg::P256);
+    let keyed = push(&env.reg, &env.seeder, "emu/keyed", "1.0").await;
+    let (sig, _) = refwarden_testkit::tools::cosign2_sign_with_key(
+        &env.seeder,
+        "emu/keyed",
+        keyed.digest(),
+        keyed.digest(),
+        &key,
+    )
+    .await
+    .expect("cosign 2 signature by the key");
+    let verify = |cm: &str| {
+        json!([{"name": "signature", "preset": "signature", "verify": {
+            "keys": [{"configMapRef": {"namespace": SA_NAMESPACE, "name": cm, "key": "cosign.pub"}}],
+            "ignoreTlog": true,
+        }}])
+    };
+    env.apply_policy("p", verify("cosign-key")).await;
+    env.add_pod("keyed", &keyed).await;
+    env.add_pod("signed", &env.signed.clone()).await;
+    let i = env.start_controller("refwarden-0", false);
+    env.ready(i).await;
+
+    // The ConfigMap does not exist yet: Ready=False naming the field.
+    if let Some(o) = c.wait(
+        env.wait_policy("p", MEDIUM, "Ready=False for the missing key", |o| {
+            cond(&o["status"], "Ready").is_some_and(|r| r["status"] == "False")
+        })
+        .await,
+    ) {
+        let ready = cond(&o["status"], "Ready").cloned().unwrap_or_default();
+        c.check(
+            ready["message"].as_str().is_some_and(|m| {
+                m.contains("spec.require[0].verify.keys[0].configMapRef")
+                    && m.contains("ConfigMap refwarden-system/cosign-key")
+            }),
+            format!("Ready names the field and the ConfigMap: {ready}"),
+        );
+    }
+    env.emu
+        .apply(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cosign-key", "namespace": SA_NAMESPACE},
+            "data": {"cosign.pub": key.public_pem()}}))
+        .await
+        .expect("creating the ConfigMap");
+    // Retried within TRUST_RETRY (60 s) without a spec change.
+    let evaluated = env
+        .wait_policy(
+            "p",
+            Duration::from_secs(90),
+            "evaluated with the key",
+            |o| o["status"]["summary"]["images"] == 2,
+        )
+        .await;
+    if let Some(o) = c.wait(evaluated) {
+        let s = &o["status"];
+        c.eq("compliant", s["summary"]["compliant"].clone(), json!(1));
+        c.eq("verified", s["summary"]["verified"].clone(), json!(1));
+        c.eq("unverified", s["summary"]["unverified"].clone(), json!(1));
+        let fp = format!(
+            "sha256:{}",
+            hex::encode(refwarden_testkit::sigstore_gen::sha256(&key.spki_der()))
+        );
+        c.eq(
+            "verified referrer",
+            s["verified"][0]["referrers"][0].clone(),
+            json!({"requirement": "signature", "referrer": sig, "format": "cosign-simple-signing",
+                   "signer": format!("key {fp}")}),
+        );
+        let v = violation_for(s, env.signed.digest())
+            .cloned()
+            .unwrap_or_default();
+        c.eq("missing", missing_of(&v), vec!["signature".to_string()]);
+        c.eq(
+            "why",
+            v["unverified"][0]["reason"].clone(),
+            json!("MalformedSignature"),
+        );
+    }
+    c.wait(
+        env.wait_metrics(i, SHORT, "verification gauges and counters", |m| {
+            m.value(
+                "refwarden_policy_verification_images",
+                &[("policy", "p"), ("state", "verified")],
+            ) == Some(1.0)
+                && m.value(
+                    "refwarden_policy_verification_images",
+                    &[("policy", "p"), ("state", "unverified")],
+                ) == Some(1.0)
+                && m.value("refwarden_verifications_total", &[("outcome", "verified")]) == Some(1.0)
+        })
+        .await,
+    );
+    env.finish(c).await;
+}

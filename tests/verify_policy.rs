@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use support::faults::{Action, FaultProxy, Rule, Synth};
 use support::seed::ArtifactSpec;
 use support::{
-    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media,
-    referrers_tag_for, tools,
+    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media, tools,
 };
 
 mod g {
@@ -95,38 +94,6 @@ fn fingerprint(k: &g::Key) -> String {
     format!("sha256:{}", hex::encode(g::sha256(&k.spki_der())))
 }
 
-/// A cosign 2 `.sig` tag for `subject_digest` holding one simple-signing layer over `signed`,
-/// by `key`. Returns the manifest digest and the layer digest.
-async fn push_sig_tag(
-    seeder: &Seeder,
-    repo: &str,
-    subject_digest: &str,
-    signed: &str,
-    key: &g::Key,
-) -> support::Result<(String, String)> {
-    let payload = g::simple_signing_payload(signed);
-    let sig = g::b64(&key.sign(&payload));
-    let layer = support::digest_of(&payload);
-    let config = json!({"architecture": "", "os": "", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": []}})
-    .to_string()
-    .into_bytes();
-    let (digest, _) = tools::push_layers(
-        seeder,
-        repo,
-        Some(&format!("{}.sig", referrers_tag_for(subject_digest))),
-        (media::OCI_CONFIG, config),
-        &[(
-            media::COSIGN_SIMPLESIGNING,
-            payload,
-            json!({"dev.cosignproject.cosign/signature": sig}),
-        )],
-        json!({}),
-    )
-    .await?;
-    Ok((digest, layer))
-}
-
 fn by_digest<'a>(list: &'a Value, digest: &str) -> &'a Value {
     list.as_array()
         .and_then(|a| a.iter().find(|v| v["digest"] == digest))
@@ -151,14 +118,14 @@ async fn key_signatures_through_evaluate_on_distribution() -> TestResult {
 
     let good = seeder.push_image("app", "good").await?;
     let (good_sig, good_layer) =
-        push_sig_tag(&seeder, "app", &good.digest, &good.digest, &key).await?;
+        tools::cosign2_sign_with_key(&seeder, "app", &good.digest, &good.digest, &key).await?;
     let moved = seeder.push_image("app", "moved").await?;
-    push_sig_tag(&seeder, "app", &moved.digest, &good.digest, &key).await?;
+    tools::cosign2_sign_with_key(&seeder, "app", &moved.digest, &good.digest, &key).await?;
     let foreign = seeder.push_image("app", "foreign").await?;
-    push_sig_tag(&seeder, "app", &foreign.digest, &foreign.digest, &other).await?;
+    tools::cosign2_sign_with_key(&seeder, "app", &foreign.digest, &foreign.digest, &other).await?;
     let broken = seeder.push_image("app", "broken").await?;
     let (_, broken_layer) =
-        push_sig_tag(&seeder, "app", &broken.digest, &broken.digest, &key).await?;
+        tools::cosign2_sign_with_key(&seeder, "app", &broken.digest, &broken.digest, &key).await?;
     proxy.set_rules(vec![Rule::on(
         &format!("/blobs/{broken_layer}"),
         Action::Respond(Synth::new(500)),
@@ -528,7 +495,7 @@ async fn a_recheck_costs_no_request_and_no_signature_check() -> TestResult {
     let key = g::Key::generate(g::Alg::P256);
     let other = g::Key::generate(g::Alg::P256);
     let img = seeder.push_image("app", "v1").await?;
-    push_sig_tag(&seeder, "app", &img.digest, &img.digest, &key).await?;
+    tools::cosign2_sign_with_key(&seeder, "app", &img.digest, &img.digest, &key).await?;
     let image = format!("{}/app@{}", proxy.host(), img.digest);
     let pods: Vec<PodInfo> = vec![support::running_pod("p", image.clone(), image)];
     let spec_for = |pem: &str| -> ReferrerPolicySpec {

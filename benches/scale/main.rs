@@ -31,10 +31,12 @@ use refwarden::discovery::{
     DiscoveryReport, Referrer,
 };
 use refwarden::policy::{
-    ImageKey, NamespaceLabels, PodInfo, PolicyInput, compile, evaluate_policy, judge, select,
+    ImageKey, NamespaceLabels, PodInfo, PolicyInput, Verifier, compile, evaluate_policy, judge,
+    select,
 };
 use refwarden::registry::{
-    RegistryClient, RegistryClientConfig, RegistryDirectory, RegistryEntry, RequestCounters,
+    ImplicitAccess, PlainHttp, RegistryClient, RegistryClientConfig, RegistryDirectory,
+    RegistryEntry, RequestCounters,
 };
 use refwarden_testkit::{DistributionOptions, DistributionRegistry, OciRegistry, Quirks};
 use serde_json::{Value, json};
@@ -655,6 +657,137 @@ fn phase_cpu() -> refwarden_testkit::Result<Value> {
     }))
 }
 
+/// Signed images in the verification phase (each with one cosign signature referrer by a real
+/// P-256 key, one in ten by another key).
+const VERIFY_IMAGES: usize = 200;
+
+/// Verification on: a policy whose signature requirement verifies with a key, over
+/// [`VERIFY_IMAGES`] images on a spec registry of its own, 10 pods each. Measures what
+/// verification adds: requests per verified signature cold (the same policy without `verify`
+/// is the base), warm requests, signature-check CPU per signature, peak RSS.
+fn phase_verification() -> refwarden_testkit::Result<Value> {
+    use refwarden_testkit::sigstore_gen::{Alg, Key, b64};
+    use std::sync::atomic::Ordering::Relaxed;
+    let rss_start = proc_status_kib("VmHWM:");
+    let reg = OciRegistry::start(Quirks::default())?;
+    let rt = runtime()?;
+    let key = Key::generate(Alg::P256);
+    let other = Key::generate(Alg::P256);
+    let seeder = refwarden_testkit::Seeder::new(&reg.url(), refwarden_testkit::SeedAuth::None)?;
+    let host = reg.host();
+    let mut pods = Vec::new();
+    for i in 0..VERIFY_IMAGES {
+        let repo = format!("verify/app{}", i % 20);
+        let img = rt.block_on(seeder.push_image(&repo, &format!("v{i}")))?;
+        let payload = refwarden_testkit::sigstore_docs::simple_signing_payload(&img.digest);
+        let signer = if i % 10 == 9 { &other } else { &key };
+        let sig = b64(&signer.sign(&payload));
+        let config =
+            br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        rt.block_on(refwarden_testkit::tools::push_layers(
+            &seeder,
+            &repo,
+            None,
+            (refwarden_testkit::media::OCI_CONFIG, config),
+            &[(
+                refwarden_testkit::media::COSIGN_SIMPLESIGNING,
+                payload,
+                json!({"dev.cosignproject.cosign/signature": sig}),
+            )],
+            json!({"artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+                   "subject": {"mediaType": img.media_type, "digest": img.digest, "size": img.size}}),
+        ))?;
+        for p in 0..10 {
+            let image = format!("{host}/{repo}@{}", img.digest);
+            pods.push(refwarden_testkit::running_pod(
+                &format!("p{i}-{p}"),
+                image.clone(),
+                image,
+            ));
+        }
+    }
+    let spec_for = |verify: bool| -> refwarden_testkit::Result<ReferrerPolicySpec> {
+        let mut req = json!({"name": "signature", "preset": "signature"});
+        if verify {
+            req["verify"] = json!({"keys": [{"pem": key.public_pem()}], "ignoreTlog": true});
+        }
+        Ok(serde_json::from_value(
+            json!({"require": [req], "subjectMatch": "Exact"}),
+        )?)
+    };
+    let dir = RegistryDirectory::with_implicit(ImplicitAccess {
+        plain_http: PlainHttp::All,
+        ..ImplicitAccess::default()
+    });
+    let trust = refwarden::policy::TrustObjects::default();
+    let ns = BTreeMap::new();
+    let run = |spec: &ReferrerPolicySpec, disc: &Discoverer, verifier: &Verifier| {
+        let input = PolicyInput {
+            name: "verify",
+            spec,
+            generation: Some(1),
+            previous: None,
+            trust: &trust,
+        };
+        let r0 = reg.request_count();
+        let cpu0 = cpu_time();
+        let t0 = Instant::now();
+        let result = rt.block_on(evaluate_policy(
+            &input,
+            pods.iter(),
+            &ns,
+            &dir,
+            disc,
+            verifier,
+            now(),
+        ));
+        (
+            result.status.summary,
+            reg.request_count() - r0,
+            t0.elapsed(),
+            cpu_time() - cpu0,
+        )
+    };
+    // The base: presence only.
+    let (_, base_requests, _, _) = run(
+        &spec_for(false)?,
+        &Discoverer::new(DiscovererConfig::default()),
+        &Verifier::new(),
+    );
+    let disc = Discoverer::new(DiscovererConfig::default());
+    let verifier = Verifier::new();
+    let spec = spec_for(true)?;
+    let (cold, cold_requests, cold_wall, cold_cpu) = run(&spec, &disc, &verifier);
+    let checked_cold = verifier.stats.checked.load(Relaxed);
+    let (warm, warm_requests, warm_wall, warm_cpu) = run(&spec, &disc, &verifier);
+    let signatures = verifier.stats.signatures.load(Relaxed);
+    let crypto = Duration::from_nanos(verifier.stats.crypto_nanos.load(Relaxed));
+    Ok(json!({
+        "images": VERIFY_IMAGES,
+        "pods": pods.len(),
+        "verified": cold.verified,
+        "unverified": cold.unverified,
+        "warm_verified": warm.verified,
+        "base_requests": base_requests,
+        "cold_requests": cold_requests,
+        "evidence_requests": verifier.stats.requests.load(Relaxed),
+        "warm_requests": warm_requests,
+        "checked_cold": checked_cold,
+        "checked_warm": verifier.stats.checked.load(Relaxed) - checked_cold,
+        "cache_hits": verifier.stats.cache_hits.load(Relaxed),
+        "signatures": signatures,
+        "crypto_s": crypto.as_secs_f64(),
+        "crypto_per_signature_us": crypto.as_secs_f64() * 1e6 / signatures.max(1) as f64,
+        "cold_wall_s": cold_wall.as_secs_f64(),
+        "cold_cpu_s": cold_cpu.as_secs_f64(),
+        "warm_wall_s": warm_wall.as_secs_f64(),
+        "warm_cpu_s": warm_cpu.as_secs_f64(),
+        "vmhwm_start_kib": rss_start,
+        "vmhwm_kib": proc_status_kib("VmHWM:"),
+    }))
+}
+
 fn child(args: &[String]) -> ExitCode {
     let phase = arg(args, "--phase").unwrap_or_default();
     let host = arg(args, "--host").unwrap_or_default();
@@ -697,6 +830,7 @@ fn child(args: &[String]) -> ExitCode {
                 .unwrap_or(PODS),
         ),
         "cpu" => phase_cpu(),
+        "verification" => phase_verification(),
         other => Err(format!("unknown phase {other:?}").into()),
     };
     match result {
@@ -1055,6 +1189,12 @@ fn parent(args: &[String]) -> refwarden_testkit::Result<ExitCode> {
         &["--phase", "podstore", "--pods", "50000"],
     )?;
     let cpu = measure("policy CPU", &native_proxy, false, &["--phase", "cpu"])?;
+    let verification = measure(
+        "verification",
+        &native_proxy,
+        false,
+        &["--phase", "verification"],
+    )?;
     eprintln!("phase operator over HTTP (emulator) …");
     let t = Instant::now();
     let operator = phase_operator(&nh, &images)?;
@@ -1083,6 +1223,7 @@ fn parent(args: &[String]) -> refwarden_testkit::Result<ExitCode> {
         store10,
         store50,
         cpu,
+        verification,
         operator,
         total,
     };

@@ -101,6 +101,8 @@ pub(crate) struct Report {
     pub(crate) store10: Measured,
     pub(crate) store50: Measured,
     pub(crate) cpu: Measured,
+    /// See [`crate::phase_verification`].
+    pub(crate) verification: Measured,
     /// See [`crate::phase_operator`].
     pub(crate) operator: Value,
     pub(crate) total: Duration,
@@ -551,6 +553,46 @@ impl Report {
             "| policy evaluation CPU ≤ 50 ms | {cpu_ms:.1} ms | {} |",
             mark(cpu_ms <= 50.0)
         );
+        let ver = &self.verification.value;
+        let verified = u(&ver["verified"]);
+        let extra = u(&ver["cold_requests"]).saturating_sub(u(&ver["base_requests"]));
+        let per_sig = extra as f64 / (u(&ver["signatures"]).max(1)) as f64;
+        let ver_rss = u(&ver["vmhwm_kib"]) as f64 / 1024.0;
+        let _ = writeln!(
+            s,
+            "| verification: extra requests per verified signature cold ≤ 2 | {per_sig:.2} ({extra} for {} signatures of {} images) | {} |",
+            u(&ver["signatures"]),
+            u(&ver["images"]),
+            mark(per_sig <= 2.0)
+        );
+        let _ = writeln!(
+            s,
+            "| verification warm: 0 requests, 0 signature checks | {} requests, {} checks | {} |",
+            u(&ver["warm_requests"]),
+            u(&ver["checked_warm"]),
+            mark(u(&ver["warm_requests"]) == 0 && u(&ver["checked_warm"]) == 0)
+        );
+        let _ = writeln!(
+            s,
+            "| verification peak RSS ≤ 64 MiB | {ver_rss:.1} MiB | {} |",
+            mark(ver_rss <= 64.0)
+        );
+        if per_sig > 2.0 {
+            failures.push(format!(
+                "verification: {per_sig:.2} extra requests per signature > 2"
+            ));
+        }
+        if u(&ver["warm_requests"]) != 0 || u(&ver["checked_warm"]) != 0 {
+            failures.push("verification warm run sent requests or checked signatures".into());
+        }
+        if verified != u(&ver["images"]) * 9 / 10 || u(&ver["unverified"]) != u(&ver["images"]) / 10
+        {
+            failures.push(format!(
+                "verification misjudged: {verified} verified, {} unverified of {}",
+                u(&ver["unverified"]),
+                u(&ver["images"])
+            ));
+        }
         let _ = writeln!(
             s,
             "| request counts agree (client counters = access log = proxy) | {} | {} |",
@@ -571,6 +613,28 @@ impl Report {
             req_a / exact_req.max(1) as f64,
             exact_req as f64 / req_b.max(1.0),
             wall_a / exact_wall.max(1e-9)
+        );
+
+        let _ = writeln!(
+            s,
+            "Verification (its own spec registry, no added latency; {} images × 10 pods, one cosign signature referrer each by a real P-256 key, one in ten by another key; `verify.keys`, subjectMatch Exact): {} verified, {} unverified (`NoSignatureByTrustedKey`); cold {} requests against {} for the same policy without `verify` (+{} = the signature manifest and its payload blob per signature; {} evidence requests counted by the verifier), {:.3} s wall, {:.3} s CPU; signature checks {:.1} µs per signature (mean over {}), {:.4} s for the whole run; warm {} requests, {} checks ({} verdicts from the cache), {:.3} s CPU; peak RSS {:.1} MiB.\n",
+            u(&ver["images"]),
+            verified,
+            u(&ver["unverified"]),
+            u(&ver["cold_requests"]),
+            u(&ver["base_requests"]),
+            extra,
+            u(&ver["evidence_requests"]),
+            f(&ver["cold_wall_s"]),
+            f(&ver["cold_cpu_s"]),
+            f(&ver["crypto_per_signature_us"]),
+            u(&ver["signatures"]),
+            f(&ver["crypto_s"]),
+            u(&ver["warm_requests"]),
+            u(&ver["checked_warm"]),
+            u(&ver["cache_hits"]),
+            f(&ver["warm_cpu_s"]),
+            ver_rss
         );
 
         let by: Vec<String> = n["cold_by_endpoint"]

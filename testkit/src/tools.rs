@@ -119,6 +119,35 @@ pub async fn cosign2_sign(seeder: &Seeder, repo: &str, subject_digest: &str) -> 
     Ok(digest)
 }
 
+/// cosign 2 `sign --key` for real: tag `sha256-<hex>.sig` of `subject_digest` holding one
+/// simple-signing layer over `signed_digest` (the subject's own, or another one for a moved
+/// signature), signed by `key`. Returns the `.sig` manifest digest and the layer digest.
+pub async fn cosign2_sign_with_key(
+    seeder: &Seeder,
+    repo: &str,
+    subject_digest: &str,
+    signed_digest: &str,
+    key: &crate::sigstore_gen::Key,
+) -> Result<(String, String)> {
+    let payload = crate::sigstore_docs::simple_signing_payload(signed_digest);
+    let signature = crate::sigstore_gen::b64(&key.sign(&payload));
+    let layer_digest = digest_of(&payload);
+    let (digest, _) = push_layers(
+        seeder,
+        repo,
+        Some(&format!("{}.sig", referrers_tag_for(subject_digest))),
+        (media::OCI_CONFIG, cosign_config(&layer_digest)),
+        &[(
+            media::COSIGN_SIMPLESIGNING,
+            payload,
+            json!({"dev.cosignproject.cosign/signature": signature}),
+        )],
+        json!({}),
+    )
+    .await?;
+    Ok((digest, layer_digest))
+}
+
 /// cosign 1.x/2.x `attest --type <t>`: tag `sha256-<hex>.att`, one DSSE envelope layer with
 /// the `predicateType` annotation and an empty signature annotation.
 pub async fn cosign2_attest(
