@@ -256,6 +256,16 @@ async fn argocd_and_flux_health_of_the_statuses_the_controller_writes() {
             "signed",
             json!({"registryProfiles": ["no-such-profile"]}),
         ),
+        // The signed image's signature-typed referrer does not verify under this key: the
+        // verification series have samples too (their labels are checked like every other).
+        policy(
+            "unverified",
+            "signed",
+            json!({"require": [{"name": "signature", "preset": "signature", "verify": {
+                "keys": [{"pem": refwarden_testkit::sigstore_gen::Key::generate(
+                    refwarden_testkit::sigstore_gen::Alg::P256).public_pem()}],
+                "ignoreTlog": true}}]}),
+        ),
     ] {
         emu.apply(&p).await.expect("applying a ReferrerPolicy");
     }
@@ -286,6 +296,20 @@ async fn argocd_and_flux_health_of_the_statuses_the_controller_writes() {
         },
     )
     .await;
+    if let Err(e) = wait_object(
+        &emu,
+        &p("unverified"),
+        "policy unverified: Compliant=False, one unverified image",
+        |o| {
+            settled(o)
+                && cond_is(o, "Compliant", "False")
+                && o["status"]["summary"]["unverified"] == 1
+        },
+    )
+    .await
+    {
+        failures.push(format!("unverified: {e}"));
+    }
     let invalid = wait_object(
         &emu,
         &p("invalid-spec"),
