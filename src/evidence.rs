@@ -254,11 +254,27 @@ async fn read_layers(
         media_type: d.media_type,
         size: d.size,
     });
-    let chosen: Vec<(EvidenceKind, LayerDescriptor)> = parsed
+    // cosign reads every layer of a `.sig` manifest as a signature whatever its media type
+    // (`SignedImage.Signatures()`); so does this, when no layer says it is simple signing, so
+    // that an attachment that is not a signature fails as cosign's does (an invalid payload).
+    let any_simple = parsed
         .layers
-        .into_iter()
-        .filter_map(|l| select(&l.media_type).map(|k| (k, l)))
-        .collect();
+        .iter()
+        .any(|l| select(&l.media_type).is_some());
+    let chosen: Vec<(EvidenceKind, LayerDescriptor)> =
+        if !any_simple && referrer.format == Format::CosignSimpleSigning {
+            parsed
+                .layers
+                .into_iter()
+                .map(|l| (EvidenceKind::CosignSimpleSigning, l))
+                .collect()
+        } else {
+            parsed
+                .layers
+                .into_iter()
+                .filter_map(|l| select(&l.media_type).map(|k| (k, l)))
+                .collect()
+        };
     if chosen.is_empty() {
         return Err(EvidenceError::Malformed {
             message: format!(

@@ -617,8 +617,9 @@ impl Report {
 
         let _ = writeln!(
             s,
-            "Verification (its own spec registry, no added latency; {} images × 10 pods, one cosign signature referrer each by a real P-256 key, one in ten by another key; `verify.keys`, subjectMatch Exact): {} verified, {} unverified (`NoSignatureByTrustedKey`); cold {} requests against {} for the same policy without `verify` (+{} = the signature manifest and its payload blob per signature; {} evidence requests counted by the verifier), {:.3} s wall, {:.3} s CPU; signature checks {:.1} µs per signature (mean over {}), {:.4} s for the whole run; warm {} requests, {} checks ({} verdicts from the cache), {:.3} s CPU; peak RSS {:.1} MiB.\n",
+            "Verification (its own spec registry, no added latency; {} images, {} pods, one cosign signature referrer each by a real P-256 key, one in ten by another key; `verify.keys`, subjectMatch Exact): {} verified, {} unverified (`NoSignatureByTrustedKey`); cold {} requests against {} for the same policy without `verify` (+{} = the signature manifest and its payload blob per signature; {} evidence requests counted by the verifier), {:.3} s wall, {:.3} s CPU; signature checks {:.1} µs per signature (median; mean {:.1} µs over {}), {:.4} s for the whole run; warm {} requests, {} checks ({} verdicts from the cache), {:.3} s CPU; peak RSS {:.1} MiB.\n",
             u(&ver["images"]),
+            u(&ver["pods"]),
             verified,
             u(&ver["unverified"]),
             u(&ver["cold_requests"]),
@@ -627,6 +628,7 @@ impl Report {
             u(&ver["evidence_requests"]),
             f(&ver["cold_wall_s"]),
             f(&ver["cold_cpu_s"]),
+            f(&ver["crypto_median_us"]),
             f(&ver["crypto_per_signature_us"]),
             u(&ver["signatures"]),
             f(&ver["crypto_s"]),

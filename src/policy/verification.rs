@@ -199,12 +199,27 @@ pub struct VerifierStats {
     pub signatures: AtomicU64,
     /// Checks by outcome: (`verified` | `unverified` | `unknown`, reason).
     outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Time in the verifier per signature, the first [`MAX_TIMED_SIGNATURES`] (for a median).
+    signature_nanos: Mutex<Vec<u64>>,
 }
+
+/// Per-signature times kept by [`VerifierStats`].
+pub const MAX_TIMED_SIGNATURES: usize = 100_000;
 
 impl VerifierStats {
     /// Checks by (outcome, reason), for the `refwarden_verifications_total` counter.
     pub fn outcomes(&self) -> BTreeMap<(&'static str, String), u64> {
         self.outcomes.lock().clone()
+    }
+
+    /// The median time of one signature check (of the ones timed), if any.
+    pub fn median_signature_time(&self) -> Option<Duration> {
+        let mut v = self.signature_nanos.lock().clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        Some(Duration::from_nanos(v[v.len() / 2]))
     }
 
     fn count(&self, check: &Check) {
@@ -337,19 +352,26 @@ impl Verifier {
                 size: 0,
             },
         };
-        let started = Instant::now();
         let now = jiff::Timestamp::now();
         let mut verified = Vec::new();
         let mut rejections = Vec::new();
         for item in &evidence.items {
             self.stats.signatures.fetch_add(1, Ordering::Relaxed);
-            match verify::verify(&item.evidence(), &subject, &trust.policy, now) {
+            let started = Instant::now();
+            let verdict = verify::verify(&item.evidence(), &subject, &trust.policy, now);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.stats.crypto_nanos.fetch_add(nanos, Ordering::Relaxed);
+            {
+                let mut timed = self.stats.signature_nanos.lock();
+                if timed.len() < MAX_TIMED_SIGNATURES {
+                    timed.push(nanos);
+                }
+            }
+            match verdict {
                 Verdict::Verified(v) => verified.push(v),
                 Verdict::Unverified(u) => rejections.push(u),
             }
         }
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.stats.crypto_nanos.fetch_add(nanos, Ordering::Relaxed);
         if !verified.is_empty() {
             return Check::Verified(verified);
         }

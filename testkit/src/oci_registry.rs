@@ -229,6 +229,37 @@ impl OciRegistry {
         lock(&self.shared.log).clear();
     }
 
+    /// Serves `bytes` as a manifest of `repo` under its sha256 digest (and `tag`), without the
+    /// blobs it names: a harness facility (not a registry deviation) for published material
+    /// whose image manifest is in the fixtures but whose layers are not. Returns the digest.
+    pub fn serve_published_manifest(&self, repo: &str, tag: Option<&str>, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let doc: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        let stored = StoredManifest {
+            media_type: doc
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or("application/vnd.docker.distribution.manifest.v2+json")
+                .to_string(),
+            bytes: Bytes::copy_from_slice(bytes),
+            subject: None,
+            artifact_type: None,
+            config_media_type: doc
+                .pointer("/config/mediaType")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            annotations: None,
+            is_index: false,
+        };
+        let mut store = lock(&self.shared.store);
+        let r = store.repos.entry(repo.to_string()).or_default();
+        r.manifests.insert(digest.clone(), stored);
+        if let Some(t) = tag {
+            r.tags.insert(t.to_string(), digest.clone());
+        }
+        digest
+    }
+
     /// Number of requests whose path contains `needle`.
     pub fn count_requests(&self, method: &str, needle: &str) -> usize {
         lock(&self.shared.log)

@@ -17,6 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod notation;
+mod served;
 
 /// The fixed "now" of these tests (Notation checks expiry and chain validity now).
 fn now() -> Timestamp {
