@@ -485,12 +485,27 @@ pub fn render_table(report: &EvaluationReport) -> String {
         for v in &p.status.violations {
             out.push_str(&format!(
                 "  MISSING {}  {}  via {}  run by {} pod(s) of {}\n",
-                v.missing.join(","),
+                v.missing_labels().join(","),
                 reports::image_name(v.reference.as_deref(), &v.image, Some(&v.digest)),
                 v.discovery_method.as_deref().unwrap_or("-"),
                 v.pods,
                 reports::workloads_text(&v.workloads)
             ));
+        }
+        for vi in &p.status.verified {
+            for r in &vi.referrers {
+                out.push_str(&format!(
+                    "  VERIFIED {}  {}@{}  by {} ({}{})\n",
+                    r.requirement,
+                    vi.image,
+                    vi.digest,
+                    r.signer,
+                    r.format,
+                    r.log_index
+                        .map(|i| format!(", log index {i}"))
+                        .unwrap_or_default()
+                ));
+            }
         }
         for u in &p.status.unknown {
             out.push_str(&format!(

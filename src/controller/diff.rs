@@ -243,15 +243,15 @@ pub fn compliance_change(
     selected: &BTreeSet<ImageId>,
     unknown: &BTreeSet<ImageId>,
 ) -> ComplianceChange {
-    let now: BTreeMap<ImageId, &Vec<String>> = violations
+    let now: BTreeMap<ImageId, Vec<String>> = violations
         .iter()
-        .map(|v| ((v.image.clone(), v.digest.clone()), &v.missing))
+        .map(|v| ((v.image.clone(), v.digest.clone()), v.missing_labels()))
         .collect();
     // An image whose missing list changed is reported again, with what is missing now.
     let newly_non_compliant = now
         .iter()
-        .filter(|(k, m)| previous.get(*k) != Some(**m))
-        .map(|(k, m)| (k.clone(), (*m).clone()))
+        .filter(|(k, m)| previous.get(*k) != Some(*m))
+        .map(|(k, m)| (k.clone(), m.clone()))
         .collect();
     let compliant_again = previous
         .keys()
@@ -529,5 +529,47 @@ mod tests {
         let n = bounded_note("é".repeat(800));
         assert!(n.len() <= MAX_NOTE);
         assert!(n.ends_with("..."));
+    }
+
+    #[test]
+    fn an_unverified_requirement_says_why_in_the_event_and_is_reported_again_when_that_changes() {
+        let mut x = v("r/a", "sha256:1", &["signature"]);
+        x.unverified.push(crate::crd::UnverifiedReferrer {
+            requirement: "signature".into(),
+            referrer: "sha256:9".into(),
+            format: "cosign-simple-signing".into(),
+            reason: "NoSignatureByTrustedKey".into(),
+            message: "m".into(),
+        });
+        let selected = BTreeSet::from([id("r/a", "sha256:1")]);
+        let change = compliance_change(
+            &BTreeMap::new(),
+            std::slice::from_ref(&x),
+            &selected,
+            &BTreeSet::new(),
+        );
+        let ev = compliance_events(&change);
+        assert_eq!(
+            ev[0].note,
+            "1 image(s) now miss required referrers: r/a@sha256:1 (missing: signature (unverified: NoSignatureByTrustedKey))"
+        );
+        // Remembered with its reason: the same reason is not reported again, another one is.
+        let memory: BTreeMap<ImageId, Vec<String>> =
+            change.newly_non_compliant.into_iter().collect();
+        let again = compliance_change(
+            &memory,
+            std::slice::from_ref(&x),
+            &selected,
+            &BTreeSet::new(),
+        );
+        assert!(again.newly_non_compliant.is_empty());
+        x.unverified[0].reason = "DigestMismatch".into();
+        let changed = compliance_change(
+            &memory,
+            std::slice::from_ref(&x),
+            &selected,
+            &BTreeSet::new(),
+        );
+        assert_eq!(changed.newly_non_compliant.len(), 1);
     }
 }

@@ -490,16 +490,15 @@ impl Context {
     }
 }
 
+/// Every change of the value after the current one (tokio-stream's adapter).
 fn watch_stream(rx: tokio::sync::watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send {
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.changed().await.ok().map(|()| ((), rx))
-    })
+    tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())
 }
 
 fn mpsc_stream<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Options of [`run`] (the CLI flags).

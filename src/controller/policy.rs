@@ -267,7 +267,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let non_compliant: BTreeMap<ImageId, Vec<String>> = input
         .violations
         .iter()
-        .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
+        .map(|v| ((v.image.clone(), v.digest.clone()), v.missing_labels()))
         .collect();
 
     let mut warned = BTreeMap::new();
@@ -512,7 +512,7 @@ fn baseline(
         .map(|s| {
             s.violations
                 .iter()
-                .map(|v| ((v.image.clone(), v.digest.clone()), v.missing.clone()))
+                .map(|v| ((v.image.clone(), v.digest.clone()), v.missing_labels()))
                 .collect()
         })
         .unwrap_or_default();

@@ -485,6 +485,30 @@ pub struct PolicyViolation {
     pub unverified: Vec<UnverifiedReferrer>,
 }
 
+impl PolicyViolation {
+    /// What is missing, each requirement with why its referrers did not verify when that is the
+    /// reason (`signature (unverified: NoSignatureByTrustedKey)`): what Events and tables say.
+    pub fn missing_labels(&self) -> Vec<String> {
+        self.missing
+            .iter()
+            .map(|name| {
+                let mut reasons: Vec<&str> = self
+                    .unverified
+                    .iter()
+                    .filter(|u| &u.requirement == name)
+                    .map(|u| u.reason.as_str())
+                    .collect();
+                reasons.dedup();
+                if reasons.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name} (unverified: {})", reasons.join(", "))
+                }
+            })
+            .collect()
+    }
+}
+
 /// A referrer a `verify` requirement counted that did not verify.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

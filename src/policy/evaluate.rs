@@ -3,7 +3,7 @@
 //! `policy::status`, re-exported here).
 //!
 //! The controller and `refwarden evaluate` both call these functions (through
-//! `policy::reconcile`), so they cannot disagree.
+//! `policy::run`), so they cannot disagree.
 
 use crate::reason::Reason;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

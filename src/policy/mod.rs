@@ -4,7 +4,7 @@
 pub mod evaluate;
 pub mod glob;
 pub mod pods;
-pub mod reconcile;
+pub mod run;
 pub mod selector;
 pub mod status;
 pub mod trust;
@@ -18,6 +18,6 @@ pub use evaluate::{
     invalid_spec_status, judge, select, selects_pod, status,
 };
 pub use pods::{ImageKey, PodInfo};
-pub use reconcile::{PolicyInput, PolicyResult, evaluate_policy};
+pub use run::{PolicyInput, PolicyResult, evaluate_policy};
 pub use trust::TrustObjects;
 pub use verification::Verifier;

@@ -1,10 +1,11 @@
-//! Evaluating one ReferrerPolicy end to end: select pods, resolve tags, pick
-//! the registry for each image, discover through the shared [`Discoverer`],
-//! judge, and build the status.
+//! Runs one ReferrerPolicy end to end: select pods, resolve tags, pick the
+//! registry for each image, discover through the shared [`Discoverer`], verify
+//! through the shared [`Verifier`], judge, and build the status.
 //!
-//! This is THE reconcile logic: the controller calls [`evaluate_policy`] with
-//! pods from its reflector; `refwarden evaluate` calls it with pods read from
-//! files. Same inputs, same status.
+//! Not a Kubernetes reconciler (that is `controller::policy::reconcile`): the
+//! controller calls [`evaluate_policy`] with pods from its reflector;
+//! `refwarden evaluate` calls it with pods read from files. Same inputs, same
+//! status.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
