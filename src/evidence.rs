@@ -167,7 +167,9 @@ fn unreadable(reason: impl std::fmt::Display, message: impl Into<String>) -> Evi
 pub struct ReferrerEvidence {
     /// One entry per signature layer, in manifest order.
     pub items: Vec<OwnedEvidence>,
-    /// Registry requests sent for it (attempts, as the client counts them).
+    /// Registry GETs sent for it (one manifest, one per signature layer; a GET the client
+    /// retried counts once). Counted here, not from the client's shared counters, which other
+    /// concurrent reads also move.
     pub requests: u64,
     /// The manifest's own `subject` descriptor (OCI 1.1 referrers), when it names one: what
     /// Notation signs besides the digest (media type and size). Cosign tags have none.
@@ -212,10 +214,8 @@ pub async fn read(
         return Err(EvidenceError::NotASignature(referrer.format));
     };
     let repo = referrer.repository.as_deref().unwrap_or(repository);
-    let counters = client.counters();
-    let before = counters.total_for(client.registry());
-    let result = read_layers(client, repo, referrer, select).await;
-    let requests = counters.total_for(client.registry()).saturating_sub(before);
+    let mut requests = 0;
+    let result = read_layers(client, repo, referrer, select, &mut requests).await;
     result.map(|(items, subject)| ReferrerEvidence {
         items,
         requests,
@@ -228,6 +228,7 @@ async fn read_layers(
     repo: &str,
     referrer: &Referrer,
     select: fn(&str) -> Option<EvidenceKind>,
+    requests: &mut u64,
 ) -> Result<(Vec<OwnedEvidence>, Option<Subject>), EvidenceError> {
     let what = format!("referrer manifest {}", referrer.digest);
     if oci::parse_digest(&referrer.digest).is_err() {
@@ -236,6 +237,7 @@ async fn read_layers(
             format!("{what}: not a digest, not asked for"),
         ));
     }
+    *requests += 1;
     let manifest = get(
         client,
         repo,
@@ -309,6 +311,7 @@ async fn read_layers(
                 ),
             ));
         }
+        *requests += 1;
         let blob = get(
             client,
             repo,

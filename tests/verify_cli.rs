@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use refwarden_testkit::faults::{Action, FaultProxy, Rule, Synth};
-use refwarden_testkit::seed::ArtifactSpec;
 use refwarden_testkit::{
     DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media,
     referrers_tag_for, tools,
@@ -23,7 +22,6 @@ type TestResult = refwarden_testkit::Result<()>;
 
 const ISSUER: &str = "https://issuer.test";
 const EMAIL: &str = "dev@example.com";
-const INTOTO: &str = "application/vnd.in-toto+json";
 const SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
 
 struct Run {
@@ -319,76 +317,11 @@ async fn keyless_bundle_referrer_on_the_spec_registry() -> TestResult {
     let seeder = Seeder::new(&reg.url(), SeedAuth::None)?;
     let img = seeder.push_image("app", "v1").await?;
     let t0 = jiff::Timestamp::now().as_second() as u64 - 3600;
-    let ca = g::Ca::root("fulcio-root", t0 - 86_400 * 365, t0 + 86_400 * 365 * 5);
-    let inter = ca.intermediate(
-        "fulcio-intermediate",
-        t0 - 86_400 * 365,
-        t0 + 86_400 * 365 * 5,
-    );
-    let ct = g::Key::generate(g::Alg::P256);
-    let mut log = g::Log::new("rekor.test - 42");
-    let signer = g::Key::generate(g::Alg::P256);
-    let leaf = g::fulcio_leaf(
-        &g::LeafSpec {
-            email: Some(EMAIL.into()),
-            uri: None,
-            issuer: Some(ISSUER.into()),
-            claims: vec![],
-            not_before: t0,
-            not_after: t0 + 600,
-            sct: true,
-            code_signing: true,
-        },
-        &signer,
-        &inter,
-        &ct,
-    );
-    let statement = g::statement(&img.digest, SIGN_V1);
-    let sig = signer.sign(&g::pae(INTOTO, &statement));
-    let entry = log.append(
-        g::dsse_body(&statement, &sig, &g::pem("CERTIFICATE", &leaf)),
-        t0 + 60,
-    );
-    let bundle = json!({
-        "mediaType": media::SIGSTORE_BUNDLE_V03,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": g::b64(&leaf)},
-            "tlogEntries": [g::bundle_tlog_entry(&entry, "dsse", true, true)],
-        },
-        "dsseEnvelope": g::envelope(INTOTO, &statement, &sig),
-    })
-    .to_string()
-    .into_bytes();
-    let pushed = seeder
-        .push_artifact_spec(
-            "app",
-            &ArtifactSpec {
-                subject: Some(img.subject()),
-                artifact_type: Some(media::SIGSTORE_BUNDLE_V03.into()),
-                config: None,
-                layer_media_type: media::SIGSTORE_BUNDLE_V03.into(),
-                payload: bundle,
-                annotations: [
-                    ("dev.sigstore.bundle.content", "dsse-envelope"),
-                    ("dev.sigstore.bundle.predicateType", SIGN_V1),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-                tag: None,
-            },
-        )
-        .await?;
+    let mut world = g::Keyless::new(EMAIL, ISSUER, t0);
+    let (bundle, entry) = world.cosign3_bundle(&img.digest);
+    let pushed = tools::push_sigstore_bundle(&seeder, "app", img.subject(), bundle).await?;
     let dir = tempfile::tempdir()?;
-    let root = g::trusted_root(
-        &[(
-            vec![inter.der.clone(), ca.der.clone()],
-            "2020-01-01T00:00:00Z",
-            None,
-        )],
-        &[&log.key],
-        &[&ct],
-    );
+    let root = world.trusted_root();
     let root_file = write(dir.path(), "trusted_root.json", &root);
     let image = format!("{}/app:v1", reg.host());
     let base = [

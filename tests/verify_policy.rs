@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use support::faults::{Action, FaultProxy, Rule, Synth};
 use support::seed::ArtifactSpec;
 use support::{
-    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, media, tools,
+    DistributionOptions, DistributionRegistry, OciRegistry, Quirks, SeedAuth, Seeder, tools,
 };
 
 mod g {
@@ -30,8 +30,6 @@ type TestResult = support::Result<()>;
 
 const ISSUER: &str = "https://issuer.test";
 const EMAIL: &str = "dev@example.com";
-const INTOTO: &str = "application/vnd.in-toto+json";
-const SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
 const NS: &str = "refwarden-system";
 
 struct Run {
@@ -267,71 +265,10 @@ async fn keyless_and_notation_referrers_through_evaluate() -> TestResult {
 
     // Keyless.
     let keyless_img = seeder.push_image("app", "keyless").await?;
-    let ca = g::Ca::root("fulcio-root", t0 - 86_400 * 365, t0 + 86_400 * 365 * 5);
-    let inter = ca.intermediate("fulcio-intermediate", t0 - 86_400, t0 + 86_400 * 365);
-    let ct = g::Key::generate(g::Alg::P256);
-    let mut log = g::Log::new("rekor.test - 42");
-    let signer = g::Key::generate(g::Alg::P256);
-    let leaf = g::fulcio_leaf(
-        &g::LeafSpec {
-            email: Some(EMAIL.into()),
-            uri: None,
-            issuer: Some(ISSUER.into()),
-            claims: vec![],
-            not_before: t0,
-            not_after: t0 + 600,
-            sct: true,
-            code_signing: true,
-        },
-        &signer,
-        &inter,
-        &ct,
-    );
-    let statement = g::statement(&keyless_img.digest, SIGN_V1);
-    let sig = signer.sign(&g::pae(INTOTO, &statement));
-    let entry = log.append(
-        g::dsse_body(&statement, &sig, &g::pem("CERTIFICATE", &leaf)),
-        t0 + 60,
-    );
-    let bundle = json!({
-        "mediaType": media::SIGSTORE_BUNDLE_V03,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": g::b64(&leaf)},
-            "tlogEntries": [g::bundle_tlog_entry(&entry, "dsse", true, true)],
-        },
-        "dsseEnvelope": g::envelope(INTOTO, &statement, &sig),
-    })
-    .to_string()
-    .into_bytes();
-    seeder
-        .push_artifact_spec(
-            "app",
-            &ArtifactSpec {
-                subject: Some(keyless_img.subject()),
-                artifact_type: Some(media::SIGSTORE_BUNDLE_V03.into()),
-                config: None,
-                layer_media_type: media::SIGSTORE_BUNDLE_V03.into(),
-                payload: bundle,
-                annotations: [
-                    ("dev.sigstore.bundle.content", "dsse-envelope"),
-                    ("dev.sigstore.bundle.predicateType", SIGN_V1),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-                tag: None,
-            },
-        )
-        .await?;
-    let root = g::trusted_root(
-        &[(
-            vec![inter.der.clone(), ca.der.clone()],
-            "2020-01-01T00:00:00Z",
-            None,
-        )],
-        &[&log.key],
-        &[&ct],
-    );
+    let mut world = g::Keyless::new(EMAIL, ISSUER, t0);
+    let (bundle, entry) = world.cosign3_bundle(&keyless_img.digest);
+    tools::push_sigstore_bundle(&seeder, "app", keyless_img.subject(), bundle).await?;
+    let root = world.trusted_root();
 
     // Notation.
     let notation_img = seeder.push_image("app", "notation").await?;

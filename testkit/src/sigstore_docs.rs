@@ -226,3 +226,98 @@ pub fn notation_cose(
         .to_tagged_vec()
         .unwrap()
 }
+
+/// A keyless world as a test Fulcio, CT log and Rekor give it: a root and an intermediate CA,
+/// a CT log key, a transparency log, and one signer whose Fulcio-like leaf names `email` and
+/// `issuer` (valid from `t0` for ten minutes, with an SCT).
+pub struct Keyless {
+    pub ca: crate::sigstore_gen::Ca,
+    pub inter: crate::sigstore_gen::Ca,
+    pub ct: Key,
+    pub log: crate::sigstore_gen::Log,
+    pub signer: Key,
+    pub leaf: Vec<u8>,
+    pub t0: u64,
+}
+
+/// cosign's signature predicate (`cosign sign` of cosign 3 writes a DSSE bundle with it).
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+impl Keyless {
+    pub fn new(email: &str, issuer: &str, t0: u64) -> Keyless {
+        use crate::sigstore_gen::{Ca, LeafSpec, Log, fulcio_leaf};
+        let ca = Ca::root("fulcio-root", t0 - 86_400 * 365, t0 + 86_400 * 365 * 5);
+        let inter = ca.intermediate(
+            "fulcio-intermediate",
+            t0 - 86_400 * 365,
+            t0 + 86_400 * 365 * 5,
+        );
+        let ct = Key::generate(Alg::P256);
+        let log = Log::new("rekor.test - 42");
+        let signer = Key::generate(Alg::P256);
+        let leaf = fulcio_leaf(
+            &LeafSpec {
+                email: Some(email.into()),
+                uri: None,
+                issuer: Some(issuer.into()),
+                claims: vec![],
+                not_before: t0,
+                not_after: t0 + 600,
+                sct: true,
+                code_signing: true,
+            },
+            &signer,
+            &inter,
+            &ct,
+        );
+        Keyless {
+            ca,
+            inter,
+            ct,
+            log,
+            signer,
+            leaf,
+            t0,
+        }
+    }
+
+    /// The trusted_root.json naming this world's CAs, Rekor and CT log.
+    pub fn trusted_root(&self) -> Vec<u8> {
+        trusted_root(
+            &[(
+                vec![self.inter.der.clone(), self.ca.der.clone()],
+                "2020-01-01T00:00:00Z",
+                None,
+            )],
+            &[&self.log.key],
+            &[&self.ct],
+        )
+    }
+
+    /// A v0.3 bundle as cosign 3 writes it for `digest`: a DSSE `sign/v1` statement signed by
+    /// the leaf's key, logged (SET and inclusion proof) a minute after `t0`.
+    pub fn cosign3_bundle(&mut self, digest: &str) -> (Vec<u8>, Entry) {
+        let statement = statement(digest, COSIGN_SIGN_V1);
+        let payload_type = "application/vnd.in-toto+json";
+        let sig = self.signer.sign(&pae(payload_type, &statement));
+        let entry = self.log.append(
+            dsse_body(
+                &statement,
+                &sig,
+                &crate::sigstore_gen::pem("CERTIFICATE", &self.leaf),
+            ),
+            self.t0 + 60,
+        );
+        let bundle = serde_json::json!({
+            "mediaType": crate::media::SIGSTORE_BUNDLE_V03,
+            "verificationMaterial": {
+                "certificate": {"rawBytes": b64(&self.leaf)},
+                "tlogEntries": [bundle_tlog_entry(&entry, "dsse", true, true)],
+            },
+            "dsseEnvelope": envelope(payload_type, &statement, &sig),
+        })
+        .to_string()
+        .into_bytes();
+        (bundle, entry)
+    }
+}

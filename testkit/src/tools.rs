@@ -442,3 +442,36 @@ pub async fn oras_attach_sbom(
         )
         .await
 }
+
+/// cosign 3 `sign`: `bundle` attached to `subject` as an OCI 1.1 referrer of artifact type
+/// `application/vnd.dev.sigstore.bundle.v0.3+json`, annotated as cosign annotates it.
+pub async fn push_sigstore_bundle(
+    seeder: &Seeder,
+    repo: &str,
+    subject: Subject,
+    bundle: Vec<u8>,
+) -> Result<PushedArtifact> {
+    seeder
+        .push_artifact_spec(
+            repo,
+            &ArtifactSpec {
+                subject: Some(subject),
+                artifact_type: Some(media::SIGSTORE_BUNDLE_V03.into()),
+                config: None,
+                layer_media_type: media::SIGSTORE_BUNDLE_V03.into(),
+                payload: bundle,
+                annotations: [
+                    ("dev.sigstore.bundle.content", "dsse-envelope"),
+                    (
+                        "dev.sigstore.bundle.predicateType",
+                        crate::sigstore_docs::COSIGN_SIGN_V1,
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                tag: None,
+            },
+        )
+        .await
+}
