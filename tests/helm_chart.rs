@@ -661,15 +661,49 @@ fn oci_registry_url_alone_renders_the_default_profile_with_defaults() {
 /// `definitions.registry`: the chart's `oci:` keys are not the CRD's fields). A new CEL rule
 /// without a translation fails `policy_spec_schema_is_the_crds_schema`.
 fn cel_translation(rule: &str) -> Option<Value> {
-    let known = [(
-        "has(self.preset) || (has(self.artifactTypes) && size(self.artifactTypes) > 0) || (has(self.legacyTagSuffixes) && size(self.legacyTagSuffixes) > 0) || (has(self.formats) && size(self.formats) > 0)",
-        json!({"anyOf": [
-            {"required": ["preset"]},
-            {"required": ["artifactTypes"], "properties": {"artifactTypes": {"minItems": 1}}},
-            {"required": ["legacyTagSuffixes"], "properties": {"legacyTagSuffixes": {"minItems": 1}}},
-            {"required": ["formats"], "properties": {"formats": {"minItems": 1}}},
-        ]}),
-    )];
+    let known = [
+        (
+            "has(self.preset) || (has(self.artifactTypes) && size(self.artifactTypes) > 0) || (has(self.legacyTagSuffixes) && size(self.legacyTagSuffixes) > 0) || (has(self.formats) && size(self.formats) > 0)",
+            json!({"anyOf": [
+                {"required": ["preset"]},
+                {"required": ["artifactTypes"], "properties": {"artifactTypes": {"minItems": 1}}},
+                {"required": ["legacyTagSuffixes"], "properties": {"legacyTagSuffixes": {"minItems": 1}}},
+                {"required": ["formats"], "properties": {"formats": {"minItems": 1}}},
+            ]}),
+        ),
+        (
+            "has(self.issuer) != has(self.issuerRegExp)",
+            json!({"oneOf": [{"required": ["issuer"]}, {"required": ["issuerRegExp"]}]}),
+        ),
+        (
+            "has(self.subject) != has(self.subjectRegExp)",
+            json!({"oneOf": [{"required": ["subject"]}, {"required": ["subjectRegExp"]}]}),
+        ),
+        (
+            "(has(self.pem) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1",
+            json!({"oneOf": [
+                {"required": ["pem"]},
+                {"required": ["configMapRef"]},
+                {"required": ["secretRef"]},
+            ]}),
+        ),
+        (
+            "has(self.configMapRef) != has(self.secretRef)",
+            json!({"oneOf": [{"required": ["configMapRef"]}, {"required": ["secretRef"]}]}),
+        ),
+        (
+            "(has(self.keys) && size(self.keys) > 0) || has(self.keyless) || has(self.notation)",
+            json!({"anyOf": [
+                {"required": ["keys"], "properties": {"keys": {"minItems": 1}}},
+                {"required": ["keyless"]},
+                {"required": ["notation"]},
+            ]}),
+        ),
+        (
+            "!has(self.keyless) || has(self.trustedRootRef)",
+            json!({"anyOf": [{"not": {"required": ["keyless"]}}, {"required": ["trustedRootRef"]}]}),
+        ),
+    ];
     known
         .iter()
         .find(|(r, _)| *r == rule)
