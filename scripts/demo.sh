@@ -148,7 +148,8 @@ What to look at:
     demo/sig-only only a signature; demo/bare nothing.
   * evaluate: exit code $rc (1 = violations found). complete is compliant, sig-only misses
     the SBOM, bare misses both. -o yaml prints the status the controller would write.
-    refwarden checks that referrers are present; it does not verify signatures.
+    This policy checks presence; add `verify` to a requirement to count only referrers that
+    verify (README: "Verifying signatures in policies").
 EOF
 echo "==> stopping the registry"
 [ "$rc" -eq 1 ] || { echo "unexpected evaluate exit code $rc (expected 1: violations)" >&2; exit 1; }

@@ -1154,7 +1154,7 @@ fn notes_name_the_image_profiles_status_metrics_and_gitops_checks() {
         "resource.customizations.health.refwarden.dev_RegistryProfile",
         "resource.customizations.health.refwarden.dev_ReferrerPolicy",
         "healthCheckExprs",
-        "does not verify signatures",
+        "a requirement with `verify` counts only",
     ] {
         assert!(n.contains(want), "NOTES lack {want:?}:\n{n}");
     }

@@ -172,6 +172,13 @@ pub struct Context {
     /// [`PULL_SECRET_TTL`] so a policy's evaluations do not GET them each time. (Never printed:
     /// `Context`'s Debug leaves it out.)
     pub pull_secrets: moka::future::Cache<(String, String), Option<Arc<DockerConfig>>>,
+    /// The ConfigMaps / Secrets policies' `verify` blocks name, as found, kept for
+    /// [`PULL_SECRET_TTL`] so evaluations do not GET them each time (an absent one is not kept:
+    /// its creation is seen at the next retry). Never printed.
+    pub trust_objects: moka::future::Cache<
+        crate::policy::trust::ObjectName,
+        Arc<crate::policy::trust::ObjectData>,
+    >,
     /// Settings.
     pub settings: Settings,
     /// The clock ([`now`] unless replaced by [`Context::with_clock`]).
@@ -261,6 +268,10 @@ impl Context {
             backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300)),
             unknown_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(600)),
             pull_secrets: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(PULL_SECRET_TTL)
+                .build(),
+            trust_objects: moka::future::Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(PULL_SECRET_TTL)
                 .build(),

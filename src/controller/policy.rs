@@ -105,35 +105,37 @@ async fn load_trust(
     ctx: &Context,
     obj: &ReferrerPolicy,
 ) -> Result<crate::policy::TrustObjects, Error> {
-    use crate::policy::trust::{ObjectKind, references};
+    use crate::policy::trust::{ObjectKind, config_map_data, references, secret_data};
     use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     let mut objects = crate::policy::TrustObjects::default();
     let absent =
         |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 403 || s.code == 404);
-    for (kind, ns, name) in references(&obj.spec) {
-        match kind {
-            ObjectKind::ConfigMap => {
-                match kube::Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
-                    .get_opt(&name)
-                    .await
-                {
-                    Ok(Some(cm)) => objects.insert_config_map(&cm),
-                    Ok(None) => {}
-                    Err(e) if absent(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
+    for name in references(&obj.spec) {
+        if let Some(data) = ctx.trust_objects.get(&name).await {
+            objects.insert(name, data.as_ref().clone());
+            continue;
+        }
+        let (kind, ns, n) = &name;
+        let read = match kind {
+            ObjectKind::ConfigMap => kube::Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+                .get_opt(n)
+                .await
+                .map(|o| o.map(|cm| config_map_data(&cm).1)),
+            ObjectKind::Secret => kube::Api::<Secret>::namespaced(ctx.client.clone(), ns)
+                .get_opt(n)
+                .await
+                .map(|o| o.map(|s| secret_data(&s).1)),
+        };
+        match read {
+            Ok(Some(data)) => {
+                ctx.trust_objects
+                    .insert(name.clone(), Arc::new(data.clone()))
+                    .await;
+                objects.insert(name, data);
             }
-            ObjectKind::Secret => {
-                match kube::Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-                    .get_opt(&name)
-                    .await
-                {
-                    Ok(Some(s)) => objects.insert_secret(&s),
-                    Ok(None) => {}
-                    Err(e) if absent(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Ok(None) => {}
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(objects)

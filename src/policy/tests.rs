@@ -213,7 +213,7 @@ fn compliant_noncompliant_unknown_and_counts() {
     let ready = crate::conditions::find(&st.conditions, "Ready").expect("Ready");
     assert_eq!(ready.status, "True");
     assert_eq!(st.observed_generation, Some(3));
-    // Never "signed"/"verified": refwarden only checks presence.
+    // Without `verify`, never "signed"/"verified": presence is not trust.
     let text = serde_json::to_string(&st).expect("json");
     assert!(
         !text.contains("signed") && !text.contains("verified"),

@@ -42,6 +42,9 @@ impl ObjectKind {
 /// An object a policy's trust is read from: kind, namespace, name.
 pub type ObjectName = (ObjectKind, String, String);
 
+/// An object's data keys and their bytes.
+pub type ObjectData = BTreeMap<String, Vec<u8>>;
+
 /// The ConfigMaps and Secrets at hand, by (kind, namespace, name), each as its data keys.
 /// `Debug` prints names only, never the data.
 #[derive(Clone, Default)]
@@ -61,40 +64,16 @@ impl TrustObjects {
         self.objects.insert(name, data);
     }
 
-    /// Adds a ConfigMap (`data` and `binaryData`).
+    /// Adds a ConfigMap.
     pub fn insert_config_map(&mut self, cm: &k8s_openapi::api::core::v1::ConfigMap) {
-        let ns = cm
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = cm.metadata.name.clone().unwrap_or_default();
-        let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for (k, v) in cm.data.iter().flatten() {
-            data.insert(k.clone(), v.clone().into_bytes());
-        }
-        for (k, v) in cm.binary_data.iter().flatten() {
-            data.insert(k.clone(), v.0.clone());
-        }
-        self.insert((ObjectKind::ConfigMap, ns, name), data);
+        let (name, data) = config_map_data(cm);
+        self.insert(name, data);
     }
 
-    /// Adds a Secret (`data`, and `stringData` as a manifest file may carry it).
+    /// Adds a Secret.
     pub fn insert_secret(&mut self, s: &k8s_openapi::api::core::v1::Secret) {
-        let ns = s
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = s.metadata.name.clone().unwrap_or_default();
-        let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for (k, v) in s.data.iter().flatten() {
-            data.insert(k.clone(), v.0.clone());
-        }
-        for (k, v) in s.string_data.iter().flatten() {
-            data.insert(k.clone(), v.clone().into_bytes());
-        }
-        self.insert((ObjectKind::Secret, ns, name), data);
+        let (name, data) = secret_data(s);
+        self.insert(name, data);
     }
 
     fn value(&self, kind: ObjectKind, r: &KeyReference, field: &str) -> Result<&[u8], InvalidSpec> {
@@ -114,6 +93,42 @@ impl TrustObjects {
                 message: format!("{what} has no key {:?}", r.key),
             })
     }
+}
+
+/// A ConfigMap's name and data (`data` and `binaryData`).
+pub fn config_map_data(cm: &k8s_openapi::api::core::v1::ConfigMap) -> (ObjectName, ObjectData) {
+    let ns = cm
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let mut data = ObjectData::new();
+    for (k, v) in cm.data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
+    for (k, v) in cm.binary_data.iter().flatten() {
+        data.insert(k.clone(), v.0.clone());
+    }
+    ((ObjectKind::ConfigMap, ns, name), data)
+}
+
+/// A Secret's name and data (`data`, and `stringData` as a manifest file may carry it).
+pub fn secret_data(s: &k8s_openapi::api::core::v1::Secret) -> (ObjectName, ObjectData) {
+    let ns = s
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = s.metadata.name.clone().unwrap_or_default();
+    let mut data = ObjectData::new();
+    for (k, v) in s.data.iter().flatten() {
+        data.insert(k.clone(), v.0.clone());
+    }
+    for (k, v) in s.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
+    ((ObjectKind::Secret, ns, name), data)
 }
 
 /// The trust of one requirement.
