@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::discovery::{Format, Referrer};
 use crate::oci;
+use crate::reason::Reason;
 use crate::registry::{Endpoint, RegistryClient, RegistryRequest, RegistryResponse, Scope};
 use crate::verify::{Evidence, Subject};
 
@@ -137,9 +138,9 @@ pub enum EvidenceError {
     /// The registry did not hand the bytes over (or handed over others): nothing can be said.
     #[error("{reason}: {message}")]
     Unreadable {
-        /// `Unreachable`, `Timeout`, `AuthFailed`, `RateLimited`, `NotFound`,
-        /// `RegistryError`, `ContentDigestMismatch`, `TooLarge`, `TooManyLayers`, …
-        reason: String,
+        /// Why (the registry's failure, `ReferrerNotFound`, `ContentDigestMismatch`,
+        /// `BodyTooLarge`, `TooManyLayers`, …).
+        reason: Reason,
         /// Detail (never credentials).
         message: String,
     },
@@ -154,10 +155,9 @@ pub enum EvidenceError {
     NotASignature(Format),
 }
 
-/// `reason` is a name (`&str`) or the registry's reason type: anything that prints as one.
-fn unreadable(reason: impl std::fmt::Display, message: impl Into<String>) -> EvidenceError {
+fn unreadable(reason: Reason, message: impl Into<String>) -> EvidenceError {
     EvidenceError::Unreadable {
-        reason: reason.to_string(),
+        reason,
         message: message.into(),
     }
 }
@@ -233,7 +233,7 @@ async fn read_layers(
     let what = format!("referrer manifest {}", referrer.digest);
     if oci::parse_digest(&referrer.digest).is_err() {
         return Err(unreadable(
-            "InvalidResponse",
+            Reason::InvalidResponse,
             format!("{what}: not a digest, not asked for"),
         ));
     }
@@ -287,7 +287,7 @@ async fn read_layers(
     }
     if chosen.len() > MAX_EVIDENCE_LAYERS {
         return Err(unreadable(
-            "TooManyLayers",
+            Reason::TooManyLayers,
             format!(
                 "{what} has {} signature layers, more than the {MAX_EVIDENCE_LAYERS} read",
                 chosen.len()
@@ -304,7 +304,7 @@ async fn read_layers(
         }
         if layer.size > MAX_EVIDENCE_BYTES {
             return Err(unreadable(
-                "TooLarge",
+                Reason::BodyTooLarge,
                 format!(
                     "{blob_what} declares {} bytes, over the {MAX_EVIDENCE_BYTES}-byte limit: not read",
                     layer.size
@@ -378,14 +378,15 @@ async fn get(
     let resp = client
         .send(req)
         .await
-        .map_err(|e| unreadable(e.reason().as_str(), format!("{what}: {e}")))?;
+        .map_err(|e| unreadable(e.reason(), format!("{what}: {e}")))?;
     let status = resp.status.as_u16();
-    let reason = match status {
-        200 => return Ok(resp),
-        404 => "NotFound",
-        401 | 403 => "AuthFailed",
-        429 => "RateLimited",
-        _ => "RegistryError",
+    let reason = match (status, resp.failure_reason()) {
+        (200, _) => return Ok(resp),
+        // A listed referrer (or one of its blobs) that is gone: deleted or garbage-collected
+        // after the listing was read, or an orphaned listing entry.
+        (404, Some(Reason::UnexpectedStatus)) => Reason::ReferrerNotFound,
+        (_, Some(reason)) => reason,
+        (_, None) => Reason::UnexpectedStatus,
     };
     Err(unreadable(
         reason,
@@ -398,14 +399,14 @@ async fn get(
 fn check_digest(digest: &str, body: &[u8], what: &str) -> Result<(), EvidenceError> {
     if !digest.starts_with("sha256:") {
         return Err(unreadable(
-            "UnsupportedDigest",
+            Reason::UnsupportedDigest,
             format!("{what}: only sha256 digests are checked"),
         ));
     }
     let computed = oci::digest_sha256(body);
     if computed != digest {
         return Err(unreadable(
-            "ContentDigestMismatch",
+            Reason::ContentDigestMismatch,
             format!("{what}: the registry sent content with digest {computed}"),
         ));
     }
@@ -443,7 +444,7 @@ mod tests {
         assert!(check_digest(&d, b"x", "blob").is_ok());
         assert!(matches!(
             check_digest(&d, b"y", "blob"),
-            Err(EvidenceError::Unreadable { reason, .. }) if reason == "ContentDigestMismatch"
+            Err(EvidenceError::Unreadable { reason, .. }) if reason == Reason::ContentDigestMismatch
         ));
         assert!(check_digest("sha512:00", b"x", "blob").is_err());
     }

@@ -48,6 +48,15 @@ pub enum Reason {
     TooManyPages,
     /// The referrers API was required (mode Native) and the registry has none.
     ReferrersApiUnsupported,
+    /// A listed referrer (or one of its blobs) is not in the registry: deleted or collected
+    /// after the listing, or an orphaned entry.
+    ReferrerNotFound,
+    /// The registry sent bytes whose digest is not the one asked for.
+    ContentDigestMismatch,
+    /// A digest algorithm the client does not check (only sha256 is), so not trusted.
+    UnsupportedDigest,
+    /// A signature manifest with more layers than the client reads.
+    TooManyLayers,
 }
 
 impl Reason {
@@ -72,6 +81,10 @@ impl Reason {
         Reason::PaginationLoop,
         Reason::TooManyPages,
         Reason::ReferrersApiUnsupported,
+        Reason::ReferrerNotFound,
+        Reason::ContentDigestMismatch,
+        Reason::UnsupportedDigest,
+        Reason::TooManyLayers,
     ];
 
     /// The CamelCase name (what status, Events and metrics carry).
@@ -96,6 +109,10 @@ impl Reason {
             Reason::PaginationLoop => "PaginationLoop",
             Reason::TooManyPages => "TooManyPages",
             Reason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
+            Reason::ReferrerNotFound => "ReferrerNotFound",
+            Reason::ContentDigestMismatch => "ContentDigestMismatch",
+            Reason::UnsupportedDigest => "UnsupportedDigest",
+            Reason::TooManyLayers => "TooManyLayers",
         }
     }
 
@@ -141,6 +158,16 @@ impl Reason {
             Reason::ReferrersApiUnsupported => {
                 "mode Native was required and the registry has no referrers API"
             }
+            Reason::ReferrerNotFound => {
+                "a listed referrer or one of its blobs is not in the registry (deleted, collected, orphaned)"
+            }
+            Reason::ContentDigestMismatch => {
+                "the registry sent bytes whose digest is not the one asked for"
+            }
+            Reason::UnsupportedDigest => {
+                "a digest algorithm not checked (only sha256 is), so not trusted"
+            }
+            Reason::TooManyLayers => "a signature manifest with more layers than the client reads",
         }
     }
 }

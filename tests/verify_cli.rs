@@ -281,6 +281,26 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
     assert_eq!(v["result"], "unknown", "{v:#}");
     assert_eq!(v["referrers"][0]["result"], "unknown");
     assert_eq!(v["referrers"][0]["reason"], "RegistryError");
+    // The crate's one HTTP table names the other failures, as discovery and the probe do: a
+    // signature blob gone (collected after the listing) and a registry that refuses it.
+    for (status, reason) in [(404, "ReferrerNotFound"), (403, "InsufficientPermissions")] {
+        proxy.set_rules(vec![Rule::on(
+            &format!("/blobs/{}", layers3[0]),
+            Action::Respond(Synth::new(status)),
+        )]);
+        let run = refwarden(&[
+            "verify",
+            &image3,
+            "--plain-http",
+            "--insecure-ignore-tlog",
+            "--key",
+            &key_file,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(run.code, Some(3), "HTTP {status}: {run}");
+        assert_eq!(run.json()["referrers"][0]["reason"], reason, "{run}");
+    }
     // Other bytes than the digest names: Unknown too, and never judged.
     proxy.set_rules(vec![Rule::on(
         &format!("/blobs/{}", layers3[0]),

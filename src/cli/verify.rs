@@ -400,7 +400,7 @@ fn judge(
         Ok(ev) => ev,
         Err(EvidenceError::Unreadable { reason, message }) => {
             out.result = Outcome::Unknown;
-            out.reason = Some(reason);
+            out.reason = Some(reason.to_string());
             out.message = Some(message);
             return out;
         }

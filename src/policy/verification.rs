@@ -300,7 +300,10 @@ impl Verifier {
         let evidence = match read {
             Ok(e) => e,
             Err(EvidenceError::Unreadable { reason, message }) => {
-                return Check::Unknown { reason, message };
+                return Check::Unknown {
+                    reason: reason.to_string(),
+                    message,
+                };
             }
             Err(EvidenceError::Malformed { message }) => {
                 return Check::Unverified(verify::Unverified {
@@ -336,7 +339,10 @@ impl Verifier {
                 match evidence::subject(client, repo, &referrer.subject).await {
                     Ok(s) => s,
                     Err(EvidenceError::Unreadable { reason, message }) => {
-                        return Check::Unknown { reason, message };
+                        return Check::Unknown {
+                            reason: reason.to_string(),
+                            message,
+                        };
                     }
                     Err(e) => {
                         return Check::Unknown {

@@ -2,7 +2,7 @@
 
 use super::{Endpoint, RegistryClient, RegistryRequest, Scope};
 use crate::oci;
-use crate::reason::{self, Reason};
+use crate::reason::Reason;
 
 /// Why a reference could not be resolved.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -52,13 +52,7 @@ pub async fn resolve_digest(
             ));
         }
         _ => {
-            let codes = head.error_codes();
-            let challenge = head
-                .headers
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok());
-            let reason =
-                reason::classify(status, &codes, challenge).unwrap_or(Reason::UnexpectedStatus);
+            let reason = head.failure_reason().unwrap_or(Reason::UnexpectedStatus);
             let detail = match reason {
                 Reason::AuthFailed => " (credentials missing or rejected)",
                 Reason::InsufficientPermissions => " (credentials not allowed to pull)",

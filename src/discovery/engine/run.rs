@@ -23,7 +23,7 @@ use crate::discovery::model::{
 use crate::discovery::strategy::{self, Start, merge_referrers, sort_referrers};
 use crate::discovery::tagschema::ListedDescriptor;
 use crate::oci;
-use crate::reason::{self, Reason};
+use crate::reason::Reason;
 use crate::registry::{RegistryClient, RegistryError, RegistryRequest, RegistryResponse};
 
 /// Why a discovery is Unknown.
@@ -54,11 +54,7 @@ impl UnknownCause {
         } else {
             format!(" ({})", codes.join(", "))
         };
-        let challenge = resp
-            .headers
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok());
-        let reason = reason::classify(s, &codes, challenge).unwrap_or(Reason::UnexpectedStatus);
+        let reason = resp.failure_reason().unwrap_or(Reason::UnexpectedStatus);
         UnknownCause::new(reason, format!("{what} answered HTTP {s}{codes_text}"))
     }
 }

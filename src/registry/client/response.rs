@@ -9,6 +9,7 @@ use url::Url;
 
 use bytes::Bytes;
 
+use crate::reason::{self, Reason};
 use crate::registry::error::RegistryError;
 
 /// A complete registry answer (body already read and bounded).
@@ -41,6 +42,14 @@ impl RegistryResponse {
             return Some(lowercase_cached(mt));
         }
         Some(mt)
+    }
+
+    /// Why this answer is a failure, by the crate's one HTTP table ([`crate::reason::classify`]:
+    /// the status, the distribution error codes, the `WWW-Authenticate` challenge); `None` for
+    /// 1xx–3xx.
+    pub fn failure_reason(&self) -> Option<Reason> {
+        let challenge = self.header(http::header::WWW_AUTHENTICATE.as_str());
+        reason::classify(self.status.as_u16(), &self.error_codes(), challenge)
     }
 
     /// Distribution error codes from `{"errors":[{"code":...}]}`; empty otherwise.
