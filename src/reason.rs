@@ -3,7 +3,9 @@
 //! the one table from an HTTP answer to a reason.
 //!
 //! Capability verdicts (`IndexReturned`, `NonConformantContentType`, …) explain a Supported or
-//! Unsupported answer and stay with the probe; the reasons here say why an answer is missing.
+//! Unsupported answer and stay with the probe; the reasons here say why an answer is missing,
+//! including the probe's own (`TestImageNotFound`, `WriteProbesDisabled`, …) for a capability it
+//! could not judge.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,17 @@ pub enum Reason {
     TooManyPages,
     /// The referrers API was required (mode Native) and the registry has none.
     ReferrersApiUnsupported,
+    /// Probe: the test image (`spec.probe.testRepository`:`testTag`) does not exist.
+    TestImageNotFound,
+    /// Probe: the test image's digest could not be learnt (another status, no digest header and
+    /// no readable manifest).
+    TestImageUnresolvable,
+    /// Probe: a write probe was not sent (`probe.writeProbes: false`).
+    WriteProbesDisabled,
+    /// Probe: the request was not made (nothing to judge it by).
+    NotProbed,
+    /// Probe: the `artifactType` filter cannot be judged, the referrers API verdict is Unknown.
+    ReferrersApiUnknown,
 }
 
 impl Reason {
@@ -72,6 +85,11 @@ impl Reason {
         Reason::PaginationLoop,
         Reason::TooManyPages,
         Reason::ReferrersApiUnsupported,
+        Reason::TestImageNotFound,
+        Reason::TestImageUnresolvable,
+        Reason::WriteProbesDisabled,
+        Reason::NotProbed,
+        Reason::ReferrersApiUnknown,
     ];
 
     /// The CamelCase name (what status, Events and metrics carry).
@@ -96,6 +114,11 @@ impl Reason {
             Reason::PaginationLoop => "PaginationLoop",
             Reason::TooManyPages => "TooManyPages",
             Reason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
+            Reason::TestImageNotFound => "TestImageNotFound",
+            Reason::TestImageUnresolvable => "TestImageUnresolvable",
+            Reason::WriteProbesDisabled => "WriteProbesDisabled",
+            Reason::NotProbed => "NotProbed",
+            Reason::ReferrersApiUnknown => "ReferrersApiUnknown",
         }
     }
 
@@ -140,6 +163,17 @@ impl Reason {
             Reason::TooManyPages => "more pages than the client reads",
             Reason::ReferrersApiUnsupported => {
                 "mode Native was required and the registry has no referrers API"
+            }
+            Reason::TestImageNotFound => {
+                "probe: the test image (`testRepository`:`testTag`) does not exist"
+            }
+            Reason::TestImageUnresolvable => "probe: the test image's digest could not be learnt",
+            Reason::WriteProbesDisabled => {
+                "probe: a write probe was not sent (`probe.writeProbes: false`)"
+            }
+            Reason::NotProbed => "probe: the request was not made",
+            Reason::ReferrersApiUnknown => {
+                "probe: the `artifactType` filter cannot be judged, the referrers API is Unknown"
             }
         }
     }
