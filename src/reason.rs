@@ -3,7 +3,9 @@
 //! the one table from an HTTP answer to a reason.
 //!
 //! Capability verdicts (`IndexReturned`, `NonConformantContentType`, …) explain a Supported or
-//! Unsupported answer and stay with the probe; the reasons here say why an answer is missing.
+//! Unsupported answer and stay with the probe; the reasons here say why an answer is missing,
+//! including the probe's own (`TestImageNotFound`, `WriteProbesDisabled`, …) for a capability it
+//! could not judge.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,17 @@ pub enum Reason {
     UnsupportedDigest,
     /// A signature manifest with more layers than the client reads.
     TooManyLayers,
+    /// Probe: the test image (`spec.probe.testRepository`:`testTag`) does not exist.
+    TestImageNotFound,
+    /// Probe: the test image's digest could not be learnt (another status, no digest header and
+    /// no readable manifest).
+    TestImageUnresolvable,
+    /// Probe: a write probe was not sent (`probe.writeProbes: false`).
+    WriteProbesDisabled,
+    /// Probe: the request was not made (nothing to judge it by).
+    NotProbed,
+    /// Probe: the `artifactType` filter cannot be judged, the referrers API verdict is Unknown.
+    ReferrersApiUnknown,
 }
 
 impl Reason {
@@ -85,6 +98,11 @@ impl Reason {
         Reason::ContentDigestMismatch,
         Reason::UnsupportedDigest,
         Reason::TooManyLayers,
+        Reason::TestImageNotFound,
+        Reason::TestImageUnresolvable,
+        Reason::WriteProbesDisabled,
+        Reason::NotProbed,
+        Reason::ReferrersApiUnknown,
     ];
 
     /// The CamelCase name (what status, Events and metrics carry).
@@ -113,6 +131,11 @@ impl Reason {
             Reason::ContentDigestMismatch => "ContentDigestMismatch",
             Reason::UnsupportedDigest => "UnsupportedDigest",
             Reason::TooManyLayers => "TooManyLayers",
+            Reason::TestImageNotFound => "TestImageNotFound",
+            Reason::TestImageUnresolvable => "TestImageUnresolvable",
+            Reason::WriteProbesDisabled => "WriteProbesDisabled",
+            Reason::NotProbed => "NotProbed",
+            Reason::ReferrersApiUnknown => "ReferrersApiUnknown",
         }
     }
 
@@ -168,6 +191,17 @@ impl Reason {
                 "a digest algorithm not checked (only sha256 is), so not trusted"
             }
             Reason::TooManyLayers => "a signature manifest with more layers than the client reads",
+            Reason::TestImageNotFound => {
+                "probe: the test image (`testRepository`:`testTag`) does not exist"
+            }
+            Reason::TestImageUnresolvable => "probe: the test image's digest could not be learnt",
+            Reason::WriteProbesDisabled => {
+                "probe: a write probe was not sent (`probe.writeProbes: false`)"
+            }
+            Reason::NotProbed => "probe: the request was not made",
+            Reason::ReferrersApiUnknown => {
+                "probe: the `artifactType` filter cannot be judged, the referrers API is Unknown"
+            }
         }
     }
 }

@@ -1,10 +1,14 @@
-//! ReferrerPolicy evaluation. `pods`, `selector`, `glob` and `evaluate` are pure;
-//! the controller and `refwarden evaluate` feed them pods and discovery results.
+//! ReferrerPolicy evaluation. `pods`, `selector`, `glob`, `compile`, `select`, `requirement`
+//! and `evaluate` are pure; the controller and `refwarden evaluate` feed them pods and
+//! discovery results.
 
+pub mod compile;
 pub mod evaluate;
 pub mod glob;
 pub mod pods;
+pub mod requirement;
 pub mod run;
+pub mod select;
 pub mod selector;
 pub mod status;
 pub mod trust;

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use crate::crd::{Capabilities, Capability, CapabilityState};
 use crate::oci;
+use crate::reason::Reason;
 use crate::registry::{
     Endpoint, RegistryClient, RegistryError, RegistryRequest, RegistryResponse, Scope,
 };
@@ -60,7 +61,7 @@ pub struct ProbeReport {
     /// Registry label (`host:port`).
     pub registry: String,
     /// `Ok` when `GET /v2/` got an HTTP answer; the failure reason and message otherwise.
-    pub reachable: Result<(), (String, String)>,
+    pub reachable: Result<(), (Reason, String)>,
     /// API version header value.
     pub distribution_api_version: Option<String>,
     /// Verdict on the API version (counts towards the score).
@@ -68,7 +69,7 @@ pub struct ProbeReport {
     /// Digest of the test image.
     pub test_digest: Option<String>,
     /// Why the test digest is missing, when it is.
-    pub test_digest_problem: Option<(String, String)>,
+    pub test_digest_problem: Option<(Reason, String)>,
     /// Capability verdicts.
     pub capabilities: Capabilities,
     /// Score out of [`crate::crd::SCORE_OUT_OF`].
@@ -90,7 +91,7 @@ fn observe(result: Result<RegistryResponse, RegistryError>) -> Observation {
     match result {
         Ok(r) => Observation::Answered(to_answer(&r)),
         Err(e) => Observation::Failed {
-            reason: e.reason().to_string(),
+            reason: e.reason(),
             message: e.to_string(),
         },
     }
@@ -149,7 +150,7 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
     );
     let (distribution_api_version, api_version) = verdict::api_version(&base);
     if let Observation::Failed { reason, message } = &base {
-        let unknown = Capability::unknown(reason, None, message.clone());
+        let unknown = verdict::unknown(*reason, None, message.clone());
         let capabilities = Capabilities {
             referrers_api: unknown.clone(),
             artifact_type_filter: unknown.clone(),
@@ -160,11 +161,11 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
         };
         return ProbeReport {
             registry: registry.clone(),
-            reachable: Err((reason.clone(), message.clone())),
+            reachable: Err((*reason, message.clone())),
             distribution_api_version,
             api_version,
             test_digest: None,
-            test_digest_problem: Some((reason.clone(), message.clone())),
+            test_digest_problem: Some((*reason, message.clone())),
             capabilities,
             score: 0,
             notes,
@@ -206,22 +207,25 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
                 );
                 verdict::artifact_type_filter(&referrers, &filtered)
             } else {
-                verdict::artifact_type_filter(&referrers, &Observation::skipped("NotProbed", ""))
+                verdict::artifact_type_filter(
+                    &referrers,
+                    &Observation::skipped(Reason::NotProbed, ""),
+                )
             };
             (referrers, filter)
         }
         None => {
             let (reason, message) = test_digest_problem
                 .clone()
-                .unwrap_or_else(|| ("TestImageNotFound".into(), String::new()));
-            let c = Capability::unknown(
-                &reason,
+                .unwrap_or_else(|| (Reason::TestImageNotFound, String::new()));
+            let c = verdict::unknown(
+                reason,
                 None,
                 format!("cannot verify without the test image: {message}"),
             );
             (
                 c.clone(),
-                verdict::artifact_type_filter(&c, &Observation::skipped("NotProbed", "")),
+                verdict::artifact_type_filter(&c, &Observation::skipped(Reason::NotProbed, "")),
             )
         }
     };
@@ -234,8 +238,8 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
 
     // 5. Chunked upload and 6. cross-repo mount (write probes).
     let (chunked_upload, cross_repo_mount) = if !opts.write_probes {
-        let skipped = Capability::unknown(
-            "WriteProbesDisabled",
+        let skipped = verdict::unknown(
+            Reason::WriteProbesDisabled,
             None,
             "write probes are disabled (probe.writeProbes: false)",
         );
@@ -246,8 +250,8 @@ pub async fn run(client: &RegistryClient, opts: &ProbeOptions) -> ProbeReport {
             Some(blob) => {
                 probe_mount(client, scratch, test_repo, blob, &delete_blobs, &mut notes).await
             }
-            None => Capability::unknown(
-                "TestImageNotFound",
+            None => verdict::unknown(
+                Reason::TestImageNotFound,
                 None,
                 "cannot test a mount without a blob of the test image",
             ),
@@ -291,7 +295,7 @@ async fn resolve_test_image(
     client: &RegistryClient,
     repo: &str,
     tag: &str,
-) -> Result<(String, Option<String>), (String, String)> {
+) -> Result<(String, Option<String>), (Reason, String)> {
     let path = format!("/v2/{repo}/manifests/{tag}");
     let head = client
         .send(
@@ -300,12 +304,12 @@ async fn resolve_test_image(
                 .scope(Scope::pull(repo)),
         )
         .await
-        .map_err(|e| (e.reason().to_string(), e.to_string()))?;
+        .map_err(|e| (e.reason(), e.to_string()))?;
     match head.status.as_u16() {
         200 => {}
         404 => {
             return Err((
-                "TestImageNotFound".into(),
+                Reason::TestImageNotFound,
                 format!("{repo}:{tag} was not found (HTTP 404)"),
             ));
         }
@@ -315,15 +319,12 @@ async fn resolve_test_image(
                 .get(reqwest::header::WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok());
             let reason = crate::reason::classify(s, &head.error_codes(), challenge)
-                .unwrap_or(crate::reason::Reason::AuthFailed);
-            return Err((
-                reason.as_str().into(),
-                format!("HEAD {repo}:{tag} answered HTTP {s}"),
-            ));
+                .unwrap_or(Reason::AuthFailed);
+            return Err((reason, format!("HEAD {repo}:{tag} answered HTTP {s}")));
         }
         s => {
             return Err((
-                "TestImageUnresolvable".into(),
+                Reason::TestImageUnresolvable,
                 format!("HEAD {repo}:{tag} answered HTTP {s}"),
             ));
         }
@@ -360,7 +361,7 @@ async fn resolve_test_image(
         (None, Some(b)) => oci::digest_sha256(b),
         (None, None) => {
             return Err((
-                "TestImageUnresolvable".into(),
+                Reason::TestImageUnresolvable,
                 format!(
                     "{repo}:{tag}: no Docker-Content-Digest header and the manifest could not be read"
                 ),

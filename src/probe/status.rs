@@ -87,7 +87,7 @@ pub fn from_report(report: &ProbeReport, ctx: &StatusContext<'_>) -> RegistryPro
             fresh.push(new_condition(
                 conditions::READY,
                 Status::False,
-                reason,
+                reason.as_str(),
                 message.clone(),
                 gen_,
                 now,
@@ -95,7 +95,7 @@ pub fn from_report(report: &ProbeReport, ctx: &StatusContext<'_>) -> RegistryPro
             fresh.push(new_condition(
                 conditions::REACHABLE,
                 Status::False,
-                reason,
+                reason.as_str(),
                 message.clone(),
                 gen_,
                 now,
@@ -177,7 +177,10 @@ mod tests {
             reachable: if reachable {
                 Ok(())
             } else {
-                Err(("Unreachable".into(), "connection refused".into()))
+                Err((
+                    crate::reason::Reason::Unreachable,
+                    "connection refused".into(),
+                ))
             },
             distribution_api_version: Some("registry/2.0".into()),
             api_version: Capability::supported("VersionHeader", Some(200), ""),

@@ -17,15 +17,15 @@ pub enum Observation {
     Answered(Answer),
     /// No HTTP answer: connection refused, timeout, TLS failure, token endpoint failure.
     Failed {
-        /// Machine-readable cause, e.g. `Unreachable`, `Timeout`, `TlsError`, `AuthFailed`.
-        reason: String,
+        /// The cause, e.g. `Unreachable`, `Timeout`, `TlsError`, `AuthFailed`.
+        reason: Reason,
         /// Human-readable detail (never contains credentials).
         message: String,
     },
     /// The request was not made.
     Skipped {
         /// Why, e.g. `WriteProbesDisabled`, `TestImageNotFound`.
-        reason: String,
+        reason: Reason,
         /// Human-readable detail.
         message: String,
     },
@@ -33,9 +33,9 @@ pub enum Observation {
 
 impl Observation {
     /// A skipped probe.
-    pub fn skipped(reason: &str, message: impl Into<String>) -> Self {
+    pub fn skipped(reason: Reason, message: impl Into<String>) -> Self {
         Self::Skipped {
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         }
     }
@@ -124,14 +124,20 @@ fn common(answer: &Answer, what: &str) -> Option<Capability> {
         Reason::RateLimited => format!("{what}: the registry is rate limiting (HTTP 429)"),
         _ => format!("{what}: the registry failed (HTTP {})", answer.status),
     };
-    Some(Capability::unknown(reason.as_str(), status, message))
+    Some(unknown(reason, status, message))
+}
+
+/// An Unknown verdict: the capability could not be judged, for a [`Reason`] (the status carries
+/// its name). Supported and Unsupported verdicts name the probe's own answers instead.
+pub fn unknown(reason: Reason, http_status: Option<u16>, message: impl Into<String>) -> Capability {
+    Capability::unknown(reason.as_str(), http_status, message)
 }
 
 fn not_answered(obs: &Observation) -> Option<Capability> {
     match obs {
         Observation::Answered(_) => None,
         Observation::Failed { reason, message } | Observation::Skipped { reason, message } => {
-            Some(Capability::unknown(reason, None, message.clone()))
+            Some(unknown(*reason, None, message.clone()))
         }
     }
 }
@@ -143,7 +149,7 @@ pub fn api_version(obs: &Observation) -> (Option<String>, Capability) {
         return (None, c);
     }
     let Observation::Answered(a) = obs else {
-        return (None, Capability::unknown("NotProbed", None, ""));
+        return (None, unknown(Reason::NotProbed, None, ""));
     };
     let header = a
         .header("oci-distribution-api-version")
@@ -172,8 +178,8 @@ pub fn api_version(obs: &Observation) -> (Option<String>, Capability) {
             "GET /v2/ answered 404: this URL does not serve the registry API",
         ),
         _ => common(a, "GET /v2/").unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 Some(a.status),
                 format!("GET /v2/ answered HTTP {}", a.status),
             )
@@ -188,7 +194,7 @@ pub fn referrers_api(obs: &Observation) -> Capability {
         return c;
     }
     let Observation::Answered(a) = obs else {
-        return Capability::unknown("NotProbed", None, "");
+        return unknown(Reason::NotProbed, None, "");
     };
     let status = Some(a.status);
     let ct = a.content_type.as_deref().unwrap_or("<none>");
@@ -236,8 +242,8 @@ pub fn referrers_api(obs: &Observation) -> Capability {
                     "404 with an OCI image index body (pre-1.1 draft behaviour)",
                 )
             } else if a.has_code("NAME_UNKNOWN") {
-                Capability::unknown(
-                    "RepositoryNotFound",
+                unknown(
+                    Reason::RepositoryNotFound,
                     status,
                     "404 NAME_UNKNOWN: the test repository does not exist, cannot verify",
                 )
@@ -281,8 +287,8 @@ pub fn referrers_api(obs: &Observation) -> Capability {
             ),
         ),
         _ => common(a, "referrers").unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 status,
                 format!("referrers answered HTTP {}{}", a.status, a.codes_text()),
             )
@@ -301,8 +307,8 @@ pub fn artifact_type_filter(referrers: &Capability, obs: &Observation) -> Capabi
             );
         }
         CapabilityState::Unknown => {
-            return Capability::unknown(
-                "ReferrersApiUnknown",
+            return unknown(
+                Reason::ReferrersApiUnknown,
                 None,
                 "the referrers API verdict is Unknown",
             );
@@ -313,7 +319,7 @@ pub fn artifact_type_filter(referrers: &Capability, obs: &Observation) -> Capabi
         return c;
     }
     let Observation::Answered(a) = obs else {
-        return Capability::unknown("NotProbed", None, "");
+        return unknown(Reason::NotProbed, None, "");
     };
     let status = Some(a.status);
     if a.status == 200 || (a.status == 404 && body_is_oci_index(&a.body)) {
@@ -361,8 +367,8 @@ pub fn artifact_type_filter(referrers: &Capability, obs: &Observation) -> Capabi
             ),
         ),
         _ => common(a, "filtered referrers").unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 status,
                 format!("filtered referrers answered HTTP {}", a.status),
             )
@@ -377,7 +383,7 @@ pub fn chunked_upload(post: &Observation, patch: Option<&Observation>) -> Capabi
         return c;
     }
     let Observation::Answered(a) = post else {
-        return Capability::unknown("NotProbed", None, "");
+        return unknown(Reason::NotProbed, None, "");
     };
     let status = Some(a.status);
     match a.status {
@@ -400,7 +406,7 @@ pub fn chunked_upload(post: &Observation, patch: Option<&Observation>) -> Capabi
                         return c;
                     }
                     let Observation::Answered(pa) = p else {
-                        return Capability::unknown("NotProbed", None, "");
+                        return unknown(Reason::NotProbed, None, "");
                     };
                     match pa.status {
                         202 | 204 => Capability::supported(
@@ -418,8 +424,8 @@ pub fn chunked_upload(post: &Observation, patch: Option<&Observation>) -> Capabi
                             ),
                         ),
                         _ => common(pa, "PATCH chunk").unwrap_or_else(|| {
-                            Capability::unknown(
-                                "UnexpectedStatus",
+                            unknown(
+                                Reason::UnexpectedStatus,
                                 Some(pa.status),
                                 format!("PATCH of a chunk answered HTTP {}", pa.status),
                             )
@@ -434,8 +440,8 @@ pub fn chunked_upload(post: &Observation, patch: Option<&Observation>) -> Capabi
             format!("POST answered HTTP {}{}", a.status, a.codes_text()),
         ),
         _ => common(a, "POST upload").unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 status,
                 format!("POST upload answered HTTP {}{}", a.status, a.codes_text()),
             )
@@ -449,7 +455,7 @@ pub fn cross_repo_mount(obs: &Observation) -> Capability {
         return c;
     }
     let Observation::Answered(a) = obs else {
-        return Capability::unknown("NotProbed", None, "");
+        return unknown(Reason::NotProbed, None, "");
     };
     let status = Some(a.status);
     match a.status {
@@ -465,8 +471,8 @@ pub fn cross_repo_mount(obs: &Observation) -> Capability {
             format!("mount answered HTTP {}{}", a.status, a.codes_text()),
         ),
         _ => common(a, "mount").unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 status,
                 format!("mount answered HTTP {}{}", a.status, a.codes_text()),
             )
@@ -491,7 +497,7 @@ pub fn delete(target: DeleteTarget, obs: &Observation, allow: Option<&str>) -> C
         return c;
     }
     let Observation::Answered(a) = obs else {
-        return Capability::unknown("NotProbed", None, "");
+        return unknown(Reason::NotProbed, None, "");
     };
     let status = Some(a.status);
     let what = match target {
@@ -518,8 +524,8 @@ pub fn delete(target: DeleteTarget, obs: &Observation, allow: Option<&str>) -> C
             status,
             format!("DELETE of a {what} answered HTTP {}{allow_note}", a.status),
         ),
-        404 if a.has_code("NAME_UNKNOWN") => Capability::unknown(
-            "RepositoryNotFound",
+        404 if a.has_code("NAME_UNKNOWN") => unknown(
+            Reason::RepositoryNotFound,
             status,
             format!("DELETE of a {what}: the repository does not exist{allow_note}"),
         ),
@@ -532,8 +538,8 @@ pub fn delete(target: DeleteTarget, obs: &Observation, allow: Option<&str>) -> C
             ),
         ),
         _ => common(a, &format!("DELETE {what}")).unwrap_or_else(|| {
-            Capability::unknown(
-                "UnexpectedStatus",
+            unknown(
+                Reason::UnexpectedStatus,
                 status,
                 format!(
                     "DELETE of a {what} answered HTTP {}{}{allow_note}",
@@ -553,8 +559,8 @@ pub fn delete_read_only(target: DeleteTarget, allow: Option<&str>) -> Capability
         DeleteTarget::Manifest => "manifest",
         DeleteTarget::Blob => "blob",
     };
-    Capability::unknown(
-        "WriteProbesDisabled",
+    unknown(
+        Reason::WriteProbesDisabled,
         None,
         match allow {
             Some(v) => format!(

@@ -168,7 +168,7 @@ fn server_errors_and_rate_limits_are_unknown() {
 #[test]
 fn transport_failure_is_unknown_with_its_reason() {
     let obs = Observation::Failed {
-        reason: "Unreachable".into(),
+        reason: crate::reason::Reason::Unreachable,
         message: "connection refused".into(),
     };
     let c = referrers_api(&obs);
@@ -203,7 +203,10 @@ fn chunked_upload_needs_location_and_accepted_chunk() {
         chunked_upload(&answer(202, None, ""), None).reason,
         "NoUploadLocation"
     );
-    let skipped = Observation::skipped("WriteProbesDisabled", "probe.writeProbes is false");
+    let skipped = Observation::skipped(
+        crate::reason::Reason::WriteProbesDisabled,
+        "probe.writeProbes is false",
+    );
     let c = chunked_upload(&skipped, None);
     assert_eq!(c.state, CapabilityState::Unknown);
     assert_eq!(c.reason, "WriteProbesDisabled");
