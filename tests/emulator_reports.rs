@@ -891,8 +891,13 @@ async fn five_thousand_pods_stay_within_the_report_size_bound() {
     let r = env
         .wait_reports(
             Duration::from_secs(60),
-            "the Report of 5,000 pods",
-            |r, _| report_in(r, "big").is_some_and(|b| b["summary"]["fail"] == PODS as u64),
+            "the Report and the ClusterReport of 5,000 pods",
+            // Both: the ClusterReport is written after the namespaced Report, so waiting for
+            // the Report alone raced its write under load.
+            |r, c| {
+                report_in(r, "big").is_some_and(|b| b["summary"]["fail"] == PODS as u64)
+                    && c.is_some_and(|c| c["summary"]["fail"] == PODS as u64)
+            },
         )
         .await;
     match r {
