@@ -314,12 +314,7 @@ async fn resolve_test_image(
             ));
         }
         s @ (401 | 403) => {
-            let challenge = head
-                .headers
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok());
-            let reason = crate::reason::classify(s, &head.error_codes(), challenge)
-                .unwrap_or(Reason::AuthFailed);
+            let reason = head.failure_reason().unwrap_or(Reason::AuthFailed);
             return Err((reason, format!("HEAD {repo}:{tag} answered HTTP {s}")));
         }
         s => {
