@@ -148,7 +148,7 @@ What to look at:
     demo/sig-only only a signature; demo/bare nothing.
   * evaluate: exit code $rc (1 = violations found). complete is compliant, sig-only misses
     the SBOM, bare misses both. -o yaml prints the status the controller would write.
-    This policy checks presence; add `verify` to a requirement to count only referrers that
+    This policy checks presence; add \`verify\` to a requirement to count only referrers that
     verify (README: "Verifying signatures in policies").
 EOF
 echo "==> stopping the registry"
