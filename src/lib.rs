@@ -17,7 +17,6 @@ pub mod oci;
 pub mod openreports;
 pub mod policy;
 pub mod probe;
-pub mod profile_config;
 pub mod reason;
 pub mod registry;
 pub mod validation;

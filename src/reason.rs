@@ -70,6 +70,22 @@ pub enum Reason {
     NotProbed,
     /// Probe: the `artifactType` filter cannot be judged, the referrers API verdict is Unknown.
     ReferrersApiUnknown,
+    /// Profile: the spec itself is wrong (URL, interval); only a spec change helps.
+    InvalidSpec,
+    /// Profile: the credentials Secret does not exist.
+    CredentialsNotFound,
+    /// Profile: the credentials Secret has the wrong type, a missing key or bad content.
+    CredentialsInvalid,
+    /// Profile: the credentials could not be read (API error, credentials provider failed).
+    CredentialsUnavailable,
+    /// Profile: the CA bundle object or key does not exist.
+    CaBundleNotFound,
+    /// Profile: the CA bundle is not valid PEM.
+    CaBundleInvalid,
+    /// Policy: none of `spec.registryProfiles` is for the image's registry.
+    NoMatchingRegistryProfile,
+    /// An image's registry host no client can be built for (no profile).
+    InvalidRegistry,
 }
 
 impl Reason {
@@ -103,6 +119,14 @@ impl Reason {
         Reason::WriteProbesDisabled,
         Reason::NotProbed,
         Reason::ReferrersApiUnknown,
+        Reason::InvalidSpec,
+        Reason::CredentialsNotFound,
+        Reason::CredentialsInvalid,
+        Reason::CredentialsUnavailable,
+        Reason::CaBundleNotFound,
+        Reason::CaBundleInvalid,
+        Reason::NoMatchingRegistryProfile,
+        Reason::InvalidRegistry,
     ];
 
     /// The CamelCase name (what status, Events and metrics carry).
@@ -136,6 +160,14 @@ impl Reason {
             Reason::WriteProbesDisabled => "WriteProbesDisabled",
             Reason::NotProbed => "NotProbed",
             Reason::ReferrersApiUnknown => "ReferrersApiUnknown",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::CredentialsInvalid => "CredentialsInvalid",
+            Reason::CredentialsUnavailable => "CredentialsUnavailable",
+            Reason::CaBundleNotFound => "CaBundleNotFound",
+            Reason::CaBundleInvalid => "CaBundleInvalid",
+            Reason::NoMatchingRegistryProfile => "NoMatchingRegistryProfile",
+            Reason::InvalidRegistry => "InvalidRegistry",
         }
     }
 
@@ -202,6 +234,24 @@ impl Reason {
             Reason::ReferrersApiUnknown => {
                 "probe: the `artifactType` filter cannot be judged, the referrers API is Unknown"
             }
+            Reason::InvalidSpec => {
+                "profile: the spec itself is wrong (URL, interval); only a spec change helps"
+            }
+            Reason::CredentialsNotFound => "profile: the credentials Secret does not exist",
+            Reason::CredentialsInvalid => {
+                "profile: the credentials Secret has the wrong type, a missing key or bad content"
+            }
+            Reason::CredentialsUnavailable => {
+                "profile: the credentials could not be read (API error, credentials provider failed)"
+            }
+            Reason::CaBundleNotFound => "profile: the CA bundle object or key does not exist",
+            Reason::CaBundleInvalid => "profile: the CA bundle is not valid PEM",
+            Reason::NoMatchingRegistryProfile => {
+                "policy: none of `spec.registryProfiles` is for the image's registry"
+            }
+            Reason::InvalidRegistry => {
+                "an image's registry host no client can be built for (no profile)"
+            }
         }
     }
 }
@@ -215,6 +265,12 @@ impl std::fmt::Display for Reason {
 impl PartialEq<&str> for Reason {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
     }
 }
 

@@ -10,7 +10,7 @@ use kube::client::Body;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use refwarden::controller::stores::PodChange;
-use refwarden::controller::{Context, Settings};
+use refwarden::controller::{Context, ReconcileSettings};
 use refwarden::crd::{ReferrerPolicy, RegistryProfile};
 use serde_json::json;
 
@@ -71,7 +71,7 @@ async fn pod_changes_map_to_selecting_policies_only() {
     }
     let ctx = Arc::new(Context::new(
         client,
-        Settings::default(),
+        ReconcileSettings::default(),
         policies,
         profiles,
     ));

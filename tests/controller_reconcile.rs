@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector;
 use refwarden::controller::stores::PodEntry;
-use refwarden::controller::{Context, Settings, policy, profile};
+use refwarden::controller::{Context, ReconcileSettings, policy, profile};
 use refwarden::crd::{
     Capabilities, Capability, DiscoveryMode, ReferrerPolicy, RegistryProfile, RegistryProfileStatus,
 };
@@ -770,12 +770,12 @@ async fn image_pull_secrets_opt_in_provides_credentials() -> TestResult {
         let (profiles, _) = reflector::store::<RegistryProfile>();
         let ctx = Context::new(
             client,
-            Settings {
+            ReconcileSettings {
                 instance: Some("refwarden-0".into()),
                 use_image_pull_secrets: opt_in,
                 // No RegistryProfile: the registry is plain HTTP only because it is named.
                 insecure_registries: vec![reg.host()],
-                ..Settings::default()
+                ..ReconcileSettings::default()
             },
             policies,
             profiles,

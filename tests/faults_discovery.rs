@@ -153,7 +153,7 @@ fn assert_found_sig(out: &DiscoveryOutcome, sig: &str, what: &str) {
 #[track_caller]
 fn unknown(out: &DiscoveryOutcome, what: &str) -> (String, String) {
     match out {
-        DiscoveryOutcome::Unknown { reason, message } => (reason.clone(), message.clone()),
+        DiscoveryOutcome::Unknown { reason, message } => (reason.to_string(), message.clone()),
         other => panic!("{what}: expected Unknown, got {other:?}"),
     }
 }

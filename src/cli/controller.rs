@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::controller::{self, RunOptions};
+use crate::controller::openreports::ReportsMode;
+use crate::controller::{self, ReconcileSettings, RunOptions};
 
 /// Flags of `refwarden controller`.
 #[derive(Args, Debug, Clone)]
@@ -69,23 +70,31 @@ fn default_identity() -> String {
         .unwrap_or_else(|| format!("refwarden-{:016x}", rand::random::<u64>()))
 }
 
+impl From<ControllerArgs> for RunOptions {
+    fn from(args: ControllerArgs) -> Self {
+        RunOptions {
+            listen_addr: args.listen_addr,
+            leader_election: args.leader_election,
+            lease_name: args.lease_name,
+            lease_namespace: args.lease_namespace,
+            identity: args.identity.unwrap_or_else(default_identity),
+            concurrency: args.concurrency,
+            settings: ReconcileSettings {
+                use_image_pull_secrets: args.use_image_pull_secrets,
+                insecure_registries: args.insecure_registries,
+                reports: match args.reports {
+                    ReportsArg::None => ReportsMode::None,
+                    ReportsArg::Openreports => ReportsMode::OpenReports,
+                },
+                ..ReconcileSettings::default()
+            },
+        }
+    }
+}
+
 /// Runs the controller; exit 1 on failure (with a hint when the CRDs are missing).
 pub async fn run(args: ControllerArgs) -> ExitCode {
-    let opts = RunOptions {
-        listen_addr: args.listen_addr,
-        leader_election: args.leader_election,
-        lease_name: args.lease_name,
-        lease_namespace: args.lease_namespace,
-        identity: args.identity.unwrap_or_else(default_identity),
-        use_image_pull_secrets: args.use_image_pull_secrets,
-        concurrency: args.concurrency,
-        insecure_registries: args.insecure_registries,
-        reports: match args.reports {
-            ReportsArg::None => controller::openreports::ReportsMode::None,
-            ReportsArg::Openreports => controller::openreports::ReportsMode::OpenReports,
-        },
-    };
-    match controller::run(opts).await {
+    match controller::run(args.into()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

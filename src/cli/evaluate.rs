@@ -32,9 +32,9 @@ use crate::manifests::{self, Origin};
 use crate::policy::Evaluation;
 use crate::policy::{self, PolicyInput};
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::profile_config::{self, ProfileObjects};
 use crate::registry::RegistryClient;
 use crate::registry::directory::same_registry;
+use crate::registry::profile_config::{self, ProfileObjects};
 use crate::registry::{RegistryDirectory, RegistryEntry};
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ use crate::crd::{
     Capabilities, Capability, CapabilityState, PolicyViolation, ReferrerPolicyStatus,
     RegistryProfileStatus,
 };
+use crate::reason::Reason;
 
 fn older_than(last: Option<&Time>, now: &Time, interval: Duration) -> bool {
     match last {
@@ -81,7 +82,8 @@ pub fn probe_due(
         return Ok(());
     }
     let ready = crate::conditions::find(&prev.conditions, crate::conditions::READY);
-    if ready.is_none_or(|c| c.reason == "InvalidSpec" || is_broken_reason(&c.reason)) {
+    if ready.is_none_or(|c| c.reason == Reason::InvalidSpec.as_str() || is_broken_reason(&c.reason))
+    {
         return Ok(());
     }
     // A registry that failed the last probe is tried again sooner.
@@ -103,14 +105,15 @@ pub fn probe_due(
 pub const RETRY_UNREADY: Duration = Duration::from_secs(300);
 
 fn is_broken_reason(reason: &str) -> bool {
-    use crate::profile_config::*;
-    [
-        CREDENTIALS_NOT_FOUND,
-        CREDENTIALS_INVALID,
-        CA_BUNDLE_NOT_FOUND,
-        CA_BUNDLE_INVALID,
-    ]
-    .contains(&reason)
+    matches!(
+        Reason::parse(reason),
+        Some(
+            Reason::CredentialsNotFound
+                | Reason::CredentialsInvalid
+                | Reason::CaBundleNotFound
+                | Reason::CaBundleInvalid
+        )
+    )
 }
 
 /// How grave an Event to publish is: its Kubernetes Event type (Normal or Warning).

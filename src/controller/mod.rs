@@ -6,7 +6,7 @@
 //!   registry directory policies discover through.
 //! - [`policy`]: evaluates ReferrerPolicies with [`crate::policy::evaluate_policy`]
 //!   over the pod store, writes status, publishes Events.
-//! - [`stores`]: pods (only `PodInfo`), namespace labels, profiles.
+//! - [`stores`]: pods (only `PodInfo`), namespace labels.
 //! - [`index`]: per-object state (Event memory, compiled specs, last statuses
 //!   written), fed by the watches' applies, deletes and re-lists.
 //! - [`writer`]: the one writer of status, reports and Events, behind the leader gate.
@@ -14,6 +14,7 @@
 //! - [`leader`]: Lease-based leader election; every replica watches, only the
 //!   leader writes status and Events.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`runtime`]: the process: watches, the two Controllers, [`run`].
 
 pub mod backoff;
 pub mod diff;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod openreports;
 pub mod policy;
 pub mod profile;
+pub mod runtime;
 pub mod stores;
 pub mod writer;
 
@@ -34,12 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
@@ -47,12 +46,16 @@ use crate::crd::{ReferrerPolicy, RegistryProfile};
 use crate::discovery::{Discoverer, DiscovererConfig};
 use crate::policy::evaluate::selects_pod;
 use crate::policy::{CompiledPolicy, Verifier};
-use crate::registry::{DockerConfig, ImplicitAccess, PlainHttp, RequestCounters};
+use crate::registry::{
+    DockerConfig, ImplicitAccess, PlainHttp, RegistryProfileClients, RequestCounters,
+};
 use backoff::Backoff;
 use index::Index;
 use metrics::Metrics;
-use stores::{NamespaceStore, PodChange, PodStore, Profiles};
+use stores::{NamespaceStore, PodChange, PodStore};
 use writer::Writer;
+
+pub use runtime::{POD_TRIGGER_WINDOW, RunOptions, check_crds, run};
 
 /// Field manager of every status the controller applies.
 pub const FIELD_MANAGER: &str = "refwarden";
@@ -99,9 +102,9 @@ impl Error {
     }
 }
 
-/// Settings of the controller.
+/// What reconcilers read from the command line (the rest of [`RunOptions`] is the process's).
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct ReconcileSettings {
     /// Also use pods' `imagePullSecrets` for images without a RegistryProfile secret.
     pub use_image_pull_secrets: bool,
     /// Events published per reconcile at most (pod Warnings beyond it wait for the next one).
@@ -114,7 +117,7 @@ pub struct Settings {
     pub reports: openreports::ReportsMode,
 }
 
-impl Default for Settings {
+impl Default for ReconcileSettings {
     fn default() -> Self {
         Self {
             use_image_pull_secrets: false,
@@ -160,7 +163,7 @@ pub struct Context {
     /// RegistryProfiles (reflector).
     pub profile_store: Store<RegistryProfile>,
     /// The registry directory built from RegistryProfiles.
-    pub profiles: Profiles,
+    pub profiles: RegistryProfileClients,
     /// Whether this replica holds the Lease (writes status and Events).
     pub leader: Arc<AtomicBool>,
     /// Per-object backoff for transient errors.
@@ -179,8 +182,8 @@ pub struct Context {
         crate::policy::trust::ObjectName,
         Arc<crate::policy::trust::ObjectData>,
     >,
-    /// Settings.
-    pub settings: Settings,
+    /// What reconcilers read from the command line.
+    pub settings: ReconcileSettings,
     /// The clock ([`now`] unless replaced by [`Context::with_clock`]).
     clock: Arc<dyn Fn() -> Time + Send + Sync>,
     /// Re-evaluates every policy when bumped (directory or leadership changes).
@@ -222,7 +225,7 @@ impl Context {
     /// A context over the given reflector stores. Not leader until told.
     pub fn new(
         client: Client,
-        settings: Settings,
+        settings: ReconcileSettings,
         policies: Store<ReferrerPolicy>,
         profile_store: Store<RegistryProfile>,
     ) -> Self {
@@ -249,7 +252,7 @@ impl Context {
             client,
             discoverer,
             verifier,
-            profiles: Profiles::new(ImplicitAccess {
+            profiles: RegistryProfileClients::new(ImplicitAccess {
                 plain_http: if settings.insecure_registries.is_empty() {
                     PlainHttp::Never
                 } else {
@@ -459,7 +462,7 @@ impl Context {
     }
 
     /// Re-evaluates the policies a pod change concerns: marks them for the next flush of
-    /// [`run_pod_triggers`] (at most one evaluation per policy per [`POD_TRIGGER_WINDOW`],
+    /// [`runtime::run_pod_triggers`] (at most one evaluation per policy per [`POD_TRIGGER_WINDOW`],
     /// however many pods change, and never postponed by further changes).
     pub fn on_pod_change(&self, change: &PodChange) {
         if matches!(change, PodChange::All) {
@@ -499,242 +502,4 @@ impl Context {
             .iter()
             .all(|p| known.contains(&p.name_any()))
     }
-}
-
-/// Every change of the value after the current one (tokio-stream's adapter).
-fn watch_stream(rx: tokio::sync::watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send {
-    tokio_stream::wrappers::WatchStream::from_changes(rx).map(|_| ())
-}
-
-fn mpsc_stream<T: Send + 'static>(
-    rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-/// Options of [`run`] (the CLI flags).
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// Address of `/healthz`, `/readyz`, `/metrics`.
-    pub listen_addr: std::net::SocketAddr,
-    /// Elect a leader through a Lease (false: this replica always writes).
-    pub leader_election: bool,
-    /// Name of the Lease.
-    pub lease_name: String,
-    /// Namespace of the Lease.
-    pub lease_namespace: String,
-    /// Identity in the Lease (the pod name).
-    pub identity: String,
-    /// Use pods' imagePullSecrets.
-    pub use_image_pull_secrets: bool,
-    /// Concurrent reconciles per kind (0: unlimited).
-    pub concurrency: u16,
-    /// Registries without a RegistryProfile reached over plain HTTP.
-    pub insecure_registries: Vec<String>,
-    /// Reports written beside the status (`--reports`).
-    pub reports: openreports::ReportsMode,
-}
-
-/// Checks both CRDs are served; a 404 is [`Error::CrdMissing`].
-pub async fn check_crds(client: &Client) -> Result<(), Error> {
-    let lp = ListParams::default().limit(1);
-    let missing = |e: kube::Error, crd: &str| match &e {
-        kube::Error::Api(s) if s.code == 404 => Error::CrdMissing(crd.to_string()),
-        _ => Error::Kube(e),
-    };
-    Api::<RegistryProfile>::all(client.clone())
-        .list_metadata(&lp)
-        .await
-        .map_err(|e| missing(e, "registryprofiles.refwarden.dev"))?;
-    Api::<ReferrerPolicy>::all(client.clone())
-        .list_metadata(&lp)
-        .await
-        .map_err(|e| missing(e, "referrerpolicies.refwarden.dev"))?;
-    Ok(())
-}
-
-async fn run_pod_watcher(ctx: Arc<Context>) {
-    let api: Api<Pod> = Api::all(ctx.client.clone());
-    // Finished pods run nothing: leave them out of the store.
-    let cfg = watcher::Config::default()
-        .fields("status.phase!=Succeeded,status.phase!=Failed")
-        .any_semantic();
-    let mut stream = watcher(api, cfg).default_backoff().boxed();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(ev) => {
-                if let Some(change) = ctx.pods.apply_event(&ev) {
-                    ctx.on_pod_change(&change);
-                }
-            }
-            Err(e) => warn!(error = %e, "pod watch failed (retrying with backoff)"),
-        }
-    }
-}
-
-/// How long pod changes are gathered before the policies they concern are evaluated: a
-/// throttle, not a debounce (a steady stream of pod changes cannot postpone an evaluation).
-pub const POD_TRIGGER_WINDOW: Duration = Duration::from_millis(200);
-
-/// Flushes the policies marked by pod changes once per [`POD_TRIGGER_WINDOW`].
-async fn run_pod_triggers(ctx: Arc<Context>) {
-    loop {
-        ctx.pod_triggered.notified().await;
-        tokio::time::sleep(POD_TRIGGER_WINDOW).await;
-        ctx.flush_pod_triggers();
-    }
-}
-
-/// Forwards the registries whose referrers answers discovery saw change to their profiles.
-async fn run_answer_changes(ctx: Arc<Context>) {
-    let mut rx = ctx.discoverer.subscribe_changes();
-    while rx.changed().await.is_ok() {
-        let changed = ctx.discoverer.take_changed();
-        if !changed.is_empty() {
-            ctx.on_answer_changes(&changed);
-        }
-    }
-}
-
-async fn run_namespace_watcher(ctx: Arc<Context>) {
-    let api: Api<kube::core::PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
-    let mut stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .boxed();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(ev) => {
-                if ctx.namespaces.apply_event(&ev) {
-                    ctx.all_policies.send_modify(|n| *n += 1);
-                }
-            }
-            Err(e) => warn!(error = %e, "namespace watch failed (retrying with backoff)"),
-        }
-    }
-}
-
-/// Runs the controller until SIGTERM / Ctrl-C.
-pub async fn run(opts: RunOptions) -> Result<(), Error> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| Error::Setup(format!("cannot create a Kubernetes client: {e}")))?;
-    check_crds(&client).await?;
-
-    let (policy_reader, policy_writer) = reflector::store::<ReferrerPolicy>();
-    let (profile_reader, profile_writer) = reflector::store::<RegistryProfile>();
-    let settings = Settings {
-        use_image_pull_secrets: opts.use_image_pull_secrets,
-        instance: Some(opts.identity.clone()),
-        insecure_registries: opts.insecure_registries.clone(),
-        reports: opts.reports,
-        ..Settings::default()
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings,
-        policy_reader.clone(),
-        profile_reader.clone(),
-    ));
-
-    let server = tokio::spawn(http::serve(opts.listen_addr, ctx.clone()));
-    tokio::spawn(run_pod_watcher(ctx.clone()));
-    tokio::spawn(run_pod_triggers(ctx.clone()));
-    tokio::spawn(run_namespace_watcher(ctx.clone()));
-    tokio::spawn(run_answer_changes(ctx.clone()));
-    if opts.leader_election {
-        leader::spawn(
-            client.clone(),
-            &opts.lease_name,
-            &opts.lease_namespace,
-            &opts.identity,
-            ctx.clone(),
-        )
-        .await?;
-    } else {
-        ctx.set_leader(true);
-    }
-
-    // No debounce: kube-runtime's resets its timer on every trigger, so steady pod churn would
-    // starve a policy. Pod changes are throttled by `run_pod_triggers`; a reconcile asked for
-    // while one runs is run once after it.
-    let mut config = kube::runtime::Config::default();
-    if opts.concurrency > 0 {
-        config = config.concurrency(opts.concurrency);
-    }
-
-    // Deletes and re-lists feed the index (and drop gauges and directory slots); applied
-    // objects feed standbys' gauges from their stored status; reconciles run on spec changes.
-    let ctx_profiles = ctx.clone();
-    let profiles_stream = reflector::reflector(
-        profile_writer,
-        watcher(
-            Api::<RegistryProfile>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff(),
-    )
-    .inspect(move |ev| {
-        if let Ok(ev) = ev {
-            ctx_profiles.on_profile_event(ev);
-        }
-    })
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let profile_rx = ctx
-        .profile_rx
-        .lock()
-        .take()
-        .ok_or_else(|| Error::Setup("controller started twice".into()))?;
-    let profile_controller = Controller::for_stream(profiles_stream, profile_reader)
-        .with_config(config.clone())
-        .reconcile_all_on(watch_stream(ctx.all_profiles.subscribe()))
-        .reconcile_on(mpsc_stream(profile_rx))
-        .shutdown_on_signal()
-        .run(profile::reconcile, profile::error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "registryprofile reconcile");
-            }
-        });
-
-    let ctx_policies = ctx.clone();
-    let policies_stream = reflector::reflector(
-        policy_writer,
-        watcher(
-            Api::<ReferrerPolicy>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff(),
-    )
-    .inspect(move |ev| {
-        if let Ok(ev) = ev {
-            ctx_policies.on_policy_event(ev);
-        }
-    })
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let rx = ctx
-        .policy_rx
-        .lock()
-        .take()
-        .ok_or_else(|| Error::Setup("controller started twice".into()))?;
-    let policy_controller = Controller::for_stream(policies_stream, policy_reader)
-        .with_config(config)
-        .reconcile_all_on(watch_stream(ctx.all_policies.subscribe()))
-        .reconcile_on(mpsc_stream(rx))
-        .shutdown_on_signal()
-        .run(policy::reconcile, policy::error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "referrerpolicy reconcile");
-            }
-        });
-
-    info!("controller started");
-    tokio::join!(profile_controller, policy_controller);
-    server.abort();
-    if ctx.is_leader() {
-        info!("shutting down (the Lease is released when the elector stops)");
-    }
-    Ok(())
 }

@@ -20,9 +20,10 @@ use crate::crd::{
     CredentialsProvider, RegistryProfile, RegistryProfileSpec, RegistryProfileStatus,
 };
 use crate::probe::{self, ProbeOptions, status::StatusContext};
-use crate::profile_config::{self as pf, CaObject, ProfileObjects};
+use crate::reason::Reason;
 use crate::registry::BrokenProfile;
 use crate::registry::RegistryClient;
+use crate::registry::profile_config::{self as pf, CaObject, ProfileObjects};
 
 /// Kind label in metrics.
 pub const KIND: &str = "registryprofile";
@@ -148,7 +149,7 @@ pub fn broken_status(
         new_condition(
             conditions::READY,
             Status::False,
-            &b.reason,
+            b.reason.as_str(),
             b.message.clone(),
             generation,
             now,
@@ -156,7 +157,7 @@ pub fn broken_status(
         new_condition(
             conditions::RECONCILING,
             Status::False,
-            &b.reason,
+            b.reason.as_str(),
             "",
             generation,
             now,
@@ -164,7 +165,7 @@ pub fn broken_status(
         new_condition(
             conditions::STALLED,
             Status::from(stalled),
-            &b.reason,
+            b.reason.as_str(),
             if stalled {
                 b.message.clone()
             } else {
@@ -210,7 +211,7 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
         Err(e) => {
             // Keep the profile known (broken) so policies do not wait for it.
             let b = BrokenProfile {
-                reason: "CredentialsUnavailable".into(),
+                reason: Reason::CredentialsUnavailable,
                 message: format!("reading the objects referenced by the spec failed: {e}"),
             };
             if ctx.profiles.set(&name, &host, "", Err(b), None) {
@@ -233,7 +234,7 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
                 crate::lifecycle::aws::ecr_credentials_for(&obj.spec.registry_url)
                     .await
                     .map_err(|e| BrokenProfile {
-                        reason: "CredentialsUnavailable".into(),
+                        reason: Reason::CredentialsUnavailable,
                         message: format!("spec.credentialsProvider: AwsEcr: {e}"),
                     }),
             )
@@ -268,7 +269,7 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
                     cfg.credentials = creds?;
                 }
                 let client = RegistryClient::new(cfg).map_err(|e| BrokenProfile {
-                    reason: pf::INVALID_SPEC.into(),
+                    reason: Reason::InvalidSpec,
                     message: format!("spec: {e}"),
                 })?;
                 if known {

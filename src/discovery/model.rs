@@ -338,7 +338,7 @@ pub enum DiscoveryOutcome {
         /// Machine-readable cause: `Unreachable`, `Timeout`, `TlsError`, `AuthFailed`,
         /// `InsufficientPermissions`, `RateLimited`, `RegistryError`, `SubjectNotFound`,
         /// `ReferrersApiUnsupported` (Native forced), `InvalidResponse`, `BodyTooLarge`, …
-        reason: String,
+        reason: crate::reason::Reason,
         /// Human-readable detail (never contains credentials).
         message: String,
     },

@@ -34,16 +34,14 @@ pub const GLOB_MATCHES_NOTHING: &str = "GlobMatchesNothing";
 /// Workloads listed per violation at most.
 pub const MAX_WORKLOADS_PER_IMAGE: usize = 10;
 
-/// Maps a failure reason ([`Reason`], or the profile's own `RegistryProfileInvalid`) to the
-/// policy's coarser Unknown reason.
-pub fn unknown_reason(failure: &str) -> &'static str {
-    match Reason::parse(failure) {
-        Some(Reason::AuthFailed | Reason::InsufficientPermissions) => "AuthFailed",
-        Some(Reason::SubjectNotFound | Reason::TagNotFound) => "ImageNotFound",
-        Some(Reason::ReferrersApiUnsupported) => "ReferrersApiUnsupported",
-        Some(Reason::InvalidResponse | Reason::BodyTooLarge) => "InvalidRegistryResponse",
-        Some(Reason::InvalidConfig) => "RegistryProfileInvalid",
-        None if failure == "RegistryProfileInvalid" => "RegistryProfileInvalid",
+/// Maps a failure reason to the policy's coarser Unknown reason.
+pub fn unknown_reason(failure: Reason) -> &'static str {
+    match failure {
+        Reason::AuthFailed | Reason::InsufficientPermissions => "AuthFailed",
+        Reason::SubjectNotFound | Reason::TagNotFound => "ImageNotFound",
+        Reason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
+        Reason::InvalidResponse | Reason::BodyTooLarge => "InvalidRegistryResponse",
+        Reason::InvalidConfig => "RegistryProfileInvalid",
         _ => "RegistryUnavailable",
     }
 }
@@ -119,7 +117,7 @@ struct JudgedRequirements {
     /// The referrers that verified (for met `verify` requirements).
     verified: Vec<VerifiedReferrer>,
     /// A `verify` requirement that could not be decided (reason, message).
-    unknown: Option<(String, String)>,
+    unknown: Option<(Reason, String)>,
 }
 
 fn judge_requirements(
@@ -144,10 +142,7 @@ fn judge_requirements(
             Some(RequirementVerdict::Met(v)) => out.verified.extend(v.iter().cloned()),
             Some(RequirementVerdict::Unknown { reason, message }) => {
                 if out.unknown.is_none() {
-                    out.unknown = Some((
-                        reason.clone(),
-                        format!("requirement {}: {message}", req.name),
-                    ));
+                    out.unknown = Some((*reason, format!("requirement {}: {message}", req.name)));
                 }
             }
             Some(RequirementVerdict::Unmet(u)) => {
@@ -192,7 +187,7 @@ pub fn judge(
                     eval.unknown.push(UnknownImage {
                         image,
                         digest: Some(key.digest.clone()),
-                        reason: unknown_reason(&reason).to_string(),
+                        reason: unknown_reason(reason).to_string(),
                         message: format!("verifying: {reason}: {message}"),
                         pods: use_.pods,
                         workloads: bounded(&use_.workloads),
@@ -233,7 +228,7 @@ pub fn judge(
                 eval.unknown.push(UnknownImage {
                     image,
                     digest: Some(key.digest.clone()),
-                    reason: unknown_reason(reason).to_string(),
+                    reason: unknown_reason(*reason).to_string(),
                     message: format!("{reason}: {message}"),
                     pods: use_.pods,
                     workloads: bounded(&use_.workloads),

@@ -21,6 +21,7 @@ use crate::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use crate::discovery::{
     Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Reach, Referrer,
 };
+use crate::reason::Reason;
 use crate::registry::directory::RegistryDirectory;
 use crate::registry::resolve_digest;
 
@@ -43,7 +44,7 @@ pub struct PolicyInput<'a> {
 }
 
 /// Outcome of resolving one tag: the digest, or (reason, message).
-type Resolved = Result<String, (String, String)>;
+type Resolved = Result<String, (Reason, String)>;
 
 /// Result of one evaluation.
 #[derive(Clone, Debug)]
@@ -114,7 +115,7 @@ pub async fn evaluate_policy<'p>(
                     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
                     resolve_digest(&entry.client, &r.repository, &tag)
                         .await
-                        .map_err(|e| (e.reason.as_str().to_string(), e.message))
+                        .map_err(|e| (e.reason, e.message))
                 }
             };
             (key, result)
@@ -127,7 +128,7 @@ pub async fn evaluate_policy<'p>(
             Ok(digest) => selection.resolve_tag(&key, &digest),
             Err((reason, message)) => selection.fail_tag(
                 &key,
-                evaluate::unknown_reason(&reason),
+                evaluate::unknown_reason(reason),
                 &format!("{reason}: {message}"),
             ),
         }
@@ -415,7 +416,7 @@ async fn check_referrer(
     directory: &RegistryDirectory,
     verifier: &Verifier,
 ) -> Arc<Check> {
-    let unknown = |reason: String, message: String| Arc::new(Check::Unknown { reason, message });
+    let unknown = |reason: Reason, message: String| Arc::new(Check::Unknown { reason, message });
     match r.repository.as_deref() {
         None => match directory.entry_for(&key.registry, &spec.registry_profiles) {
             Err(b) => unknown(b.reason, b.message),
@@ -424,7 +425,7 @@ async fn check_referrer(
         Some(place) => {
             let Ok(target) = evaluate::referrers_repository(place) else {
                 return unknown(
-                    "InvalidConfig".into(),
+                    Reason::InvalidConfig,
                     format!("referrers repository {place:?} is not registry/path"),
                 );
             };

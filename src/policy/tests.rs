@@ -15,6 +15,7 @@ use crate::crd::{
 use crate::discovery::{
     ArtifactKind, AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, Referrer,
 };
+use crate::reason::Reason;
 
 fn digest(n: u8) -> String {
     format!("sha256:{}", format!("{n:02x}").repeat(32))
@@ -181,7 +182,7 @@ fn compliant_noncompliant_unknown_and_counts() {
         (
             key("ghcr.io/acme/c", 30),
             Arc::new(DiscoveryOutcome::Unknown {
-                reason: "Unreachable".into(),
+                reason: Reason::Unreachable,
                 message: "connection refused".into(),
             }),
         ),
@@ -231,7 +232,7 @@ fn registry_error_is_unknown_never_compliant_or_violation() {
         let outcomes = BTreeMap::from([(
             key("ghcr.io/acme/a", 10),
             Arc::new(DiscoveryOutcome::Unknown {
-                reason: reason.into(),
+                reason: Reason::parse(reason).expect("a reason"),
                 message: "x".into(),
             }),
         )]);

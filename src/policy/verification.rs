@@ -20,6 +20,7 @@ use super::trust::RequirementTrust;
 use crate::crd::{Requirement, SubjectMatch, UnverifiedReferrer, VerifiedReferrer};
 use crate::discovery::{AttachedTo, DiscoveryReport, Referrer};
 use crate::evidence::{self, EvidenceError};
+use crate::reason::Reason;
 use crate::registry::RegistryClient;
 use crate::verify::{self, Rejection, Signer, Subject, Verdict};
 
@@ -39,7 +40,7 @@ pub enum Check {
     /// None verified: the most telling rejection.
     Unverified(verify::Unverified),
     /// Its bytes could not be read: nothing can be said (never a violation).
-    Unknown { reason: String, message: String },
+    Unknown { reason: Reason, message: String },
 }
 
 /// What a `verify` requirement comes to on one image.
@@ -50,7 +51,7 @@ pub enum RequirementVerdict {
     /// Not met: the referrers that did not verify, with why (empty: no referrer at all).
     Unmet(Vec<UnverifiedReferrer>),
     /// A referrer that could have decided it was unreadable.
-    Unknown { reason: String, message: String },
+    Unknown { reason: Reason, message: String },
 }
 
 /// The verdicts of one image's `verify` requirements, by requirement name.
@@ -141,7 +142,7 @@ pub fn requirement_verdict(
         return RequirementVerdict::Met(listed);
     }
     if let Some((reason, message)) = checks.values().find_map(|c| match c.as_ref() {
-        Check::Unknown { reason, message } => Some((reason.clone(), message.clone())),
+        Check::Unknown { reason, message } => Some((*reason, message.clone())),
         _ => None,
     }) {
         return RequirementVerdict::Unknown { reason, message };
@@ -226,7 +227,7 @@ impl VerifierStats {
         let key = match check {
             Check::Verified(_) => ("verified", String::new()),
             Check::Unverified(u) => ("unverified", u.reason.as_str().to_string()),
-            Check::Unknown { reason, .. } => ("unknown", reason.clone()),
+            Check::Unknown { reason, .. } => ("unknown", reason.as_str().to_string()),
         };
         *self.outcomes.lock().entry(key).or_default() += 1;
     }
@@ -300,10 +301,7 @@ impl Verifier {
         let evidence = match read {
             Ok(e) => e,
             Err(EvidenceError::Unreadable { reason, message }) => {
-                return Check::Unknown {
-                    reason: reason.to_string(),
-                    message,
-                };
+                return Check::Unknown { reason, message };
             }
             Err(EvidenceError::Malformed { message }) => {
                 return Check::Unverified(verify::Unverified {
@@ -339,14 +337,11 @@ impl Verifier {
                 match evidence::subject(client, repo, &referrer.subject).await {
                     Ok(s) => s,
                     Err(EvidenceError::Unreadable { reason, message }) => {
-                        return Check::Unknown {
-                            reason: reason.to_string(),
-                            message,
-                        };
+                        return Check::Unknown { reason, message };
                     }
                     Err(e) => {
                         return Check::Unknown {
-                            reason: "InvalidResponse".into(),
+                            reason: Reason::InvalidResponse,
                             message: e.to_string(),
                         };
                     }
@@ -520,7 +515,7 @@ mod tests {
         checks.insert(
             "sha256:a".to_string(),
             Arc::new(Check::Unknown {
-                reason: "RateLimited".into(),
+                reason: Reason::RateLimited,
                 message: "429".into(),
             }),
         );

@@ -10,7 +10,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::crd::{DiscoveryMode, EffectiveDiscoveryMode};
-use crate::registry::{Credentials, RegistryClient, RegistryClientConfig, RequestCounters};
+use crate::reason::Reason;
+use crate::registry::{
+    BrokenProfile, Credentials, RegistryClient, RegistryClientConfig, RequestCounters,
+};
 
 /// A registry images can be discovered through.
 #[derive(Clone)]
@@ -34,15 +37,6 @@ impl std::fmt::Debug for RegistryEntry {
             .field("hint", &self.hint)
             .finish()
     }
-}
-
-/// A profile that exists but cannot be used (bad Secret, bad CA, …).
-#[derive(Clone, Debug)]
-pub struct BrokenProfile {
-    /// Reason code.
-    pub reason: String,
-    /// Detail naming the field.
-    pub message: String,
 }
 
 /// A profile's registry ([`canonical_registry`] of its host) and its entry (or why it cannot
@@ -169,7 +163,7 @@ impl RegistryDirectory {
         }
         if !allowed.is_empty() {
             return Err(BrokenProfile {
-                reason: "NoMatchingRegistryProfile".into(),
+                reason: Reason::NoMatchingRegistryProfile,
                 message: format!(
                     "none of spec.registryProfiles {allowed:?} is for registry {registry}"
                 ),
@@ -206,7 +200,7 @@ impl RegistryDirectory {
             })
             .and_then(RegistryClient::new)
             .map_err(|e| BrokenProfile {
-                reason: "InvalidRegistry".into(),
+                reason: Reason::InvalidRegistry,
                 message: e.to_string(),
             })?;
         let entry = Arc::new(RegistryEntry {

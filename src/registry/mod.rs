@@ -10,6 +10,8 @@ pub mod docker_config;
 pub mod egress;
 pub mod error;
 pub mod metrics;
+pub mod profile_clients;
+pub mod profile_config;
 pub mod reference;
 pub mod resolve;
 pub mod resolver;
@@ -21,10 +23,12 @@ pub use client::{
     RateLimit, RegistryClient, RegistryClientConfig, RegistryRequest, RegistryResponse,
     RetryPolicy, Scope,
 };
-pub use directory::{BrokenProfile, ImplicitAccess, PlainHttp, RegistryDirectory, RegistryEntry};
+pub use directory::{ImplicitAccess, PlainHttp, RegistryDirectory, RegistryEntry};
 pub use docker_config::{DockerConfig, DockerConfigError};
 pub use error::RegistryError;
 pub use metrics::{Endpoint, RequestCounters};
+pub use profile_clients::RegistryProfileClients;
+pub use profile_config::BrokenProfile;
 pub use reference::{ImageReference, ReferenceError};
 pub use resolve::{ResolveError, resolve_digest};
 pub use tls::ensure_crypto_provider;

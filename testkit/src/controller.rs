@@ -13,7 +13,7 @@ use kube::Client;
 use kube::client::Body;
 use kube::runtime::reflector;
 use refwarden::controller::stores::PodEntry;
-use refwarden::controller::{Context, Settings};
+use refwarden::controller::{Context, ReconcileSettings};
 use refwarden::crd::{DiscoveryMode, ReferrerPolicy, RegistryProfile};
 use refwarden::registry::{RegistryClient, RegistryClientConfig};
 use serde_json::{Value, json};
@@ -131,9 +131,9 @@ pub fn test_context(client: Client) -> Arc<Context> {
     let (profiles, _) = reflector::store::<RegistryProfile>();
     let ctx = Context::new(
         client,
-        Settings {
+        ReconcileSettings {
             instance: Some("refwarden-0".into()),
-            ..Settings::default()
+            ..ReconcileSettings::default()
         },
         policies,
         profiles,

@@ -197,7 +197,7 @@ impl Discoverer {
                 tracing::debug!(registry = %req.registry, repository = %req.repository,
                     digest = %req.digest, reason = %u.reason, "discovery unknown");
                 DiscoveryOutcome::Unknown {
-                    reason: u.reason.as_str().to_string(),
+                    reason: u.reason,
                     message: u.message,
                 }
             }

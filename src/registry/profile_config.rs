@@ -14,21 +14,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use secrecy::SecretString;
 
 use crate::crd::{RegistryProfileSpec, SecretReference};
-use crate::registry::BrokenProfile;
+use crate::reason::Reason;
 use crate::registry::{
     Credentials, DockerConfig, RateLimit, RegistryClientConfig, RequestCounters,
 };
-
-/// Reason: the spec itself is wrong (URL, interval); only a spec change helps.
-pub const INVALID_SPEC: &str = "InvalidSpec";
-/// Reason: the credentials Secret does not exist.
-pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
-/// Reason: the credentials Secret has the wrong type, a missing key or bad content.
-pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
-/// Reason: the CA bundle object or key does not exist.
-pub const CA_BUNDLE_NOT_FOUND: &str = "CaBundleNotFound";
-/// Reason: the CA bundle is not valid PEM.
-pub const CA_BUNDLE_INVALID: &str = "CaBundleInvalid";
 
 /// Secret type of a docker config.
 pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
@@ -53,30 +42,41 @@ pub struct ProfileObjects<'a> {
     pub ca: Option<CaObject<'a>>,
 }
 
-fn broken(reason: &str, message: impl Into<String>) -> BrokenProfile {
+/// A profile that exists but cannot be used (bad spec, Secret or CA bundle, no profile for the
+/// registry): the `Ready=False` reason of the RegistryProfile, and the Unknown reason of the
+/// images it should have read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenProfile {
+    /// Why.
+    pub reason: Reason,
+    /// Detail naming the field (never a secret value).
+    pub message: String,
+}
+
+fn broken(reason: Reason, message: impl Into<String>) -> BrokenProfile {
     BrokenProfile {
-        reason: reason.to_string(),
+        reason,
         message: message.into(),
     }
 }
 
 /// Whether a broken profile needs a spec change (kstatus `Stalled=True`).
 pub fn is_invalid_spec(b: &BrokenProfile) -> bool {
-    b.reason == INVALID_SPEC
+    b.reason == Reason::InvalidSpec
 }
 
 /// `host[:port]` of `spec.registryUrl` as images name it (`ghcr.io`, `localhost:5000`).
 pub fn registry_host(spec: &RegistryProfileSpec) -> Result<String, BrokenProfile> {
     let url = url::Url::parse(spec.registry_url.trim()).map_err(|e| {
         broken(
-            INVALID_SPEC,
+            Reason::InvalidSpec,
             format!("spec.registryUrl: not a valid URL: {e}"),
         )
     })?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| broken(INVALID_SPEC, "spec.registryUrl: missing host"))?;
+        .ok_or_else(|| broken(Reason::InvalidSpec, "spec.registryUrl: missing host"))?;
     Ok(match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
@@ -87,7 +87,7 @@ pub fn registry_host(spec: &RegistryProfileSpec) -> Result<String, BrokenProfile
 pub fn probe_interval(spec: &RegistryProfileSpec) -> Result<Duration, BrokenProfile> {
     let d: kube::core::Duration = spec.probe.interval.parse().map_err(|e| {
         broken(
-            INVALID_SPEC,
+            Reason::InvalidSpec,
             format!(
                 "spec.probe.interval: {:?} is not a duration: {e}",
                 spec.probe.interval
@@ -97,7 +97,7 @@ pub fn probe_interval(spec: &RegistryProfileSpec) -> Result<Duration, BrokenProf
     let d: Duration = d.into();
     if d < Duration::from_secs(10) {
         return Err(broken(
-            INVALID_SPEC,
+            Reason::InvalidSpec,
             "spec.probe.interval: must be at least 10s",
         ));
     }
@@ -131,13 +131,13 @@ pub fn credentials_from_secret(
         Some(DOCKER_CONFIG_JSON) => {
             let raw = data_key(secret, ".dockerconfigjson").ok_or_else(|| {
                 broken(
-                    CREDENTIALS_INVALID,
+                    Reason::CredentialsInvalid,
                     format!("{what} has no key .dockerconfigjson"),
                 )
             })?;
             let cfg = DockerConfig::parse(raw).map_err(|e| {
                 broken(
-                    CREDENTIALS_INVALID,
+                    Reason::CredentialsInvalid,
                     format!("{what} key .dockerconfigjson: {e}"),
                 )
             })?;
@@ -146,17 +146,20 @@ pub fn credentials_from_secret(
         Some(BASIC_AUTH) => {
             let text = |key: &str| -> Result<String, BrokenProfile> {
                 let raw = data_key(secret, key).ok_or_else(|| {
-                    broken(CREDENTIALS_INVALID, format!("{what} has no key {key}"))
+                    broken(
+                        Reason::CredentialsInvalid,
+                        format!("{what} has no key {key}"),
+                    )
                 })?;
                 let s = String::from_utf8(raw.to_vec()).map_err(|_| {
                     broken(
-                        CREDENTIALS_INVALID,
+                        Reason::CredentialsInvalid,
                         format!("{what} key {key} is not UTF-8"),
                     )
                 })?;
                 if s.is_empty() {
                     return Err(broken(
-                        CREDENTIALS_INVALID,
+                        Reason::CredentialsInvalid,
                         format!("{what} key {key} is empty"),
                     ));
                 }
@@ -170,7 +173,7 @@ pub fn credentials_from_secret(
             })
         }
         other => Err(broken(
-            CREDENTIALS_INVALID,
+            Reason::CredentialsInvalid,
             format!(
                 "{what} has type {:?}; expected {DOCKER_CONFIG_JSON} or {BASIC_AUTH}",
                 other.unwrap_or("Opaque")
@@ -191,7 +194,7 @@ fn ca_pem(
         (None, Some(r)) => ("spec.caBundle.secretRef", r),
         _ => {
             return Err(broken(
-                INVALID_SPEC,
+                Reason::InvalidSpec,
                 "spec.caBundle: set exactly one of configMapRef or secretRef",
             ));
         }
@@ -203,13 +206,13 @@ fn ca_pem(
     };
     let not_found = || {
         broken(
-            CA_BUNDLE_NOT_FOUND,
+            Reason::CaBundleNotFound,
             format!("{field}: {kind} {}/{} not found", r.namespace, r.name),
         )
     };
     let no_key = || {
         broken(
-            CA_BUNDLE_NOT_FOUND,
+            Reason::CaBundleNotFound,
             format!(
                 "{field}: {kind} {}/{} has no key {}",
                 r.namespace, r.name, r.key
@@ -233,7 +236,7 @@ fn ca_pem(
     };
     validate_pem(&pem).map_err(|m| {
         broken(
-            CA_BUNDLE_INVALID,
+            Reason::CaBundleInvalid,
             format!(
                 "{field}: {kind} {}/{} key {}: {m}",
                 r.namespace, r.name, r.key
@@ -268,9 +271,9 @@ pub fn client_config(
     let mut cfg =
         RegistryClientConfig::new(&spec.registry_url, spec.plain_http).map_err(|e| match e {
             crate::registry::RegistryError::Config { field, reason } => {
-                broken(INVALID_SPEC, format!("spec.{field}: {reason}"))
+                broken(Reason::InvalidSpec, format!("spec.{field}: {reason}"))
             }
-            other => broken(INVALID_SPEC, format!("spec.registryUrl: {other}")),
+            other => broken(Reason::InvalidSpec, format!("spec.registryUrl: {other}")),
         })?;
     cfg.counters = counters;
     cfg.timeout = Duration::from_secs(u64::from(spec.timeout_seconds.clamp(1, 300)));
@@ -278,7 +281,7 @@ pub fn client_config(
     if let Some(rl) = &spec.rate_limit {
         if rl.requests_per_second == 0 {
             return Err(broken(
-                INVALID_SPEC,
+                Reason::InvalidSpec,
                 "spec.rateLimit.requestsPerSecond: must be at least 1",
             ));
         }
@@ -292,7 +295,7 @@ pub fn client_config(
         let field = "spec.credentialsSecretRef";
         let secret = objects.credentials.ok_or_else(|| {
             broken(
-                CREDENTIALS_NOT_FOUND,
+                Reason::CredentialsNotFound,
                 format!("{field}: Secret {} not found", secret_name(r)),
             )
         })?;
@@ -369,7 +372,7 @@ mod tests {
     fn missing_secret_names_the_field() {
         let s = with_secret(spec("https://ghcr.io"));
         let err = client_config(&s, ProfileObjects::default(), Arc::default()).expect_err("broken");
-        assert_eq!(err.reason, CREDENTIALS_NOT_FOUND);
+        assert_eq!(err.reason, Reason::CredentialsNotFound);
         assert_eq!(
             err.message,
             "spec.credentialsSecretRef: Secret ns/creds not found"
@@ -419,7 +422,7 @@ mod tests {
         let no_pw = secret(BASIC_AUTH, &[("username", b"u")]);
         let err = credentials_from_secret(&no_pw, "r.example", "spec.credentialsSecretRef")
             .expect_err("missing key");
-        assert_eq!(err.reason, CREDENTIALS_INVALID);
+        assert_eq!(err.reason, Reason::CredentialsInvalid);
         assert_eq!(
             err.message,
             "spec.credentialsSecretRef: Secret ns/creds has no key password"
@@ -428,7 +431,7 @@ mod tests {
         let opaque = secret("Opaque", &[("password", b"s3cret-value")]);
         let err = credentials_from_secret(&opaque, "r.example", "spec.credentialsSecretRef")
             .expect_err("wrong type");
-        assert_eq!(err.reason, CREDENTIALS_INVALID);
+        assert_eq!(err.reason, Reason::CredentialsInvalid);
         assert!(
             err.message.contains("has type \"Opaque\""),
             "{}",
@@ -442,7 +445,7 @@ mod tests {
         );
         let err = credentials_from_secret(&bad_json, "r.example", "spec.credentialsSecretRef")
             .expect_err("bad json");
-        assert_eq!(err.reason, CREDENTIALS_INVALID);
+        assert_eq!(err.reason, Reason::CredentialsInvalid);
         assert!(!err.message.contains("s3cret"), "{}", err.message);
     }
 
@@ -466,7 +469,7 @@ mod tests {
             Arc::default(),
         )
         .expect_err("missing");
-        assert_eq!(err.reason, CA_BUNDLE_NOT_FOUND);
+        assert_eq!(err.reason, Reason::CaBundleNotFound);
         assert_eq!(
             err.message,
             "spec.caBundle.configMapRef: ConfigMap ns/ca not found"
@@ -485,7 +488,7 @@ mod tests {
             Arc::default(),
         )
         .expect_err("bad pem");
-        assert_eq!(err.reason, CA_BUNDLE_INVALID);
+        assert_eq!(err.reason, Reason::CaBundleInvalid);
         assert!(
             err.message
                 .starts_with("spec.caBundle.configMapRef: ConfigMap ns/ca key ca.crt:")
