@@ -40,7 +40,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::crd::{ReferrerPolicy, RegistryProfile};
 use crate::discovery::{Discoverer, DiscovererConfig};
@@ -290,6 +290,38 @@ impl Context {
             pod_triggers: Mutex::new(std::collections::HashSet::new()),
             pod_triggered: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Runs one reconcile of `kind` `name` in its span and timed; success resets the object's
+    /// backoff (failures go to the kind's `error_policy`).
+    pub async fn measured_reconcile(
+        &self,
+        kind: &'static str,
+        name: &str,
+        work: impl std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
+    ) -> Result<kube::runtime::controller::Action, Error> {
+        let span = tracing::info_span!("reconcile", kind, name = %name);
+        async {
+            let _timer = self.metrics.measure(kind);
+            let action = work.await?;
+            self.backoff.reset(&format!("{kind}/{name}"));
+            Ok(action)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A failed reconcile of `kind` `name` (the kinds' `error_policy`): logged, counted by its
+    /// error's label, requeued after the object's jittered, capped backoff.
+    pub fn failed_reconcile(
+        &self,
+        kind: &'static str,
+        name: &str,
+        err: &Error,
+    ) -> kube::runtime::controller::Action {
+        warn!(kind, name = %name, error = %err, "reconcile failed");
+        self.metrics.failure(kind, err.metric_label());
+        kube::runtime::controller::Action::requeue(self.backoff.fail(&format!("{kind}/{name}")))
     }
 
     /// Discovery saw these registries' referrers answers change: probe their profiles now.

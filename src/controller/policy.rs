@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use tracing::{Instrument, info_span, warn};
+use tracing::warn;
 
 use super::diff::{self, EventSeverity, ImageId, PlannedEvent};
 use super::stores::PodEntry;
@@ -33,16 +33,8 @@ const PERMANENT_UNKNOWN: &[&str] = &["DigestNotResolvable", "InvalidImageReferen
 
 /// Reconciles one ReferrerPolicy.
 pub async fn reconcile(obj: Arc<ReferrerPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = obj.name_any();
-    let span = info_span!("reconcile", kind = KIND, name = %name);
-    async move {
-        let _timer = ctx.metrics.measure(KIND);
-        let action = reconcile_inner(&obj, &ctx).await?;
-        ctx.backoff.reset(&format!("{KIND}/{name}"));
-        Ok(action)
-    }
-    .instrument(span)
-    .await
+    ctx.measured_reconcile(KIND, &obj.name_any(), reconcile_inner(&obj, &ctx))
+        .await
 }
 
 fn pod_ref(p: &PodEntry) -> ObjectReference {
@@ -537,10 +529,7 @@ fn baseline(
 
 /// Transient failures: per-object jittered, capped backoff.
 pub fn error_policy(obj: Arc<ReferrerPolicy>, err: &Error, ctx: Arc<Context>) -> Action {
-    let name = obj.name_any();
-    warn!(kind = KIND, name = %name, error = %err, "reconcile failed");
-    ctx.metrics.failure(KIND, err.metric_label());
-    Action::requeue(ctx.backoff.fail(&format!("{KIND}/{name}")))
+    ctx.failed_reconcile(KIND, &obj.name_any(), err)
 }
 
 #[cfg(test)]

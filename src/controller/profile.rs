@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use tracing::{Instrument, info_span, warn};
+use tracing::warn;
 
 use super::diff;
 use super::writer::Written;
@@ -104,23 +104,13 @@ async fn read_objects(
                 let c = Api::<ConfigMap>::namespaced(client.clone(), &r.namespace)
                     .get_opt(&r.name)
                     .await?;
-                fingerprint.push_str(&format!(
-                    "|cm:{}",
-                    c.as_ref()
-                        .and_then(|c| c.metadata.resource_version.clone())
-                        .unwrap_or_default()
-                ));
+                fingerprint.push_str(&version_mark("cm", c.as_ref()));
                 Some(OwnedCa::ConfigMap(c))
             } else if let Some(r) = &b.secret_ref {
                 let s = Api::<Secret>::namespaced(client.clone(), &r.namespace)
                     .get_opt(&r.name)
                     .await?;
-                fingerprint.push_str(&format!(
-                    "|casecret:{}",
-                    s.as_ref()
-                        .and_then(|s| s.metadata.resource_version.clone())
-                        .unwrap_or_default()
-                ));
+                fingerprint.push_str(&version_mark("casecret", s.as_ref()));
                 Some(OwnedCa::Secret(s))
             } else {
                 None
@@ -128,6 +118,13 @@ async fn read_objects(
         }
     };
     Ok((secret, ca, fingerprint))
+}
+
+/// `|label:resourceVersion` of an object a client is built from, for its fingerprint (an absent
+/// object has an empty version).
+fn version_mark<K: Resource>(label: &str, obj: Option<&K>) -> String {
+    let version = obj.and_then(|o| o.meta().resource_version.as_deref());
+    format!("|{label}:{}", version.unwrap_or_default())
 }
 
 enum OwnedCa {
@@ -185,16 +182,8 @@ pub fn broken_status(
 
 /// Reconciles one RegistryProfile.
 pub async fn reconcile(obj: Arc<RegistryProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = obj.name_any();
-    let span = info_span!("reconcile", kind = KIND, name = %name);
-    async move {
-        let _timer = ctx.metrics.measure(KIND);
-        let action = reconcile_inner(&obj, &ctx).await?;
-        ctx.backoff.reset(&format!("{KIND}/{name}"));
-        Ok(action)
-    }
-    .instrument(span)
-    .await
+    ctx.measured_reconcile(KIND, &obj.name_any(), reconcile_inner(&obj, &ctx))
+        .await
 }
 
 async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action, Error> {
@@ -390,10 +379,7 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
 
 /// Transient failures: per-object jittered, capped backoff.
 pub fn error_policy(obj: Arc<RegistryProfile>, err: &Error, ctx: Arc<Context>) -> Action {
-    let name = obj.name_any();
-    warn!(kind = KIND, name = %name, error = %err, "reconcile failed");
-    ctx.metrics.failure(KIND, err.metric_label());
-    Action::requeue(ctx.backoff.fail(&format!("{KIND}/{name}")))
+    ctx.failed_reconcile(KIND, &obj.name_any(), err)
 }
 
 #[cfg(test)]

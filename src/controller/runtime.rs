@@ -165,6 +165,18 @@ fn take_receiver<T>(slot: &Mutex<Option<T>>) -> Result<T, Error> {
         .ok_or_else(|| Error::Setup("controller started twice".into()))
 }
 
+/// Logs a failed reconcile of `kind` (at debug: its `error_policy` has counted and requeued it).
+fn log_failure<T, E: std::fmt::Display>(
+    kind: &'static str,
+) -> impl FnMut(Result<T, E>) -> std::future::Ready<()> {
+    move |r| {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "{kind} reconcile");
+        }
+        std::future::ready(())
+    }
+}
+
 /// Runs the controller until SIGTERM / Ctrl-C.
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let client = Client::try_default()
@@ -222,11 +234,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         take_receiver(&ctx.profile_rx)?,
     )
     .run(profile::reconcile, profile::error_policy, ctx.clone())
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "registryprofile reconcile");
-        }
-    });
+    .for_each(log_failure("registryprofile"));
 
     let on_policy = ctx.clone();
     let policy_controller = controller(
@@ -239,11 +247,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         take_receiver(&ctx.policy_rx)?,
     )
     .run(policy::reconcile, policy::error_policy, ctx.clone())
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "referrerpolicy reconcile");
-        }
-    });
+    .for_each(log_failure("referrerpolicy"));
 
     info!("controller started");
     tokio::join!(profile_controller, policy_controller);

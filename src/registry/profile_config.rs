@@ -346,6 +346,20 @@ mod tests {
             .pem()
     }
 
+    fn with_credentials(
+        s: &RegistryProfileSpec,
+        sec: &Secret,
+    ) -> Result<RegistryClientConfig, BrokenProfile> {
+        client_config(
+            s,
+            ProfileObjects {
+                credentials: Some(sec),
+                ca: None,
+            },
+            Arc::default(),
+        )
+    }
+
     #[test]
     fn plain_profile_fills_url_timeout_rate_limit() {
         let mut s = spec("http://127.0.0.1:5000");
@@ -385,15 +399,7 @@ mod tests {
         let s = with_secret(spec("https://ghcr.io"));
         let doc = br#"{"auths":{"ghcr.io":{"username":"bob","password":"hunter2"}}}"#;
         let sec = secret(DOCKER_CONFIG_JSON, &[(".dockerconfigjson", doc)]);
-        let cfg = client_config(
-            &s,
-            ProfileObjects {
-                credentials: Some(&sec),
-                ca: None,
-            },
-            Arc::default(),
-        )
-        .expect("config");
+        let cfg = with_credentials(&s, &sec).expect("config");
         match &cfg.credentials {
             Credentials::Basic { username, .. } => assert_eq!(username, "bob"),
             other => panic!("expected Basic, got {other:?}"),
@@ -408,15 +414,7 @@ mod tests {
             BASIC_AUTH,
             &[("username", b"u"), ("password", b"s3cret-value")],
         );
-        let cfg = client_config(
-            &s,
-            ProfileObjects {
-                credentials: Some(&ok),
-                ca: None,
-            },
-            Arc::default(),
-        )
-        .expect("config");
+        let cfg = with_credentials(&s, &ok).expect("config");
         assert!(matches!(cfg.credentials, Credentials::Basic { .. }));
 
         let no_pw = secret(BASIC_AUTH, &[("username", b"u")]);
@@ -460,15 +458,17 @@ mod tests {
             }),
             secret_ref: None,
         });
-        let err = client_config(
-            &s,
-            ProfileObjects {
-                credentials: None,
-                ca: Some(CaObject::ConfigMap(None)),
-            },
-            Arc::default(),
-        )
-        .expect_err("missing");
+        let with_ca = |ca: CaObject<'_>| {
+            client_config(
+                &s,
+                ProfileObjects {
+                    credentials: None,
+                    ca: Some(ca),
+                },
+                Arc::default(),
+            )
+        };
+        let err = with_ca(CaObject::ConfigMap(None)).expect_err("missing");
         assert_eq!(err.reason, Reason::CaBundleNotFound);
         assert_eq!(
             err.message,
@@ -479,15 +479,7 @@ mod tests {
             data: Some([("ca.crt".to_string(), "not pem".to_string())].into()),
             ..Default::default()
         };
-        let err = client_config(
-            &s,
-            ProfileObjects {
-                credentials: None,
-                ca: Some(CaObject::ConfigMap(Some(&cm))),
-            },
-            Arc::default(),
-        )
-        .expect_err("bad pem");
+        let err = with_ca(CaObject::ConfigMap(Some(&cm))).expect_err("bad pem");
         assert_eq!(err.reason, Reason::CaBundleInvalid);
         assert!(
             err.message
@@ -498,15 +490,7 @@ mod tests {
             data: Some([("ca.crt".to_string(), pem())].into()),
             ..Default::default()
         };
-        let cfg = client_config(
-            &s,
-            ProfileObjects {
-                credentials: None,
-                ca: Some(CaObject::ConfigMap(Some(&cm))),
-            },
-            Arc::default(),
-        )
-        .expect("pem block accepted");
+        let cfg = with_ca(CaObject::ConfigMap(Some(&cm))).expect("pem block accepted");
         assert!(cfg.ca_bundle_pem.is_some());
     }
 
