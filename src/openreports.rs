@@ -437,7 +437,10 @@ pub fn build(input: &BuildInput<'_>) -> Built {
                         by_image
                             .get(image.as_str())
                             .copied()
-                            .unwrap_or(Verdict::Unknown { reason, message })
+                            .unwrap_or(Verdict::Unknown {
+                                reason: reason.as_str(),
+                                message,
+                            })
                     };
                     (image.clone(), None, v)
                 }

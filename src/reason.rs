@@ -274,6 +274,133 @@ impl PartialEq<str> for Reason {
     }
 }
 
+/// Why a ReferrerPolicy counts an image Unknown (`status.unknown[].reason`, the OpenReports
+/// result, the CLI's reports): a coarser form of [`Reason`] to alert on, plus the two a pod's
+/// own image name causes. Never a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum UnknownReason {
+    /// The registry could not answer (network, TLS, rate limits, server errors, paging, …).
+    RegistryUnavailable,
+    /// The registry refused the credentials (401) or the access (403).
+    AuthFailed,
+    /// The image's digest or tag is not in the registry.
+    ImageNotFound,
+    /// Mode Native was required and the registry has no referrers API.
+    ReferrersApiUnsupported,
+    /// The registry's answer could not be interpreted or was too large.
+    InvalidRegistryResponse,
+    /// The RegistryProfile (or a flag) that reads the image cannot work.
+    RegistryProfileInvalid,
+    /// The pod runs an image without a repository digest, or only a tag is known and it was not
+    /// resolved.
+    DigestNotResolvable,
+    /// The pod's image name is not a valid reference.
+    InvalidImageReference,
+}
+
+impl UnknownReason {
+    /// Every reason, in declaration order (for documentation and tests).
+    pub const ALL: &'static [UnknownReason] = &[
+        UnknownReason::RegistryUnavailable,
+        UnknownReason::AuthFailed,
+        UnknownReason::ImageNotFound,
+        UnknownReason::ReferrersApiUnsupported,
+        UnknownReason::InvalidRegistryResponse,
+        UnknownReason::RegistryProfileInvalid,
+        UnknownReason::DigestNotResolvable,
+        UnknownReason::InvalidImageReference,
+    ];
+
+    /// The policy's reason for a failure.
+    pub fn of(failure: Reason) -> Self {
+        match failure {
+            Reason::AuthFailed | Reason::InsufficientPermissions => UnknownReason::AuthFailed,
+            Reason::SubjectNotFound | Reason::TagNotFound => UnknownReason::ImageNotFound,
+            Reason::ReferrersApiUnsupported => UnknownReason::ReferrersApiUnsupported,
+            Reason::InvalidResponse | Reason::BodyTooLarge => {
+                UnknownReason::InvalidRegistryResponse
+            }
+            Reason::InvalidConfig => UnknownReason::RegistryProfileInvalid,
+            _ => UnknownReason::RegistryUnavailable,
+        }
+    }
+
+    /// The CamelCase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownReason::RegistryUnavailable => "RegistryUnavailable",
+            UnknownReason::AuthFailed => "AuthFailed",
+            UnknownReason::ImageNotFound => "ImageNotFound",
+            UnknownReason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
+            UnknownReason::InvalidRegistryResponse => "InvalidRegistryResponse",
+            UnknownReason::RegistryProfileInvalid => "RegistryProfileInvalid",
+            UnknownReason::DigestNotResolvable => "DigestNotResolvable",
+            UnknownReason::InvalidImageReference => "InvalidImageReference",
+        }
+    }
+
+    /// The reason of a name, if it is one of these.
+    pub fn parse(name: &str) -> Option<UnknownReason> {
+        UnknownReason::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == name)
+    }
+
+    /// Whether only a change of the pod can help (asking the registry again cannot): such
+    /// images do not make a policy retry sooner.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            UnknownReason::DigestNotResolvable | UnknownReason::InvalidImageReference
+        )
+    }
+
+    /// One line on what it means (the README's table).
+    pub fn describe(self) -> &'static str {
+        match self {
+            UnknownReason::RegistryUnavailable => {
+                "the registry could not answer (network, TLS, rate limit, 5xx, paging)"
+            }
+            UnknownReason::AuthFailed => {
+                "the registry refused the credentials (401) or the access (403)"
+            }
+            UnknownReason::ImageNotFound => "the image's digest or tag is not in the registry",
+            UnknownReason::ReferrersApiUnsupported => {
+                "mode Native was required and the registry has no referrers API"
+            }
+            UnknownReason::InvalidRegistryResponse => {
+                "the registry's answer could not be interpreted or was too large"
+            }
+            UnknownReason::RegistryProfileInvalid => {
+                "the RegistryProfile (or flag) that reads the image cannot work"
+            }
+            UnknownReason::DigestNotResolvable => {
+                "no repository digest is known for the image (a locally loaded image, an unresolved tag)"
+            }
+            UnknownReason::InvalidImageReference => "the pod's image name is not a valid reference",
+        }
+    }
+}
+
+impl std::fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for UnknownReason {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for UnknownReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What an HTTP answer that is not a success means, the same for every request: `None` for
 /// 1xx–3xx (not a failure), else the reason. `error_codes` are the OCI error codes of the body
 /// (`NAME_UNKNOWN`, `DENIED`, …); `challenge` is the `WWW-Authenticate` header of a 401.
@@ -318,14 +445,19 @@ mod tests {
         assert_eq!(Reason::parse("Nope"), None);
     }
 
+    /// The rows of the README table under `heading`.
+    fn readme_rows(heading: &str) -> Vec<&'static str> {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let start = readme.find(heading).expect("README section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        section.lines().filter(|l| l.starts_with("| `")).collect()
+    }
+
     /// The README's table lists exactly these reasons with these meanings.
     #[test]
     fn the_readme_table_is_this_one() {
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
-        let start = readme.find("## Failure reasons").expect("README section");
-        let section = &readme[start..];
-        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
-        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+        let rows = readme_rows("## Failure reasons");
         let want: Vec<String> = Reason::ALL
             .iter()
             .map(|r| format!("| `{}` | {} |", r.as_str(), r.describe()))
@@ -336,6 +468,25 @@ mod tests {
             "README.md's Failure reasons table is stale; expected:\n{}",
             want.join("\n")
         );
+    }
+
+    /// The README's table of Unknown image reasons is this one.
+    #[test]
+    fn the_readme_unknown_table_is_this_one() {
+        let rows = readme_rows("## Why an image is Unknown");
+        let want: Vec<String> = UnknownReason::ALL
+            .iter()
+            .map(|r| format!("| `{}` | {} |", r.as_str(), r.describe()))
+            .collect();
+        assert_eq!(
+            rows,
+            want,
+            "README.md's Unknown reasons table is stale; expected:\n{}",
+            want.join("\n")
+        );
+        for r in UnknownReason::ALL {
+            assert_eq!(UnknownReason::parse(r.as_str()), Some(*r));
+        }
     }
 
     #[test]

@@ -276,15 +276,7 @@ pub async fn evaluate(args: &EvaluateArgs) -> Result<EvaluationReport, String> {
         let status = match args.registry_profile_status_from {
             StatusFrom::File => rp.status.clone().unwrap_or_default(),
             StatusFrom::Probe => {
-                let mut opts = ProbeOptions::new(
-                    &rp.spec.test_repository,
-                    &rp.spec.test_tag,
-                    rp.spec.probe.write_probes,
-                );
-                if let Some(s) = &rp.spec.probe.scratch_repository {
-                    opts.scratch_repository = s.clone();
-                }
-                let probe_report = probe::run(&client, &opts).await;
+                let probe_report = probe::run(&client, &ProbeOptions::for_profile(&rp.spec)).await;
                 probe::status::from_report(
                     &probe_report,
                     &StatusContext {

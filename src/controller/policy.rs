@@ -22,14 +22,12 @@ use crate::crd::{ReferrerPolicy, ReferrerPolicyStatus};
 use crate::policy::evaluate::selects_pod;
 use crate::policy::pods::ImageSource;
 use crate::policy::{PolicyInput, evaluate_policy, select};
+use crate::reason::UnknownReason;
 
 /// Kind label in metrics.
 pub const KIND: &str = "referrerpolicy";
 /// How soon a policy looks again while its inputs are still loading.
 pub const NOT_SYNCED_RECHECK: Duration = Duration::from_secs(2);
-
-/// Unknown reasons that are not registry trouble (retrying does not help).
-const PERMANENT_UNKNOWN: &[&str] = &["DigestNotResolvable", "InvalidImageReference"];
 
 /// Reconciles one ReferrerPolicy.
 pub async fn reconcile(obj: Arc<ReferrerPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -483,7 +481,7 @@ async fn reconcile_inner(obj: &ReferrerPolicy, ctx: &Context) -> Result<Action, 
     let transient = evaluation
         .unknown
         .iter()
-        .any(|u| !PERMANENT_UNKNOWN.contains(&u.reason.as_str()));
+        .any(|u| !UnknownReason::parse(&u.reason).is_some_and(UnknownReason::is_permanent));
     let key = format!("{KIND}/{name}");
     Ok(if deferred {
         Action::requeue(DEFERRED_RECHECK)

@@ -325,15 +325,7 @@ async fn reconcile_inner(obj: &RegistryProfile, ctx: &Context) -> Result<Action,
         });
     }
 
-    let mut opts = ProbeOptions::new(
-        &obj.spec.test_repository,
-        &obj.spec.test_tag,
-        obj.spec.probe.write_probes,
-    );
-    if let Some(s) = &obj.spec.probe.scratch_repository {
-        opts.scratch_repository = s.clone();
-    }
-    let report = probe::run(&client, &opts).await;
+    let report = probe::run(&client, &ProbeOptions::for_profile(&obj.spec)).await;
     let mut status = probe::status::from_report(
         &report,
         &StatusContext {

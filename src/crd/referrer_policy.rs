@@ -565,7 +565,8 @@ pub struct UnknownImage {
     /// The running digest, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// Why: `RegistryUnavailable`, `AuthFailed`, `DigestNotResolvable`, `RateLimited`, …
+    /// Why: `RegistryUnavailable`, `AuthFailed`, `ImageNotFound`, `DigestNotResolvable`, … (the
+    /// README's "Why an image is Unknown").
     pub reason: String,
     /// Detail.
     pub message: String,

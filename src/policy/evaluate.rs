@@ -7,7 +7,7 @@
 //! `policy::status`. The controller and `refwarden evaluate` both call these functions (through
 //! `policy::run`), so they cannot disagree.
 
-use crate::reason::Reason;
+use crate::reason::{Reason, UnknownReason};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -33,18 +33,6 @@ pub const COMPLIANT: &str = "Compliant";
 pub const GLOB_MATCHES_NOTHING: &str = "GlobMatchesNothing";
 /// Workloads listed per violation at most.
 pub const MAX_WORKLOADS_PER_IMAGE: usize = 10;
-
-/// Maps a failure reason to the policy's coarser Unknown reason.
-pub fn unknown_reason(failure: Reason) -> &'static str {
-    match failure {
-        Reason::AuthFailed | Reason::InsufficientPermissions => "AuthFailed",
-        Reason::SubjectNotFound | Reason::TagNotFound => "ImageNotFound",
-        Reason::ReferrersApiUnsupported => "ReferrersApiUnsupported",
-        Reason::InvalidResponse | Reason::BodyTooLarge => "InvalidRegistryResponse",
-        Reason::InvalidConfig => "RegistryProfileInvalid",
-        _ => "RegistryUnavailable",
-    }
-}
 
 /// An image that carries every required referrer: listed for reports (JUnit, SARIF) that
 /// name each image; the status only counts them.
@@ -187,7 +175,7 @@ pub fn judge(
                     eval.unknown.push(UnknownImage {
                         image,
                         digest: Some(key.digest.clone()),
-                        reason: unknown_reason(reason).to_string(),
+                        reason: UnknownReason::of(reason).to_string(),
                         message: format!("verifying: {reason}: {message}"),
                         pods: use_.pods,
                         workloads: bounded(&use_.workloads),
@@ -228,7 +216,7 @@ pub fn judge(
                 eval.unknown.push(UnknownImage {
                     image,
                     digest: Some(key.digest.clone()),
-                    reason: unknown_reason(*reason).to_string(),
+                    reason: UnknownReason::of(*reason).to_string(),
                     message: format!("{reason}: {message}"),
                     pods: use_.pods,
                     workloads: bounded(&use_.workloads),
@@ -252,7 +240,7 @@ pub fn judge(
         eval.unknown.push(UnknownImage {
             image: image.clone(),
             digest: u.digest.clone(),
-            reason: u.reason.clone(),
+            reason: u.reason.to_string(),
             message: u.message.clone(),
             pods: u.pods,
             workloads: bounded(&u.workloads),
@@ -263,7 +251,7 @@ pub fn judge(
         eval.unknown.push(UnknownImage {
             image: tag.clone(),
             digest: None,
-            reason: "DigestNotResolvable".into(),
+            reason: UnknownReason::DigestNotResolvable.to_string(),
             message: "only a tag is known and it was not resolved".into(),
             pods: t.pods,
             workloads: bounded(&t.workloads),

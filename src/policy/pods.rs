@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::crd::WorkloadRef;
+use crate::reason::UnknownReason;
 use crate::registry::ImageReference;
 
 /// One container's image.
@@ -343,8 +344,8 @@ pub enum ImageSource {
     Unresolvable {
         /// The image as named.
         image: String,
-        /// Reason code (`DigestNotResolvable`, `InvalidImageReference`).
-        reason: String,
+        /// Why (`DigestNotResolvable`, `InvalidImageReference`).
+        reason: UnknownReason,
         /// Detail.
         message: String,
     },
@@ -395,7 +396,7 @@ pub fn image_source(c: &ContainerImage) -> ImageSource {
                 // A bare image ID (`sha256:<config>`) says nothing about the registry.
                 Some(id) if !id.is_empty() => ImageSource::Unresolvable {
                     image: c.image.clone(),
-                    reason: "DigestNotResolvable".into(),
+                    reason: UnknownReason::DigestNotResolvable,
                     message: format!(
                         "the runtime reports image ID {id} without a repository digest (a locally loaded image?)"
                     ),
@@ -405,7 +406,7 @@ pub fn image_source(c: &ContainerImage) -> ImageSource {
         },
         Err(e) => ImageSource::Unresolvable {
             image: c.image.clone(),
-            reason: "InvalidImageReference".into(),
+            reason: UnknownReason::InvalidImageReference,
             message: e.to_string(),
         },
     }

@@ -21,7 +21,7 @@ use crate::crd::{ReferrerPolicySpec, ReferrerPolicyStatus, SubjectMatch};
 use crate::discovery::{
     Discoverer, DiscoveryOutcome, DiscoveryReport, DiscoveryRequest, Reach, Referrer,
 };
-use crate::reason::Reason;
+use crate::reason::{Reason, UnknownReason};
 use crate::registry::directory::RegistryDirectory;
 use crate::registry::resolve_digest;
 
@@ -128,7 +128,7 @@ pub async fn evaluate_policy<'p>(
             Ok(digest) => selection.resolve_tag(&key, &digest),
             Err((reason, message)) => selection.fail_tag(
                 &key,
-                evaluate::unknown_reason(reason),
+                UnknownReason::of(reason),
                 &format!("{reason}: {message}"),
             ),
         }

@@ -8,6 +8,7 @@ use super::compile::CompiledPolicy;
 use super::pods::{ImageKey, ImageSource, PodImage, PodInfo};
 use super::selector;
 use crate::crd::WorkloadRef;
+use crate::reason::UnknownReason;
 use crate::registry::ImageReference;
 
 /// Labels of each namespace, by name.
@@ -42,8 +43,8 @@ pub struct TagUse {
 pub struct UnknownUse {
     /// The digest, when there is one.
     pub digest: Option<String>,
-    /// Reason code.
-    pub reason: String,
+    /// Why.
+    pub reason: UnknownReason,
     /// Detail.
     pub message: String,
     /// Workloads running it.
@@ -88,14 +89,14 @@ impl Selection {
     }
 
     /// Records that a tag could not be resolved.
-    pub fn fail_tag(&mut self, tag_key: &str, reason: &str, message: &str) {
+    pub fn fail_tag(&mut self, tag_key: &str, reason: UnknownReason, message: &str) {
         if let Some(t) = self.tags.remove(tag_key) {
             let entry = self
                 .unknown
                 .entry(t.reference.whole())
                 .or_insert_with(|| UnknownUse {
                     digest: None,
-                    reason: reason.to_string(),
+                    reason,
                     message: message.to_string(),
                     workloads: BTreeSet::new(),
                     pods: 0,
@@ -225,7 +226,7 @@ pub fn select<'a>(
                         .entry(image.clone())
                         .or_insert_with(|| UnknownUse {
                             digest,
-                            reason: reason.clone(),
+                            reason: *reason,
                             message: message.clone(),
                             workloads: BTreeSet::new(),
                             pods: 0,

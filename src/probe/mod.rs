@@ -48,6 +48,19 @@ impl ProbeOptions {
             write_probes,
         }
     }
+
+    /// The options a RegistryProfile's spec asks for (`testRepository`, `testTag`, `probe`).
+    pub fn for_profile(spec: &crate::crd::RegistryProfileSpec) -> Self {
+        let mut opts = Self::new(
+            &spec.test_repository,
+            &spec.test_tag,
+            spec.probe.write_probes,
+        );
+        if let Some(s) = &spec.probe.scratch_repository {
+            opts.scratch_repository = s.clone();
+        }
+        opts
+    }
 }
 
 /// Default scratch repository for write probes.
