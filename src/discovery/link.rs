@@ -34,24 +34,9 @@ pub fn parse(header: &str) -> Vec<LinkValue> {
         let target = after[..end].trim().to_string();
         let mut params_and_rest = &after[end + 1..];
         // Parameters run until the next ',' that is not inside quotes.
-        let mut params_end = params_and_rest.len();
-        let mut in_quotes = false;
-        let mut escaped = false;
-        for (i, c) in params_and_rest.char_indices() {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' if in_quotes => escaped = true,
-                '"' => in_quotes = !in_quotes,
-                ',' if !in_quotes => {
-                    params_end = i;
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let params_end = unquoted(params_and_rest, ',')
+            .next()
+            .unwrap_or(params_and_rest.len());
         let params = &params_and_rest[..params_end];
         params_and_rest = params_and_rest.get(params_end + 1..).unwrap_or("");
         let mut rels = Vec::new();
@@ -83,31 +68,33 @@ pub fn parse(header: &str) -> Vec<LinkValue> {
 fn split_params(params: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
+    for end in unquoted(params, ';').chain([params.len()]) {
+        let p = params[start..end].trim();
+        if !p.is_empty() {
+            out.push(p);
+        }
+        start = end + 1;
+    }
+    out
+}
+
+/// The byte positions of `sep` in `s` outside quoted strings (`"…"`, with `\\` escapes).
+fn unquoted(s: &str, sep: char) -> impl Iterator<Item = usize> + '_ {
     let mut in_quotes = false;
     let mut escaped = false;
-    for (i, c) in params.char_indices() {
+    s.char_indices().filter_map(move |(i, c)| {
         if escaped {
             escaped = false;
-            continue;
+            return None;
         }
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ';' if !in_quotes => {
-                let p = params[start..i].trim();
-                if !p.is_empty() {
-                    out.push(p);
-                }
-                start = i + 1;
-            }
+            c if c == sep && !in_quotes => return Some(i),
             _ => {}
         }
-    }
-    let p = params[start..].trim();
-    if !p.is_empty() {
-        out.push(p);
-    }
-    out
+        None
+    })
 }
 
 /// The `rel="next"` target of any of `headers` (several `Link` headers may be

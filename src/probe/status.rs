@@ -84,40 +84,28 @@ pub fn from_report(report: &ProbeReport, ctx: &StatusContext<'_>) -> RegistryPro
             ));
         }
         Err((reason, message)) => {
-            fresh.push(new_condition(
-                conditions::READY,
-                Status::False,
-                reason.as_str(),
-                message.clone(),
-                gen_,
-                now,
-            ));
-            fresh.push(new_condition(
-                conditions::REACHABLE,
-                Status::False,
-                reason.as_str(),
-                message.clone(),
-                gen_,
-                now,
-            ));
+            for type_ in [conditions::READY, conditions::REACHABLE] {
+                fresh.push(new_condition(
+                    type_,
+                    Status::False,
+                    reason.as_str(),
+                    message.clone(),
+                    gen_,
+                    now,
+                ));
+            }
         }
     }
-    fresh.push(new_condition(
-        conditions::RECONCILING,
-        Status::False,
-        "ProbeComplete",
-        "",
-        gen_,
-        now,
-    ));
-    fresh.push(new_condition(
-        conditions::STALLED,
-        Status::False,
-        "ProbeComplete",
-        "",
-        gen_,
-        now,
-    ));
+    for type_ in [conditions::RECONCILING, conditions::STALLED] {
+        fresh.push(new_condition(
+            type_,
+            Status::False,
+            "ProbeComplete",
+            "",
+            gen_,
+            now,
+        ));
+    }
     let referrers_status = match referrers.state {
         CapabilityState::Supported => Status::True,
         CapabilityState::Unsupported => Status::False,

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::certs::{Cert, parse_cert};
 use super::cosign::{Signed, authenticate};
-use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, check_statement, parse_statement};
+use super::dsse::{Envelope, check_statement};
 use super::encoding::{b64_std, clip, json_i64};
 use super::rekor::{InclusionProof, TlogEntry, TlogVerified};
 use super::{
@@ -241,17 +241,7 @@ pub(crate) fn verify_bundle(
             "a bundle's DSSE envelope must have exactly one signature",
         );
     }
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return fail(
-            Rejection::InvalidPayload,
-            format!(
-                "DSSE payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE}",
-                clip(&env.payload_type)
-            ),
-        );
-    }
-    let statement =
-        parse_statement(&env.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))?;
+    let statement = env.in_toto_statement("not")?;
     let pae = env.pae();
     let signed = Signed::Dsse {
         pae: &pae,
