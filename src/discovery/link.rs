@@ -212,25 +212,29 @@ mod tests {
         Url::parse("https://reg.example:5000/v2/a/b/referrers/sha256:1?artifactType=x").unwrap()
     }
 
+    /// The `rel="next"` target of one `Link` header (which must have one).
+    fn next(header: &str) -> Url {
+        next_link([header], &base()).expect(header)
+    }
+
     #[test]
     fn quoted_and_unquoted_rel() {
-        let n = next_link(["</v2/a/b/referrers/sha256:1?n=2>; rel=\"next\""], &base()).unwrap();
         assert_eq!(
-            n.as_str(),
+            next("</v2/a/b/referrers/sha256:1?n=2>; rel=\"next\"").as_str(),
             "https://reg.example:5000/v2/a/b/referrers/sha256:1?n=2"
         );
-        let n = next_link(["</v2/x?last=b>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/x");
-        assert_eq!(n.query(), Some("last=b"));
-        let n = next_link(["<https://reg.example:5000/v2/y>;REL=\"Next\""], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/y");
+        let n = next("</v2/x?last=b>; rel=next");
+        assert_eq!((n.path(), n.query()), ("/v2/x", Some("last=b")));
+        assert_eq!(
+            next("<https://reg.example:5000/v2/y>;REL=\"Next\"").path(),
+            "/v2/y"
+        );
     }
 
     #[test]
     fn several_links_and_rel_lists() {
         let h = "</v2/prev>; rel=\"prev\", </v2/next?c=1>; title=\"a, b; c\"; rel=\"next last\"";
-        let n = next_link([h], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/next");
+        assert_eq!(next(h).path(), "/v2/next");
         // Second header holds it.
         let n = next_link(["</v2/p>; rel=prev", "</v2/n>; rel=next"], &base()).unwrap();
         assert_eq!(n.path(), "/v2/n");
@@ -241,11 +245,12 @@ mod tests {
 
     #[test]
     fn relative_urls_resolve_against_request() {
-        let n = next_link(["<?_cursor=5>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/a/b/referrers/sha256:1");
-        assert_eq!(n.query(), Some("_cursor=5"));
-        let n = next_link(["<page2>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/a/b/referrers/page2");
+        let n = next("<?_cursor=5>; rel=next");
+        assert_eq!(
+            (n.path(), n.query()),
+            ("/v2/a/b/referrers/sha256:1", Some("_cursor=5"))
+        );
+        assert_eq!(next("<page2>; rel=next").path(), "/v2/a/b/referrers/page2");
     }
 
     #[test]

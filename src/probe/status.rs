@@ -187,23 +187,20 @@ mod tests {
     #[test]
     fn effective_modes() {
         use CapabilityState::*;
-        assert_eq!(
-            effective_mode(DiscoveryMode::Auto, Supported),
-            Some(EffectiveDiscoveryMode::Native)
-        );
-        assert_eq!(
-            effective_mode(DiscoveryMode::Auto, Unsupported),
-            Some(EffectiveDiscoveryMode::TagFallback)
-        );
-        assert_eq!(effective_mode(DiscoveryMode::Auto, Unknown), None);
-        assert_eq!(
-            effective_mode(DiscoveryMode::TagFallback, Supported),
-            Some(EffectiveDiscoveryMode::TagFallback)
-        );
-        assert_eq!(
-            effective_mode(DiscoveryMode::Native, Unsupported),
-            Some(EffectiveDiscoveryMode::Native)
-        );
+        use EffectiveDiscoveryMode::{Native, TagFallback};
+        for (requested, referrers_api, want) in [
+            (DiscoveryMode::Auto, Supported, Some(Native)),
+            (DiscoveryMode::Auto, Unsupported, Some(TagFallback)),
+            (DiscoveryMode::Auto, Unknown, None),
+            (DiscoveryMode::TagFallback, Supported, Some(TagFallback)),
+            (DiscoveryMode::Native, Unsupported, Some(Native)),
+        ] {
+            assert_eq!(
+                effective_mode(requested, referrers_api),
+                want,
+                "{requested:?} with {referrers_api:?}"
+            );
+        }
     }
 
     #[test]

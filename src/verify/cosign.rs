@@ -285,7 +285,12 @@ fn entries_from_annotations(ann: &BTreeMap<String, String>) -> Outcome<Vec<TlogE
     }
 }
 
-fn verified(format: SignatureFormat, a: Authenticated, predicate_type: Option<String>) -> Verified {
+/// The verdict on a signature of `format` that `a` authenticated.
+pub(crate) fn verified(
+    format: SignatureFormat,
+    a: Authenticated,
+    predicate_type: Option<String>,
+) -> Verified {
     Verified {
         format,
         by: a.signer,
