@@ -105,24 +105,18 @@ mod tests {
             Some(2),
             &t(200),
         )];
-        let fresh = vec![new_condition(
-            RECONCILING,
-            Status::False,
-            "B",
-            "",
-            Some(2),
-            &t(198),
-        )];
-        assert_eq!(merge(&old, fresh)[0].last_transition_time, t(200));
-        let fresh = vec![new_condition(
-            RECONCILING,
-            Status::False,
-            "B",
-            "",
-            Some(2),
-            &t(205),
-        )];
-        assert_eq!(merge(&old, fresh)[0].last_transition_time, t(205));
+        // (when the fresh condition is dated, the transition time kept)
+        for (at, kept) in [(198, 200), (205, 205)] {
+            let fresh = vec![new_condition(
+                RECONCILING,
+                Status::False,
+                "B",
+                "",
+                Some(2),
+                &t(at),
+            )];
+            assert_eq!(merge(&old, fresh)[0].last_transition_time, t(kept));
+        }
     }
 
     fn t(secs: i64) -> Time {

@@ -238,15 +238,7 @@ async fn read_layers(
         ));
     }
     *requests += 1;
-    let manifest = get(
-        client,
-        repo,
-        &format!("/v2/{repo}/manifests/{}", referrer.digest),
-        Endpoint::ManifestGet,
-        &what,
-    )
-    .await?;
-    check_digest(&referrer.digest, &manifest.body, &what)?;
+    let manifest = get(client, repo, Endpoint::ManifestGet, &referrer.digest, &what).await?;
     let parsed: ManifestLayers =
         serde_json::from_slice(&manifest.body).map_err(|e| EvidenceError::Malformed {
             message: format!("{what} is not an image manifest: {e}"),
@@ -312,15 +304,7 @@ async fn read_layers(
             ));
         }
         *requests += 1;
-        let blob = get(
-            client,
-            repo,
-            &format!("/v2/{repo}/blobs/{}", layer.digest),
-            Endpoint::BlobGet,
-            &blob_what,
-        )
-        .await?;
-        check_digest(&layer.digest, &blob.body, &blob_what)?;
+        let blob = get(client, repo, Endpoint::BlobGet, &layer.digest, &blob_what).await?;
         let annotations = layer
             .annotations
             .into_iter()
@@ -348,9 +332,7 @@ pub async fn subject(
     digest: &str,
 ) -> Result<Subject, EvidenceError> {
     let what = format!("subject manifest {digest}");
-    let path = format!("/v2/{repository}/manifests/{digest}");
-    let resp = get(client, repository, &path, Endpoint::ManifestGet, &what).await?;
-    check_digest(digest, &resp.body, &what)?;
+    let resp = get(client, repository, Endpoint::ManifestGet, digest, &what).await?;
     let media_type = serde_json::from_slice::<serde_json::Value>(&resp.body)
         .ok()
         .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
@@ -363,14 +345,20 @@ pub async fn subject(
     })
 }
 
-/// GET with the status mapped to a reason; 200 only.
+/// GET of the manifest (`Endpoint::ManifestGet`) or blob (`Endpoint::BlobGet`) `digest` of
+/// `repo`, with the status mapped to a reason; 200 only, and the bytes must match the digest.
 async fn get(
     client: &RegistryClient,
     repo: &str,
-    path: &str,
     endpoint: Endpoint,
+    digest: &str,
     what: &str,
 ) -> Result<RegistryResponse, EvidenceError> {
+    let path = if endpoint == Endpoint::BlobGet {
+        format!("/v2/{repo}/blobs/{digest}")
+    } else {
+        format!("/v2/{repo}/manifests/{digest}")
+    };
     let mut req = RegistryRequest::get(path, endpoint).scope(Scope::pull(repo));
     if endpoint == Endpoint::ManifestGet {
         req = req.accept(oci::manifest_accept_header());
@@ -381,7 +369,10 @@ async fn get(
         .map_err(|e| unreadable(e.reason(), format!("{what}: {e}")))?;
     let status = resp.status.as_u16();
     let reason = match (status, resp.failure_reason()) {
-        (200, _) => return Ok(resp),
+        (200, _) => {
+            check_digest(digest, &resp.body, what)?;
+            return Ok(resp);
+        }
         // A listed referrer (or one of its blobs) that is gone: deleted or garbage-collected
         // after the listing was read, or an orphaned listing entry.
         (404, Some(Reason::UnexpectedStatus)) => Reason::ReferrerNotFound,

@@ -227,8 +227,16 @@ pub fn decode_strict<T: DeserializeOwned>(origin: &Origin, v: &Value) -> Result<
         .map_err(|e| load_error(origin, e.field, e.message))
 }
 
-/// Decodes a refwarden object: every field must be known, its `status` included.
-fn decode_refwarden<T: DeserializeOwned>(origin: &Origin, v: &Value) -> Result<T, LoadError> {
+/// Decodes a refwarden object: valid against its CRD's schema, every field known, its
+/// `status` included.
+fn decode_refwarden<T: CustomResourceExt + DeserializeOwned>(
+    origin: &Origin,
+    v: &Value,
+) -> Result<T, LoadError> {
+    crate::validation::validate(&T::crd(), v).map_err(|errs| {
+        let first = &errs[0];
+        load_error(origin, &first.field, &first.message)
+    })?;
     crate::input::decode_strict(v, &["apiVersion", "kind"])
         .map_err(|e| load_error(origin, e.field, e.message))
 }
@@ -315,19 +323,11 @@ pub fn add_document(inputs: &mut Inputs, origin: &Origin, v: &Value) -> Result<(
             ));
         }
         ("refwarden.dev", "ReferrerPolicy") => {
-            crate::validation::validate(&ReferrerPolicy::crd(), v).map_err(|errs| {
-                let first = &errs[0];
-                load_error(origin, &first.field, &first.message)
-            })?;
             inputs
                 .policies
                 .push((origin.clone(), decode_refwarden(origin, v)?));
         }
         ("refwarden.dev", "RegistryProfile") => {
-            crate::validation::validate(&RegistryProfile::crd(), v).map_err(|errs| {
-                let first = &errs[0];
-                load_error(origin, &first.field, &first.message)
-            })?;
             inputs
                 .profiles
                 .push((origin.clone(), decode_refwarden(origin, v)?));

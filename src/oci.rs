@@ -117,7 +117,8 @@ pub fn parse_digest(digest: &str) -> Result<(&str, &str), DigestError> {
     Ok((alg, hex))
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s`, cut to at most `max` bytes (at a character boundary) and marked `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

@@ -353,22 +353,22 @@ pub fn build(input: &BuildInput<'_>) -> Built {
     let eval = input.evaluation;
     let mut by_digest: HashMap<(&str, &str), Verdict<'_>> = HashMap::new();
     let mut by_image: HashMap<&str, Verdict<'_>> = HashMap::new();
-    for c in &eval.compliant {
+    let compliant = eval.compliant.iter().map(|c| {
         let v = Verdict::Compliant {
             method: c.discovery_method.as_deref(),
         };
-        by_digest.insert((&c.image, &c.digest), v);
-        if let Some(r) = &c.reference {
-            by_image.entry(r).or_insert(v);
-        }
-    }
-    for c in &eval.violations {
+        (&c.image, &c.digest, &c.reference, v)
+    });
+    let violations = eval.violations.iter().map(|c| {
         let v = Verdict::NonCompliant {
             missing: &c.missing,
             method: c.discovery_method.as_deref(),
         };
-        by_digest.insert((&c.image, &c.digest), v);
-        if let Some(r) = &c.reference {
+        (&c.image, &c.digest, &c.reference, v)
+    });
+    for (image, digest, reference, v) in compliant.chain(violations) {
+        by_digest.insert((image, digest), v);
+        if let Some(r) = reference {
             by_image.entry(r).or_insert(v);
         }
     }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::image_arg::{self, ImageError};
+use super::image_arg;
 use super::output::{self, Output, parse_output};
 use super::probe::ModeArg;
 use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
@@ -75,14 +75,7 @@ pub async fn run(args: DiscoverArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             progress.finish();
-            return match e {
-                ImageError::BadInput(m) => bad(m),
-                ImageError::Registry(m) => {
-                    let code = output::fail(structured.as_ref(), 1, "RegistryError", &m);
-                    hints::print_for(&m);
-                    code
-                }
-            };
+            return e.fail(structured.as_ref(), 1);
         }
     };
     let mut req = DiscoveryRequest::new(client.registry(), &reference.repository, &digest);

@@ -1,6 +1,10 @@
 //! The IMAGE argument of `discover` and `verify`: parsed with the scheme hint, and its digest
 //! (a tag resolved as a kubelet would).
 
+use std::process::ExitCode;
+
+use super::output::{self, Structured};
+use super::{EXIT_BAD_INPUT, hints};
 use crate::registry::{ImageReference, RegistryClient, resolve_digest};
 
 /// Why an IMAGE argument gave no digest.
@@ -9,6 +13,21 @@ pub enum ImageError {
     BadInput(String),
     /// The registry could not resolve the tag.
     Registry(String),
+}
+
+impl ImageError {
+    /// The exit of a command whose IMAGE gave no digest: bad input (exit 2), else the
+    /// registry's error (exit `registry_exit`, with a hint when one fits).
+    pub fn fail(self, structured: Option<&Structured>, registry_exit: u8) -> ExitCode {
+        match self {
+            ImageError::BadInput(m) => output::fail(structured, EXIT_BAD_INPUT, "BadInput", &m),
+            ImageError::Registry(m) => {
+                let code = output::fail(structured, registry_exit, "RegistryError", &m);
+                hints::print_for(&m);
+                code
+            }
+        }
+    }
 }
 
 /// Parses IMAGE, refusing a URL scheme with a hint.

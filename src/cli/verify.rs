@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::image_arg::{self, ImageError};
+use super::image_arg;
 use super::output::{self, Output, parse_output};
 use super::probe::ModeArg;
 use super::{EXIT_BAD_INPUT, RegistryArgs, hints};
@@ -174,10 +174,7 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             progress.finish();
-            return match e {
-                ImageError::BadInput(m) => bad(m),
-                ImageError::Registry(m) => unknown(m),
-            };
+            return e.fail(s, EXIT_UNKNOWN);
         }
     };
     requests.resolve = total();

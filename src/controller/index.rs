@@ -84,11 +84,7 @@ impl Index {
         name: &str,
         stored: Option<&ReferrerPolicyStatus>,
     ) -> Option<ReferrerPolicyStatus> {
-        self.policies
-            .lock()
-            .get(name)
-            .and_then(|s| s.written.clone())
-            .or_else(|| stored.cloned())
+        written_or(&self.policies, name, |s| s.written.as_ref(), stored)
     }
 
     /// Records a status written for a policy.
@@ -102,11 +98,7 @@ impl Index {
         name: &str,
         stored: Option<&RegistryProfileStatus>,
     ) -> Option<RegistryProfileStatus> {
-        self.profiles
-            .lock()
-            .get(name)
-            .and_then(|s| s.written.clone())
-            .or_else(|| stored.cloned())
+        written_or(&self.profiles, name, |s| s.written.as_ref(), stored)
     }
 
     /// Records a status written for a profile.
@@ -146,36 +138,50 @@ impl Index {
 
     /// After a re-list: forgets the policies not in `existing`; returns their names.
     pub fn reset_policies(&self, existing: &BTreeSet<String>) -> Vec<String> {
-        let mut m = self.policies.lock();
-        let gone: Vec<String> = m
-            .keys()
-            .filter(|k| !existing.contains(*k))
-            .cloned()
-            .collect();
-        for g in &gone {
-            m.remove(g);
-        }
-        gone
+        forget_missing(&self.policies, existing)
     }
 
     /// After a re-list: forgets the profiles not in `existing`; returns their names.
     pub fn reset_profiles(&self, existing: &BTreeSet<String>) -> Vec<String> {
-        let mut m = self.profiles.lock();
-        let gone: Vec<String> = m
-            .keys()
-            .filter(|k| !existing.contains(*k))
-            .cloned()
-            .collect();
-        for g in &gone {
-            m.remove(g);
-        }
-        gone
+        forget_missing(&self.profiles, existing)
     }
 
     /// Names of the policies known.
     pub fn policy_names(&self) -> BTreeSet<String> {
         self.policies.lock().keys().cloned().collect()
     }
+}
+
+/// The status last written for `name` in `states`, else the watch's `stored` copy.
+fn written_or<S, T: Clone>(
+    states: &Mutex<BTreeMap<String, S>>,
+    name: &str,
+    written: impl FnOnce(&S) -> Option<&T>,
+    stored: Option<&T>,
+) -> Option<T> {
+    states
+        .lock()
+        .get(name)
+        .and_then(written)
+        .or(stored)
+        .cloned()
+}
+
+/// Removes the entries of `states` whose names are not in `existing`; returns those names.
+fn forget_missing<S>(
+    states: &Mutex<BTreeMap<String, S>>,
+    existing: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut m = states.lock();
+    let gone: Vec<String> = m
+        .keys()
+        .filter(|k| !existing.contains(*k))
+        .cloned()
+        .collect();
+    for g in &gone {
+        m.remove(g);
+    }
+    gone
 }
 
 #[cfg(test)]

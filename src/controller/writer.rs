@@ -155,20 +155,8 @@ impl Writer {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(&patch);
         let call = api.patch_status(&name, &params, &patch);
-        match tokio::time::timeout(WRITE_TIMEOUT, call).await {
-            Ok(Ok(_)) => {
-                self.metrics.write(kind, "status", "ok");
-                Ok(Written::Yes)
-            }
-            Ok(Err(e)) => {
-                self.metrics.write(kind, "status", "error");
-                Err(Error::Kube(e))
-            }
-            Err(_) => {
-                self.metrics.write(kind, "status", "timeout");
-                Err(Error::Timeout(format!("status of {name}")))
-            }
-        }
+        self.timed_write(kind, "status", call, format!("status of {name}"))
+            .await
     }
 
     /// Applies a whole object (an OpenReports `Report` / `ClusterReport`) with server-side apply,
@@ -187,20 +175,9 @@ impl Writer {
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let patch = Patch::Apply(obj);
-        match tokio::time::timeout(WRITE_TIMEOUT, api.patch(name, &params, &patch)).await {
-            Ok(Ok(_)) => {
-                self.metrics.write(kind, "apply", "ok");
-                Ok(Written::Yes)
-            }
-            Ok(Err(e)) => {
-                self.metrics.write(kind, "apply", "error");
-                Err(Error::Kube(e))
-            }
-            Err(_) => {
-                self.metrics.write(kind, "apply", "timeout");
-                Err(Error::Timeout(format!("{kind} {name}")))
-            }
-        }
+        let call = api.patch(name, &params, &patch);
+        self.timed_write(kind, "apply", call, format!("{kind} {name}"))
+            .await
     }
 
     /// Deletes an object this controller wrote (a 404 is success: it is gone).
@@ -215,23 +192,37 @@ impl Writer {
             return Ok(Written::NotLeader);
         }
         let params = DeleteParams::default();
-        let call = api.delete(name, &params);
+        let call = async {
+            match api.delete(name, &params).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                r => r.map(drop),
+            }
+        };
+        self.timed_write(kind, "delete", call, format!("deleting {kind} {name}"))
+            .await
+    }
+
+    /// Awaits one API write for at most [`WRITE_TIMEOUT`] and counts how it went under
+    /// `kind` / `op`; `what` names the write in the timeout error.
+    async fn timed_write<T>(
+        &self,
+        kind: &str,
+        op: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+        what: String,
+    ) -> Result<Written, Error> {
         match tokio::time::timeout(WRITE_TIMEOUT, call).await {
             Ok(Ok(_)) => {
-                self.metrics.write(kind, "delete", "ok");
-                Ok(Written::Yes)
-            }
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
-                self.metrics.write(kind, "delete", "ok");
+                self.metrics.write(kind, op, "ok");
                 Ok(Written::Yes)
             }
             Ok(Err(e)) => {
-                self.metrics.write(kind, "delete", "error");
+                self.metrics.write(kind, op, "error");
                 Err(Error::Kube(e))
             }
             Err(_) => {
-                self.metrics.write(kind, "delete", "timeout");
-                Err(Error::Timeout(format!("deleting {kind} {name}")))
+                self.metrics.write(kind, op, "timeout");
+                Err(Error::Timeout(what))
             }
         }
     }

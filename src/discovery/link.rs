@@ -34,24 +34,9 @@ pub fn parse(header: &str) -> Vec<LinkValue> {
         let target = after[..end].trim().to_string();
         let mut params_and_rest = &after[end + 1..];
         // Parameters run until the next ',' that is not inside quotes.
-        let mut params_end = params_and_rest.len();
-        let mut in_quotes = false;
-        let mut escaped = false;
-        for (i, c) in params_and_rest.char_indices() {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' if in_quotes => escaped = true,
-                '"' => in_quotes = !in_quotes,
-                ',' if !in_quotes => {
-                    params_end = i;
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let params_end = unquoted(params_and_rest, ',')
+            .next()
+            .unwrap_or(params_and_rest.len());
         let params = &params_and_rest[..params_end];
         params_and_rest = params_and_rest.get(params_end + 1..).unwrap_or("");
         let mut rels = Vec::new();
@@ -83,31 +68,33 @@ pub fn parse(header: &str) -> Vec<LinkValue> {
 fn split_params(params: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
+    for end in unquoted(params, ';').chain([params.len()]) {
+        let p = params[start..end].trim();
+        if !p.is_empty() {
+            out.push(p);
+        }
+        start = end + 1;
+    }
+    out
+}
+
+/// The byte positions of `sep` in `s` outside quoted strings (`"…"`, with `\\` escapes).
+fn unquoted(s: &str, sep: char) -> impl Iterator<Item = usize> + '_ {
     let mut in_quotes = false;
     let mut escaped = false;
-    for (i, c) in params.char_indices() {
+    s.char_indices().filter_map(move |(i, c)| {
         if escaped {
             escaped = false;
-            continue;
+            return None;
         }
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ';' if !in_quotes => {
-                let p = params[start..i].trim();
-                if !p.is_empty() {
-                    out.push(p);
-                }
-                start = i + 1;
-            }
+            c if c == sep && !in_quotes => return Some(i),
             _ => {}
         }
-    }
-    let p = params[start..].trim();
-    if !p.is_empty() {
-        out.push(p);
-    }
-    out
+        None
+    })
 }
 
 /// The `rel="next"` target of any of `headers` (several `Link` headers may be
@@ -225,25 +212,29 @@ mod tests {
         Url::parse("https://reg.example:5000/v2/a/b/referrers/sha256:1?artifactType=x").unwrap()
     }
 
+    /// The `rel="next"` target of one `Link` header (which must have one).
+    fn next(header: &str) -> Url {
+        next_link([header], &base()).expect(header)
+    }
+
     #[test]
     fn quoted_and_unquoted_rel() {
-        let n = next_link(["</v2/a/b/referrers/sha256:1?n=2>; rel=\"next\""], &base()).unwrap();
         assert_eq!(
-            n.as_str(),
+            next("</v2/a/b/referrers/sha256:1?n=2>; rel=\"next\"").as_str(),
             "https://reg.example:5000/v2/a/b/referrers/sha256:1?n=2"
         );
-        let n = next_link(["</v2/x?last=b>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/x");
-        assert_eq!(n.query(), Some("last=b"));
-        let n = next_link(["<https://reg.example:5000/v2/y>;REL=\"Next\""], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/y");
+        let n = next("</v2/x?last=b>; rel=next");
+        assert_eq!((n.path(), n.query()), ("/v2/x", Some("last=b")));
+        assert_eq!(
+            next("<https://reg.example:5000/v2/y>;REL=\"Next\"").path(),
+            "/v2/y"
+        );
     }
 
     #[test]
     fn several_links_and_rel_lists() {
         let h = "</v2/prev>; rel=\"prev\", </v2/next?c=1>; title=\"a, b; c\"; rel=\"next last\"";
-        let n = next_link([h], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/next");
+        assert_eq!(next(h).path(), "/v2/next");
         // Second header holds it.
         let n = next_link(["</v2/p>; rel=prev", "</v2/n>; rel=next"], &base()).unwrap();
         assert_eq!(n.path(), "/v2/n");
@@ -254,11 +245,12 @@ mod tests {
 
     #[test]
     fn relative_urls_resolve_against_request() {
-        let n = next_link(["<?_cursor=5>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/a/b/referrers/sha256:1");
-        assert_eq!(n.query(), Some("_cursor=5"));
-        let n = next_link(["<page2>; rel=next"], &base()).unwrap();
-        assert_eq!(n.path(), "/v2/a/b/referrers/page2");
+        let n = next("<?_cursor=5>; rel=next");
+        assert_eq!(
+            (n.path(), n.query()),
+            ("/v2/a/b/referrers/sha256:1", Some("_cursor=5"))
+        );
+        assert_eq!(next("<page2>; rel=next").path(), "/v2/a/b/referrers/page2");
     }
 
     #[test]

@@ -263,79 +263,69 @@ mod tests {
 
     #[test]
     fn plan_follows_mode_repository_hint_and_registry_memory() {
+        use DiscoveryMode as M;
         let none = Memory::default();
-        assert_eq!(
-            plan(DiscoveryMode::Auto, None, none),
-            (NATIVE_UNKNOWN, None)
-        );
-        assert_eq!(
-            plan(
-                DiscoveryMode::Auto,
+        let fallback_learnt = (Start::Fallback, Some(false));
+        for (mode, hint, memory, want) in [
+            (M::Auto, None, none, (NATIVE_UNKNOWN, None)),
+            (
+                M::Auto,
                 Some(E::Native),
-                mem(None, Some(E::TagFallback), false)
+                mem(None, Some(E::TagFallback), false),
+                (NATIVE_KNOWN, None),
             ),
-            (NATIVE_KNOWN, None)
-        );
-        assert_eq!(
-            plan(
-                DiscoveryMode::Auto,
+            (
+                M::Auto,
                 None,
-                mem(None, Some(E::TagFallback), false)
+                mem(None, Some(E::TagFallback), false),
+                fallback_learnt,
             ),
-            (Start::Fallback, Some(false))
-        );
-        assert_eq!(
-            plan(DiscoveryMode::Auto, Some(E::TagFallback), none),
-            (Start::Fallback, Some(false))
-        );
-        // A repository that answered differently from the rest of the registry wins.
-        assert_eq!(
-            plan(
-                DiscoveryMode::Auto,
+            (M::Auto, Some(E::TagFallback), none, fallback_learnt),
+            // A repository that answered differently from the rest of the registry wins.
+            (
+                M::Auto,
                 Some(E::Native),
-                mem(Some(E::TagFallback), None, false)
+                mem(Some(E::TagFallback), None, false),
+                fallback_learnt,
             ),
-            (Start::Fallback, Some(false))
-        );
-        assert_eq!(
-            plan(
-                DiscoveryMode::Auto,
+            (
+                M::Auto,
                 Some(E::TagFallback),
-                mem(Some(E::Native), Some(E::TagFallback), false)
+                mem(Some(E::Native), Some(E::TagFallback), false),
+                (NATIVE_KNOWN, None),
             ),
-            (NATIVE_KNOWN, None)
-        );
-        // Believed without the API, but not asked for a while: ask again.
-        assert_eq!(
-            plan(
-                DiscoveryMode::Auto,
+            // Believed without the API, but not asked for a while: ask again.
+            (
+                M::Auto,
                 Some(E::TagFallback),
-                mem(None, None, true)
+                mem(None, None, true),
+                (NATIVE_UNKNOWN, None),
             ),
-            (NATIVE_UNKNOWN, None)
-        );
+            (
+                M::TagFallback,
+                Some(E::Native),
+                mem(None, None, true),
+                (Start::Fallback, None),
+            ),
+            (
+                M::TagFallback,
+                None,
+                mem(None, Some(E::TagFallback), false),
+                fallback_learnt,
+            ),
+        ] {
+            assert_eq!(
+                plan(mode, hint, memory),
+                want,
+                "{mode:?} {hint:?} {memory:?}"
+            );
+        }
         assert_eq!(
-            plan(DiscoveryMode::Native, Some(E::TagFallback), none).0,
+            plan(M::Native, Some(E::TagFallback), none).0,
             Start::Native {
                 forced: true,
                 known: false
             }
-        );
-        assert_eq!(
-            plan(
-                DiscoveryMode::TagFallback,
-                Some(E::Native),
-                mem(None, None, true)
-            ),
-            (Start::Fallback, None)
-        );
-        assert_eq!(
-            plan(
-                DiscoveryMode::TagFallback,
-                None,
-                mem(None, Some(E::TagFallback), false)
-            ),
-            (Start::Fallback, Some(false))
         );
     }
 
@@ -354,63 +344,88 @@ mod tests {
             forced: true,
             known: false,
         };
-        assert_eq!(
-            decide_native(&verdict(Supported, "IndexReturned", 200), NATIVE_UNKNOWN),
-            NativeDecision::Use
-        );
-        assert_eq!(
-            decide_native(
-                &verdict(Supported, "NonConformantContentType", 200),
-                NATIVE_KNOWN
+        let fallback = |remember| NativeDecision::Fallback { remember };
+        let invalid = NativeDecision::Unknown(Reason::InvalidResponse);
+        for (state, reason, status, start, want) in [
+            (
+                Supported,
+                "IndexReturned",
+                200,
+                NATIVE_UNKNOWN,
+                NativeDecision::Use,
             ),
-            NativeDecision::Use
-        );
-        assert_eq!(
-            decide_native(&verdict(Unsupported, "NotFound", 404), NATIVE_UNKNOWN),
-            NativeDecision::Fallback { remember: true }
-        );
-        // GHCR's 303 to another host: no usable API here.
-        assert_eq!(
-            decide_native(
-                &verdict(Unsupported, "RedirectedToOtherHost", 303),
-                NATIVE_KNOWN
+            (
+                Supported,
+                "NonConformantContentType",
+                200,
+                NATIVE_KNOWN,
+                NativeDecision::Use,
             ),
-            NativeDecision::Fallback { remember: true }
-        );
-        assert_eq!(
-            decide_native(
-                &verdict(Unsupported, "HtmlInsteadOfIndex", 200),
-                NATIVE_UNKNOWN
+            (Unsupported, "NotFound", 404, NATIVE_UNKNOWN, fallback(true)),
+            // GHCR's 303 to another host: no usable API here.
+            (
+                Unsupported,
+                "RedirectedToOtherHost",
+                303,
+                NATIVE_KNOWN,
+                fallback(true),
             ),
-            NativeDecision::Fallback { remember: true }
-        );
-        assert_eq!(
-            decide_native(
-                &verdict(Unsupported, "HtmlInsteadOfIndex", 200),
-                NATIVE_KNOWN
+            (
+                Unsupported,
+                "HtmlInsteadOfIndex",
+                200,
+                NATIVE_UNKNOWN,
+                fallback(true),
             ),
-            NativeDecision::Unknown(Reason::InvalidResponse)
-        );
-        assert_eq!(
-            decide_native(&verdict(Unsupported, "InvalidIndex", 200), NATIVE_UNKNOWN),
-            NativeDecision::Unknown(Reason::InvalidResponse)
-        );
-        assert_eq!(
-            decide_native(&verdict(Unsupported, "NotFound", 404), forced),
-            NativeDecision::Unknown(Reason::ReferrersApiUnsupported)
-        );
-        assert_eq!(
-            decide_native(&verdict(Unsupported, "BadRequest", 400), NATIVE_KNOWN),
-            NativeDecision::NoReferrers
-        );
-        assert_eq!(
-            decide_native(&verdict(Unsupported, "BadRequest", 400), NATIVE_UNKNOWN),
-            NativeDecision::Fallback { remember: false }
-        );
-        assert_eq!(
-            decide_native(&verdict(Unknown, "RateLimited", 429), NATIVE_UNKNOWN),
-            NativeDecision::Error
-        );
+            (
+                Unsupported,
+                "HtmlInsteadOfIndex",
+                200,
+                NATIVE_KNOWN,
+                invalid.clone(),
+            ),
+            (
+                Unsupported,
+                "InvalidIndex",
+                200,
+                NATIVE_UNKNOWN,
+                invalid.clone(),
+            ),
+            (
+                Unsupported,
+                "NotFound",
+                404,
+                forced,
+                NativeDecision::Unknown(Reason::ReferrersApiUnsupported),
+            ),
+            (
+                Unsupported,
+                "BadRequest",
+                400,
+                NATIVE_KNOWN,
+                NativeDecision::NoReferrers,
+            ),
+            (
+                Unsupported,
+                "BadRequest",
+                400,
+                NATIVE_UNKNOWN,
+                fallback(false),
+            ),
+            (
+                Unknown,
+                "RateLimited",
+                429,
+                NATIVE_UNKNOWN,
+                NativeDecision::Error,
+            ),
+        ] {
+            assert_eq!(
+                decide_native(&verdict(state, reason, status), start),
+                want,
+                "{reason} {status} {start:?}"
+            );
+        }
     }
 
     #[test]

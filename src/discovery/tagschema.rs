@@ -259,6 +259,16 @@ mod tests {
         v
     }
 
+    /// [`validate_fallback_index`] of `body`, served as `content_type` under its own digest,
+    /// for the subject `sha256:HEX`.
+    fn validate_at_own_digest(
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<ValidatedIndex, FallbackRejection> {
+        let subject = format!("sha256:{HEX}");
+        validate_fallback_index(&subject, content_type, &oci::digest_sha256(body), body)
+    }
+
     #[test]
     fn rejects_self_resolving_tag_gitlab() {
         let subject = format!("sha256:{HEX}");
@@ -283,12 +293,7 @@ mod tests {
             "layers": [],
         }))
         .unwrap();
-        let r = validate_fallback_index(
-            &subject,
-            Some(oci::OCI_MANIFEST),
-            &oci::digest_sha256(&body),
-            &body,
-        );
+        let r = validate_at_own_digest(Some(oci::OCI_MANIFEST), &body);
         assert!(matches!(r, Err(FallbackRejection::NotAnIndex(_))), "{r:?}");
         let r = validate_fallback_index(&subject, None, &oci::digest_sha256(b"x"), b"<html>");
         assert_eq!(r, Err(FallbackRejection::NotJson));
@@ -296,7 +301,6 @@ mod tests {
 
     #[test]
     fn drops_platform_entries_of_an_index() {
-        let subject = format!("sha256:{HEX}");
         let sig = oci::digest_sha256(b"sig");
         let body = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": oci::OCI_INDEX,
@@ -307,13 +311,7 @@ mod tests {
             ],
         }))
         .unwrap();
-        let v = validate_fallback_index(
-            &subject,
-            Some(oci::OCI_INDEX),
-            &oci::digest_sha256(&body),
-            &body,
-        )
-        .unwrap();
+        let v = validate_at_own_digest(Some(oci::OCI_INDEX), &body).unwrap();
         assert_eq!(v.descriptors.len(), 1);
         assert_eq!(v.descriptors[0].digest, sig);
         assert_eq!(v.dropped_platform_entries, 1);
@@ -322,13 +320,7 @@ mod tests {
     #[test]
     fn empty_index_is_valid() {
         let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
-        let v = validate_fallback_index(
-            &format!("sha256:{HEX}"),
-            None,
-            &oci::digest_sha256(body),
-            body,
-        )
-        .unwrap();
+        let v = validate_at_own_digest(None, body).unwrap();
         assert!(v.descriptors.is_empty());
     }
 }

@@ -174,24 +174,25 @@ pub fn analyze(spec: &GarLifecycleSpec) -> Vec<LifecycleFinding> {
             })
             .collect();
         let tagged: Vec<ReferrerShape> = hit.iter().copied().filter(|s| s.is_tagged()).collect();
-        if !tagged.is_empty() {
-            out.push(finding(
+        let deletes_referrers = |message: String, fix: String| {
+            finding(
                 FAMILY,
                 &p.name,
                 FindingKind::DeletesReferrers,
                 Severity::High,
                 Confidence::Inferred,
+                message,
+                fix,
+            )
+        };
+        if !tagged.is_empty() {
+            out.push(deletes_referrers(
                 format!("Delete policy {:?} matches {} (tags starting with sha256-), which are ordinary tagged versions to GAR.", p.name, labels(&tagged)),
-                r#"Add a keep policy (keep wins over delete): {"name":"keep-referrer-tags","action":{"type":"Keep"},"condition":{"tagState":"tagged","tagPrefixes":["sha256-"]}}"#,
+                r#"Add a keep policy (keep wins over delete): {"name":"keep-referrer-tags","action":{"type":"Keep"},"condition":{"tagState":"tagged","tagPrefixes":["sha256-"]}}"#.into(),
             ));
         }
         if hit.contains(&ReferrerShape::Oci11) {
-            out.push(finding(
-                FAMILY,
-                &p.name,
-                FindingKind::DeletesReferrers,
-                Severity::High,
-                Confidence::Inferred,
+            out.push(deletes_referrers(
                 format!("Delete policy {:?} selects untagged versions{}; OCI 1.1 referrers (GAR attachments) are untagged, and Google does not say whether cleanup skips them.", p.name, c.older_than.as_deref().map(|o| format!(" older than {o}")).unwrap_or_default()),
                 format!(
                     r#"Until Google documents it, keep untagged versions longer than any deployed image runs: {{"name":"{}","action":{{"type":"Delete"}},"condition":{{"tagState":"untagged","olderThan":"365d"}}}}, or add {{"name":"keep-untagged","action":{{"type":"Keep"}},"condition":{{"tagState":"untagged"}}}} and test with cleanupPolicyDryRun."#,

@@ -42,42 +42,8 @@ pub fn analyze(p: &GitlabCleanupPolicy) -> Vec<LifecycleFinding> {
             &format!("{c:?} is not one of 1d, 7d, 14d, 1month, 3month"),
         ));
     }
-    let delete = match p
-        .name_regex
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(anchored_regex)
-    {
-        None => None,
-        Some(Ok(r)) => Some(r),
-        Some(Err(e)) => {
-            out.push(invalid(
-                FAMILY,
-                "name_regex",
-                "name_regex",
-                &format!("not a valid RE2 regex: {e}"),
-            ));
-            None
-        }
-    };
-    let keep = match p
-        .name_regex_keep
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(anchored_regex)
-    {
-        None => None,
-        Some(Ok(r)) => Some(r),
-        Some(Err(e)) => {
-            out.push(invalid(
-                FAMILY,
-                "name_regex_keep",
-                "name_regex_keep",
-                &format!("not a valid RE2 regex: {e}"),
-            ));
-            return out;
-        }
-    };
+    let delete = regex_field(p.name_regex.as_deref(), "name_regex", &mut out);
+    let keep = regex_field(p.name_regex_keep.as_deref(), "name_regex_keep", &mut out);
     if !out.is_empty() || !p.enabled {
         return out;
     }
@@ -141,4 +107,25 @@ pub fn analyze(p: &GitlabCleanupPolicy) -> Vec<LifecycleFinding> {
         ));
     }
     out
+}
+
+/// The anchored regex a policy field holds (`None` when unset or empty); an invalid one is
+/// reported into `out`.
+fn regex_field(
+    value: Option<&str>,
+    field: &str,
+    out: &mut Vec<LifecycleFinding>,
+) -> Option<regex::Regex> {
+    match value.filter(|s| !s.is_empty()).map(anchored_regex)? {
+        Ok(r) => Some(r),
+        Err(e) => {
+            out.push(invalid(
+                FAMILY,
+                field,
+                field,
+                &format!("not a valid RE2 regex: {e}"),
+            ));
+            None
+        }
+    }
 }

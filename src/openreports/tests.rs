@@ -3,7 +3,7 @@
 use super::*;
 use crate::crd::{PolicyViolation, UnknownImage};
 use crate::policy::evaluate::CompliantImage;
-use crate::policy::pods::{ContainerImage, PodImage};
+use crate::policy::pods::ContainerImage;
 
 const REG: &str = "r.example";
 
@@ -12,20 +12,15 @@ fn digest(n: u32) -> String {
 }
 
 fn pod(ns: &str, name: &str, workload: (&str, &str), repo: &str, d: u32) -> PodInfo {
-    PodInfo {
-        namespace: ns.into(),
-        name: name.into(),
-        labels: [("app", workload.1)].into_iter().collect(),
-        workload: WorkloadRef {
-            namespace: ns.into(),
-            kind: workload.0.into(),
-            name: workload.1.into(),
-        },
-        images: vec![PodImage::shared(ContainerImage {
+    PodInfo::of_workload(
+        ns,
+        name,
+        workload,
+        [ContainerImage {
             image: format!("{REG}/{repo}:1.0"),
             image_id: Some(format!("{REG}/{repo}@{}", digest(d))),
-        })],
-    }
+        }],
+    )
 }
 
 fn req(name: &str, preset: &str) -> Requirement {

@@ -413,6 +413,29 @@ pub fn image_source(c: &ContainerImage) -> ImageSource {
 }
 
 #[cfg(test)]
+impl PodInfo {
+    /// A Pod of `workload` (kind, name), labelled `app=<workload name>`, running `images`.
+    pub(crate) fn of_workload(
+        namespace: &str,
+        name: &str,
+        workload: (&str, &str),
+        images: impl IntoIterator<Item = ContainerImage>,
+    ) -> Self {
+        PodInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            labels: [("app", workload.1)].into_iter().collect(),
+            workload: WorkloadRef {
+                namespace: namespace.into(),
+                kind: workload.0.into(),
+                name: workload.1.into(),
+            },
+            images: images.into_iter().map(PodImage::shared).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

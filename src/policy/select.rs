@@ -195,10 +195,7 @@ pub fn select<'a>(
                     {
                         entry.index.insert(i.clone());
                     }
-                    entry.pods += 1;
-                    if !entry.workloads.contains(&pod.workload) {
-                        entry.workloads.insert(pod.workload.clone());
-                    }
+                    count_pod(&mut entry.pods, &mut entry.workloads, &pod.workload);
                 }
                 ImageSource::Tag(r) => {
                     let entry = sel.tags.entry(r.whole()).or_insert_with(|| TagUse {
@@ -206,10 +203,7 @@ pub fn select<'a>(
                         workloads: BTreeSet::new(),
                         pods: 0,
                     });
-                    entry.pods += 1;
-                    if !entry.workloads.contains(&pod.workload) {
-                        entry.workloads.insert(pod.workload.clone());
-                    }
+                    count_pod(&mut entry.pods, &mut entry.workloads, &pod.workload);
                 }
                 ImageSource::Unresolvable {
                     image,
@@ -231,10 +225,7 @@ pub fn select<'a>(
                             workloads: BTreeSet::new(),
                             pods: 0,
                         });
-                    entry.pods += 1;
-                    if !entry.workloads.contains(&pod.workload) {
-                        entry.workloads.insert(pod.workload.clone());
-                    }
+                    count_pod(&mut entry.pods, &mut entry.workloads, &pod.workload);
                 }
             }
         }
@@ -246,4 +237,12 @@ pub fn select<'a>(
             .collect();
     }
     sel
+}
+
+/// Counts one more Pod of `workload` using an image.
+fn count_pod(pods: &mut u32, workloads: &mut BTreeSet<WorkloadRef>, workload: &WorkloadRef) {
+    *pods += 1;
+    if !workloads.contains(workload) {
+        workloads.insert(workload.clone());
+    }
 }

@@ -1,11 +1,11 @@
 //! The ReferrerPolicy status: what an evaluation, a generation under evaluation or an invalid
 //! spec writes (conditions, summary, bounded violation lists).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::evaluate::{COMPLIANT, CompiledPolicy, Evaluation, GLOB_MATCHES_NOTHING, InvalidSpec};
 use crate::conditions::{self, Status, new_condition};
-use crate::crd::{ComplianceSummary, ReferrerPolicyStatus, VerifiedImage};
+use crate::crd::{ReferrerPolicyStatus, VerifiedImage};
 
 /// The status an evaluation leads to. Lists are bounded by `maxReportedViolations`.
 pub fn status(
@@ -127,15 +127,28 @@ pub fn status(
             now,
         ),
     ];
-    let prev = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     ReferrerPolicyStatus {
-        observed_generation: generation,
-        conditions: conditions::merge(prev, fresh),
         last_evaluation_time: Some(now.clone()),
         summary: eval.summary.clone(),
         violations: eval.violations.iter().take(max).cloned().collect(),
         unknown: eval.unknown.iter().take(max).cloned().collect(),
         verified: verified_images(eval, max),
+        ..merged_status(generation, previous, fresh)
+    }
+}
+
+/// A status of `generation` with `fresh` merged into the `previous` conditions (to keep
+/// their transition times) and nothing else set.
+fn merged_status(
+    generation: Option<i64>,
+    previous: Option<&ReferrerPolicyStatus>,
+    fresh: Vec<Condition>,
+) -> ReferrerPolicyStatus {
+    let prev = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    ReferrerPolicyStatus {
+        observed_generation: generation,
+        conditions: conditions::merge(prev, fresh),
+        ..ReferrerPolicyStatus::default()
     }
 }
 
@@ -234,14 +247,8 @@ pub fn invalid_spec_status(
             now,
         ),
     ];
-    let prev = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     ReferrerPolicyStatus {
-        observed_generation: generation,
-        conditions: conditions::merge(prev, fresh),
         last_evaluation_time: previous.and_then(|p| p.last_evaluation_time.clone()),
-        summary: ComplianceSummary::default(),
-        violations: vec![],
-        unknown: vec![],
-        verified: vec![],
+        ..merged_status(generation, previous, fresh)
     }
 }

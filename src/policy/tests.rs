@@ -8,9 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::evaluate::*;
-use super::pods::{ContainerImage, ImageKey, PodImage, PodInfo};
+use super::pods::{ContainerImage, ImageKey, PodInfo};
 use crate::crd::{
-    ImageFilter, LegacySuffix, Preset, ReferrerPolicySpec, Requirement, SubjectMatch, WorkloadRef,
+    ImageFilter, LegacySuffix, Preset, ReferrerPolicySpec, Requirement, SubjectMatch,
 };
 use crate::discovery::{
     ArtifactKind, AttachedTo, DiscoveryMethod, DiscoveryOutcome, DiscoveryReport, Referrer,
@@ -59,29 +59,19 @@ fn sig_and_sbom() -> ReferrerPolicySpec {
 }
 
 fn pod(ns: &str, name: &str, workload: (&str, &str), images: &[(&str, &str)]) -> PodInfo {
-    PodInfo {
-        namespace: ns.into(),
-        name: name.into(),
-        labels: [("app", workload.1)].into_iter().collect(),
-        workload: WorkloadRef {
-            namespace: ns.into(),
-            kind: workload.0.into(),
-            name: workload.1.into(),
-        },
-        images: images
-            .iter()
-            .map(|(image, id)| {
-                PodImage::shared(ContainerImage {
-                    image: image.to_string(),
-                    image_id: if id.is_empty() {
-                        None
-                    } else {
-                        Some(id.to_string())
-                    },
-                })
-            })
-            .collect(),
-    }
+    PodInfo::of_workload(
+        ns,
+        name,
+        workload,
+        images.iter().map(|(image, id)| ContainerImage {
+            image: image.to_string(),
+            image_id: if id.is_empty() {
+                None
+            } else {
+                Some(id.to_string())
+            },
+        }),
+    )
 }
 
 fn referrer(d: u8, kinds: &[ArtifactKind], attached: AttachedTo) -> Referrer {

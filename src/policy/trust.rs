@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use super::evaluate::InvalidSpec;
 use crate::crd::{CaBundleRef, IdentitySpec, KeyReference, ReferrerPolicySpec, VerifySpec};
 use crate::oci;
@@ -97,12 +99,6 @@ impl TrustObjects {
 
 /// A ConfigMap's name and data (`data` and `binaryData`).
 pub fn config_map_data(cm: &k8s_openapi::api::core::v1::ConfigMap) -> (ObjectName, ObjectData) {
-    let ns = cm
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = cm.metadata.name.clone().unwrap_or_default();
     let mut data = ObjectData::new();
     for (k, v) in cm.data.iter().flatten() {
         data.insert(k.clone(), v.clone().into_bytes());
@@ -110,17 +106,11 @@ pub fn config_map_data(cm: &k8s_openapi::api::core::v1::ConfigMap) -> (ObjectNam
     for (k, v) in cm.binary_data.iter().flatten() {
         data.insert(k.clone(), v.0.clone());
     }
-    ((ObjectKind::ConfigMap, ns, name), data)
+    (object_name(ObjectKind::ConfigMap, &cm.metadata), data)
 }
 
 /// A Secret's name and data (`data`, and `stringData` as a manifest file may carry it).
 pub fn secret_data(s: &k8s_openapi::api::core::v1::Secret) -> (ObjectName, ObjectData) {
-    let ns = s
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = s.metadata.name.clone().unwrap_or_default();
     let mut data = ObjectData::new();
     for (k, v) in s.data.iter().flatten() {
         data.insert(k.clone(), v.0.clone());
@@ -128,7 +118,13 @@ pub fn secret_data(s: &k8s_openapi::api::core::v1::Secret) -> (ObjectName, Objec
     for (k, v) in s.string_data.iter().flatten() {
         data.insert(k.clone(), v.clone().into_bytes());
     }
-    ((ObjectKind::Secret, ns, name), data)
+    (object_name(ObjectKind::Secret, &s.metadata), data)
+}
+
+/// The name of a `kind` object (an object without a namespace is in `default`).
+fn object_name(kind: ObjectKind, meta: &ObjectMeta) -> ObjectName {
+    let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    (kind, ns, meta.name.clone().unwrap_or_default())
 }
 
 /// The trust of one requirement.

@@ -84,40 +84,28 @@ pub fn from_report(report: &ProbeReport, ctx: &StatusContext<'_>) -> RegistryPro
             ));
         }
         Err((reason, message)) => {
-            fresh.push(new_condition(
-                conditions::READY,
-                Status::False,
-                reason.as_str(),
-                message.clone(),
-                gen_,
-                now,
-            ));
-            fresh.push(new_condition(
-                conditions::REACHABLE,
-                Status::False,
-                reason.as_str(),
-                message.clone(),
-                gen_,
-                now,
-            ));
+            for type_ in [conditions::READY, conditions::REACHABLE] {
+                fresh.push(new_condition(
+                    type_,
+                    Status::False,
+                    reason.as_str(),
+                    message.clone(),
+                    gen_,
+                    now,
+                ));
+            }
         }
     }
-    fresh.push(new_condition(
-        conditions::RECONCILING,
-        Status::False,
-        "ProbeComplete",
-        "",
-        gen_,
-        now,
-    ));
-    fresh.push(new_condition(
-        conditions::STALLED,
-        Status::False,
-        "ProbeComplete",
-        "",
-        gen_,
-        now,
-    ));
+    for type_ in [conditions::RECONCILING, conditions::STALLED] {
+        fresh.push(new_condition(
+            type_,
+            Status::False,
+            "ProbeComplete",
+            "",
+            gen_,
+            now,
+        ));
+    }
     let referrers_status = match referrers.state {
         CapabilityState::Supported => Status::True,
         CapabilityState::Unsupported => Status::False,
@@ -199,23 +187,20 @@ mod tests {
     #[test]
     fn effective_modes() {
         use CapabilityState::*;
-        assert_eq!(
-            effective_mode(DiscoveryMode::Auto, Supported),
-            Some(EffectiveDiscoveryMode::Native)
-        );
-        assert_eq!(
-            effective_mode(DiscoveryMode::Auto, Unsupported),
-            Some(EffectiveDiscoveryMode::TagFallback)
-        );
-        assert_eq!(effective_mode(DiscoveryMode::Auto, Unknown), None);
-        assert_eq!(
-            effective_mode(DiscoveryMode::TagFallback, Supported),
-            Some(EffectiveDiscoveryMode::TagFallback)
-        );
-        assert_eq!(
-            effective_mode(DiscoveryMode::Native, Unsupported),
-            Some(EffectiveDiscoveryMode::Native)
-        );
+        use EffectiveDiscoveryMode::{Native, TagFallback};
+        for (requested, referrers_api, want) in [
+            (DiscoveryMode::Auto, Supported, Some(Native)),
+            (DiscoveryMode::Auto, Unsupported, Some(TagFallback)),
+            (DiscoveryMode::Auto, Unknown, None),
+            (DiscoveryMode::TagFallback, Supported, Some(TagFallback)),
+            (DiscoveryMode::Native, Unsupported, Some(Native)),
+        ] {
+            assert_eq!(
+                effective_mode(requested, referrers_api),
+                want,
+                "{requested:?} with {referrers_api:?}"
+            );
+        }
     }
 
     #[test]

@@ -200,98 +200,73 @@ mod tests {
         let reg = u("https://registry.example");
         let here = u("https://registry.example/v2/app/referrers/sha256:x");
         let get = Method::GET;
-        assert_eq!(
-            redirect(
+        // `Refuse("")` stands for a refusal with any reason.
+        let refuse = Redirect::Refuse("");
+        let follow = |credentials| Redirect::Follow { credentials };
+        for (endpoint, method, to, want) in [
+            (
                 Endpoint::Referrers,
                 &get,
-                &reg,
-                &here,
-                &u("https://registry.example/other")
+                "https://registry.example/other",
+                follow(true),
             ),
-            Redirect::Follow { credentials: true }
-        );
-        // GHCR's 303 of the referrers API to github.com: handed back, not followed.
-        assert_eq!(
-            redirect(
+            // GHCR's 303 of the referrers API to github.com: handed back, not followed.
+            (
                 Endpoint::Referrers,
                 &get,
-                &reg,
-                &here,
-                &u("https://github.com/-/v2/x")
+                "https://github.com/-/v2/x",
+                Redirect::Return,
             ),
-            Redirect::Return
-        );
-        assert_eq!(
-            redirect(
+            (
                 Endpoint::TagList,
                 &get,
-                &reg,
-                &here,
-                &u("https://elsewhere/x")
+                "https://elsewhere/x",
+                Redirect::Return,
             ),
-            Redirect::Return
-        );
-        // Blob and manifest reads go to CDNs, without credentials.
-        assert_eq!(
-            redirect(
+            // Blob and manifest reads go to CDNs, without credentials.
+            (
                 Endpoint::BlobGet,
                 &get,
-                &reg,
-                &here,
-                &u("https://cdn.example/blob")
+                "https://cdn.example/blob",
+                follow(false),
             ),
-            Redirect::Follow { credentials: false }
-        );
-        assert_eq!(
-            redirect(
+            (
                 Endpoint::ManifestGet,
                 &get,
-                &reg,
-                &here,
-                &u("https://cdn.example/m")
+                "https://cdn.example/m",
+                follow(false),
             ),
-            Redirect::Follow { credentials: false }
-        );
-        assert_eq!(
-            redirect(
+            (
                 Endpoint::ManifestPut,
                 &Method::PUT,
-                &reg,
-                &here,
-                &u("https://cdn.example/m")
+                "https://cdn.example/m",
+                Redirect::Return,
             ),
-            Redirect::Return
-        );
-        assert!(matches!(
-            redirect(
+            (
                 Endpoint::BlobGet,
                 &get,
-                &reg,
-                &here,
-                &u("http://169.254.169.254/")
+                "http://169.254.169.254/",
+                refuse.clone(),
             ),
-            Redirect::Refuse(_)
-        ));
-        assert!(matches!(
-            redirect(
+            (
                 Endpoint::BlobGet,
                 &get,
-                &reg,
-                &here,
-                &u("http://registry.example/x")
+                "http://registry.example/x",
+                refuse.clone(),
             ),
-            Redirect::Refuse(_)
-        ));
-        assert!(matches!(
-            redirect(
+            (
                 Endpoint::BlobGet,
                 &get,
-                &reg,
-                &here,
-                &u("https://u:p@cdn.example/x")
+                "https://u:p@cdn.example/x",
+                refuse.clone(),
             ),
-            Redirect::Refuse(_)
-        ));
+        ] {
+            let got = redirect(endpoint, method, &reg, &here, &u(to));
+            match want {
+                Redirect::Refuse(_) => assert!(matches!(got, Redirect::Refuse(_)), "{to}: {got:?}"),
+                want => assert_eq!(got, want, "{to}"),
+            }
+        }
         // A registry that itself lives on a link-local address may redirect there.
         let local = u("http://169.254.10.10:5000");
         assert_eq!(

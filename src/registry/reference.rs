@@ -70,7 +70,7 @@ impl ImageReference {
     /// Parses and normalises a reference.
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         let err = |reason: String| ReferenceError {
-            input: shorten(s),
+            input: crate::oci::truncate(s, 300),
             reason,
         };
         if s.is_empty() {
@@ -188,18 +188,6 @@ impl std::str::FromStr for ImageReference {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
-}
-
-fn shorten(s: &str) -> String {
-    const MAX: usize = 300;
-    if s.len() <= MAX {
-        return s.to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Docker's rule: the first component is a domain when it contains '.' or ':'

@@ -27,14 +27,17 @@ pub async fn resolve_digest(
     tag: &str,
 ) -> Result<String, ResolveError> {
     let path = format!("/v2/{repository}/manifests/{tag}");
-    let head = client
-        .send(
-            RegistryRequest::head(&path, Endpoint::ManifestHead)
-                .accept(oci::manifest_accept_header())
-                .scope(Scope::pull(repository)),
-        )
-        .await
-        .map_err(|e| err(e.reason(), e.to_string()))?;
+    let send = async |request: RegistryRequest| {
+        client
+            .send(
+                request
+                    .accept(oci::manifest_accept_header())
+                    .scope(Scope::pull(repository)),
+            )
+            .await
+            .map_err(|e| err(e.reason(), e.to_string()))
+    };
+    let head = send(RegistryRequest::head(&path, Endpoint::ManifestHead)).await?;
     let status = head.status.as_u16();
     match status {
         200 => {
@@ -65,14 +68,7 @@ pub async fn resolve_digest(
             ));
         }
     }
-    let get = client
-        .send(
-            RegistryRequest::get(&path, Endpoint::ManifestGet)
-                .accept(oci::manifest_accept_header())
-                .scope(Scope::pull(repository)),
-        )
-        .await
-        .map_err(|e| err(e.reason(), e.to_string()))?;
+    let get = send(RegistryRequest::get(&path, Endpoint::ManifestGet)).await?;
     if get.status.as_u16() != 200 {
         return Err(err(
             Reason::RegistryError,

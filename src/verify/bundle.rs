@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use super::certs::{Cert, parse_cert};
-use super::cosign::{Signed, authenticate};
-use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, check_statement, parse_statement};
+use super::cosign::{Signed, authenticate, verified};
+use super::dsse::{Envelope, check_statement};
 use super::encoding::{b64_std, clip, json_i64};
-use super::rekor::{InclusionProof, TlogEntry, TlogVerified};
+use super::rekor::{InclusionProof, TlogEntry};
 use super::{
     Outcome, Rejection, SignatureFormat, Subject, TrustPolicy, Unverified, Verified, fail,
 };
@@ -179,8 +179,17 @@ pub(crate) fn verify_bundle(
     // The mediaType is unsigned: it can demand a proof (v0.2+), never waive one.
     // A proof that is present is verified whatever the version says.
     let need_proof = format != SignatureFormat::SigstoreBundleV01;
-    let tlog_of =
-        |t: Option<TlogVerified>| (t.map(|t| t.log_index), t.and_then(|t| t.integrated_time));
+    let authenticated = |signed: &Signed<'_>, signature: &[u8]| {
+        authenticate(
+            signed,
+            signature,
+            cert.as_ref(),
+            &entries,
+            need_proof,
+            policy,
+            now,
+        )
+    };
 
     if let Some(ms) = v.get("messageSignature") {
         let signature = b64_field(ms, "/signature")?;
@@ -200,15 +209,9 @@ pub(crate) fn verify_bundle(
         let digest: [u8; 32] = b64_field(ms, "/messageDigest/digest")?
             .try_into()
             .map_err(|_| malformed("messageDigest.digest is not 32 bytes"))?;
-        let a = authenticate_digest(
-            &digest,
-            &signature,
-            cert.as_ref(),
-            &entries,
-            need_proof,
-            policy,
-            now,
-        )?;
+        // Judged by digest: ECDSA keys are checked on the digest (the artifact's bytes are
+        // not at hand).
+        let a = authenticated(&Signed::Prehashed { digest }, &signature)?;
         if super::sha256_of_digest(&subject.digest) != Some(digest) {
             return fail(
                 Rejection::DigestMismatch,
@@ -219,14 +222,7 @@ pub(crate) fn verify_bundle(
                 ),
             );
         }
-        let (log_index, signed_at) = tlog_of(a.tlog);
-        return Ok(Verified {
-            format,
-            by: a.signer,
-            log_index,
-            signed_at,
-            predicate_type: None,
-        });
+        return Ok(verified(format, a, None));
     }
     let Some(env_value) = v.get("dsseEnvelope") else {
         return fail(
@@ -241,53 +237,13 @@ pub(crate) fn verify_bundle(
             "a bundle's DSSE envelope must have exactly one signature",
         );
     }
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return fail(
-            Rejection::InvalidPayload,
-            format!(
-                "DSSE payloadType is {:?}, not {IN_TOTO_PAYLOAD_TYPE}",
-                clip(&env.payload_type)
-            ),
-        );
-    }
-    let statement =
-        parse_statement(&env.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))?;
+    let statement = env.in_toto_statement("not")?;
     let pae = env.pae();
     let signed = Signed::Dsse {
         pae: &pae,
         payload: &env.payload,
     };
-    let a = authenticate(
-        &signed,
-        &env.signatures[0],
-        cert.as_ref(),
-        &entries,
-        need_proof,
-        policy,
-        now,
-    )?;
+    let a = authenticated(&signed, &env.signatures[0])?;
     check_statement(&statement, subject, policy.predicate_type.as_deref())?;
-    let (log_index, signed_at) = tlog_of(a.tlog);
-    Ok(Verified {
-        format,
-        by: a.signer,
-        log_index,
-        signed_at,
-        predicate_type: Some(statement.predicate_type),
-    })
-}
-
-/// A message signature judged by digest: ECDSA keys are checked on the digest
-/// (the artifact's bytes are not at hand).
-fn authenticate_digest(
-    digest: &[u8; 32],
-    signature: &[u8],
-    cert: Option<&Cert>,
-    entries: &[TlogEntry],
-    need_proof: bool,
-    policy: &TrustPolicy,
-    now: Timestamp,
-) -> Outcome<super::cosign::Authenticated> {
-    let signed = Signed::Prehashed { digest: *digest };
-    authenticate(&signed, signature, cert, entries, need_proof, policy, now)
+    Ok(verified(format, a, Some(statement.predicate_type)))
 }

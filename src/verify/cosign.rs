@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::certs::{Cert, parse_cert};
-use super::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, check_statement, parse_statement};
+use super::dsse::{Envelope, check_statement};
 use super::encoding::{b64_std, clip, pem_blocks, sha256};
 use super::keys::PublicKey;
 use super::rekor::{
@@ -285,7 +285,12 @@ fn entries_from_annotations(ann: &BTreeMap<String, String>) -> Outcome<Vec<TlogE
     }
 }
 
-fn verified(format: SignatureFormat, a: Authenticated, predicate_type: Option<String>) -> Verified {
+/// The verdict on a signature of `format` that `a` authenticated.
+pub(crate) fn verified(
+    format: SignatureFormat,
+    a: Authenticated,
+    predicate_type: Option<String>,
+) -> Verified {
     Verified {
         format,
         by: a.signer,
@@ -376,17 +381,7 @@ pub(crate) fn verify_attestation(
 ) -> Outcome<Verified> {
     let env =
         Envelope::parse(envelope).map_err(|m| Unverified::new(Rejection::MalformedSignature, m))?;
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return fail(
-            Rejection::InvalidPayload,
-            format!(
-                "DSSE payloadType is {:?}, cosign attestations need {IN_TOTO_PAYLOAD_TYPE}",
-                clip(&env.payload_type)
-            ),
-        );
-    }
-    let statement =
-        parse_statement(&env.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))?;
+    let statement = env.in_toto_statement("cosign attestations need")?;
     let cert = leaf_from_annotations(ann)?;
     let entries = entries_from_annotations(ann)?;
     let pae = env.pae();

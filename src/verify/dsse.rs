@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::encoding::{b64_any, clip};
-use super::{Outcome, Rejection, Subject, fail};
+use super::{Outcome, Rejection, Subject, Unverified, fail};
 
 pub(crate) const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -59,6 +59,21 @@ impl Envelope {
     /// The bytes that are signed.
     pub(crate) fn pae(&self) -> Vec<u8> {
         pae(&self.payload_type, &self.payload)
+    }
+
+    /// The in-toto statement the envelope carries. A payloadType other than in-toto's is
+    /// refused as "DSSE payloadType is X, `wanted` application/vnd.in-toto+json".
+    pub(crate) fn in_toto_statement(&self, wanted: &str) -> Outcome<Statement> {
+        if self.payload_type != IN_TOTO_PAYLOAD_TYPE {
+            return fail(
+                Rejection::InvalidPayload,
+                format!(
+                    "DSSE payloadType is {:?}, {wanted} {IN_TOTO_PAYLOAD_TYPE}",
+                    clip(&self.payload_type)
+                ),
+            );
+        }
+        parse_statement(&self.payload).map_err(|m| Unverified::new(Rejection::InvalidPayload, m))
     }
 }
 

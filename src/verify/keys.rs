@@ -245,38 +245,9 @@ impl PublicKey {
         digest: &[u8; 32],
         sig: &[u8],
     ) -> Result<bool, String> {
-        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
         match self.algorithm {
-            KeyAlgorithm::EcdsaP256 => {
-                let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw) else {
-                    return Ok(false);
-                };
-                let Some((r, s)) = der_ecdsa_scalars(sig, 32) else {
-                    return Ok(false);
-                };
-                let Ok(sig) = p256::ecdsa::Signature::from_scalars(
-                    p256::FieldBytes::clone_from_slice(&r),
-                    p256::FieldBytes::clone_from_slice(&s),
-                ) else {
-                    return Ok(false);
-                };
-                Ok(key.verify_prehash(digest, &sig).is_ok())
-            }
-            KeyAlgorithm::EcdsaP384 => {
-                let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw) else {
-                    return Ok(false);
-                };
-                let Some((r, s)) = der_ecdsa_scalars(sig, 48) else {
-                    return Ok(false);
-                };
-                let Ok(sig) = p384::ecdsa::Signature::from_scalars(
-                    p384::FieldBytes::clone_from_slice(&r),
-                    p384::FieldBytes::clone_from_slice(&s),
-                ) else {
-                    return Ok(false);
-                };
-                Ok(key.verify_prehash(digest, &sig).is_ok())
-            }
+            KeyAlgorithm::EcdsaP256 => Ok(p256_verify_prehash(&self.raw, digest, sig)),
+            KeyAlgorithm::EcdsaP384 => Ok(p384_verify_prehash(&self.raw, digest, sig)),
             other => Err(format!(
                 "a {} signature over an artifact can only be checked with the artifact's bytes, not its digest",
                 other.as_str()
@@ -284,6 +255,32 @@ impl PublicKey {
         }
     }
 }
+
+/// Defines `$name(point, digest, sig)`: a DER ECDSA signature over a prehashed digest, checked
+/// with curve crate `$curve` (scalars of `$len` bytes); anything unparsable is false.
+macro_rules! prehash_verifier {
+    ($name:ident, $curve:ident, $len:literal) => {
+        fn $name(point: &[u8], digest: &[u8; 32], sig: &[u8]) -> bool {
+            use $curve::ecdsa::signature::hazmat::PrehashVerifier as _;
+            let Ok(key) = $curve::ecdsa::VerifyingKey::from_sec1_bytes(point) else {
+                return false;
+            };
+            let Some((r, s)) = der_ecdsa_scalars(sig, $len) else {
+                return false;
+            };
+            let Ok(sig) = $curve::ecdsa::Signature::from_scalars(
+                $curve::FieldBytes::clone_from_slice(&r),
+                $curve::FieldBytes::clone_from_slice(&s),
+            ) else {
+                return false;
+            };
+            key.verify_prehash(digest, &sig).is_ok()
+        }
+    };
+}
+
+prehash_verifier!(p256_verify_prehash, p256, 32);
+prehash_verifier!(p384_verify_prehash, p384, 48);
 
 fn p521_verify(point: &[u8], msg: &[u8], sig: &[u8], fixed: bool) -> bool {
     use p521::ecdsa::signature::Verifier as _;

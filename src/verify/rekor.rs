@@ -458,12 +458,7 @@ pub(crate) fn check_body(body: &[u8], expected: &Expected<'_>) -> Result<(), Str
             if !hash_matches(&v, &["spec", "payloadHash"], &sha256(payload)) {
                 return Err("dsse body hashes another payload".into());
             }
-            let sigs = v
-                .pointer("/spec/signatures")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let found = sigs.iter().any(|s| {
+            let found = any_at(&v, "/spec/signatures", |s| {
                 s.get("signature")
                     .and_then(Value::as_str)
                     .and_then(b64_std)
@@ -488,12 +483,7 @@ pub(crate) fn check_body(body: &[u8], expected: &Expected<'_>) -> Result<(), Str
             if !hash_matches(&v, &["spec", "content", "payloadHash"], &sha256(payload)) {
                 return Err("intoto body hashes another payload".into());
             }
-            let sigs = v
-                .pointer("/spec/content/envelope/signatures")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let found = sigs.iter().any(|s| {
+            let found = any_at(&v, "/spec/content/envelope/signatures", |s| {
                 // intoto 0.0.2 base64-encodes the envelope's (already base64) signature.
                 let once = s.get("sig").and_then(Value::as_str).and_then(b64_std);
                 let twice = once
@@ -514,6 +504,13 @@ pub(crate) fn check_body(body: &[u8], expected: &Expected<'_>) -> Result<(), Str
             super::encoding::clip(version)
         )),
     }
+}
+
+/// True when an element of the array at `pointer` in `v` satisfies `holds` (no array: false).
+fn any_at(v: &Value, pointer: &str, holds: impl Fn(&Value) -> bool) -> bool {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .is_some_and(|items| items.iter().any(holds))
 }
 
 #[cfg(test)]

@@ -30,6 +30,12 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// Valid at any time.
+    pub(crate) const FOREVER: Window = Window {
+        start: None,
+        end: None,
+    };
+
     pub(crate) fn contains(&self, t: Timestamp) -> bool {
         self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t <= e)
     }
@@ -43,6 +49,18 @@ pub(crate) struct LogKey {
     /// `logId.keyId`: SHA-256 of the DER key for Rekor v1 and CT logs.
     pub(crate) key_id: Vec<u8>,
     pub(crate) valid: Window,
+}
+
+impl LogKey {
+    /// A log key valid forever, with key id SHA-256(DER key).
+    fn forever(base_url: &str, key: PublicKey) -> Self {
+        LogKey {
+            key_id: sha256(key.spki_der()).to_vec(),
+            base_url: base_url.to_string(),
+            key,
+            valid: Window::FOREVER,
+        }
+    }
 }
 
 /// A certificate authority: its chain (issuing certificate first, root last).
@@ -275,30 +293,12 @@ impl TrustedRoot {
     /// Adds a Rekor (v1) log key, valid forever, with key id SHA-256(DER key):
     /// for `--rekor-key`-style private logs.
     pub fn add_tlog_key(&mut self, base_url: &str, key: PublicKey) {
-        let key_id = sha256(key.spki_der()).to_vec();
-        self.tlogs.push(LogKey {
-            base_url: base_url.to_string(),
-            key,
-            key_id,
-            valid: Window {
-                start: None,
-                end: None,
-            },
-        });
+        self.tlogs.push(LogKey::forever(base_url, key));
     }
 
     /// Adds a CT log key (SCT verification), valid forever.
     pub fn add_ctlog_key(&mut self, base_url: &str, key: PublicKey) {
-        let key_id = sha256(key.spki_der()).to_vec();
-        self.ctlogs.push(LogKey {
-            base_url: base_url.to_string(),
-            key,
-            key_id,
-            valid: Window {
-                start: None,
-                end: None,
-            },
-        });
+        self.ctlogs.push(LogKey::forever(base_url, key));
     }
 
     /// Adds a certificate authority from PEM certificates (issuing certificate
@@ -318,10 +318,7 @@ impl TrustedRoot {
         self.cas.push(CertAuthority {
             uri: uri.to_string(),
             chain,
-            valid: Window {
-                start: None,
-                end: None,
-            },
+            valid: Window::FOREVER,
         });
         Ok(())
     }

@@ -267,20 +267,14 @@ fn filter_verdicts() {
 
 #[test]
 fn version_header_either_name() {
-    let (v, c) = api_version(&with_header(
-        answer(401, None, ""),
-        "Docker-Distribution-API-Version",
-        "registry/2.0",
-    ));
-    assert_eq!(v.as_deref(), Some("registry/2.0"));
-    assert!(c.is_supported());
-    let (v, c) = api_version(&with_header(
-        answer(200, None, ""),
-        "OCI-Distribution-API-Version",
-        "oci/1.1",
-    ));
-    assert_eq!(v.as_deref(), Some("oci/1.1"));
-    assert!(c.is_supported());
+    for (status, header, version) in [
+        (401, "Docker-Distribution-API-Version", "registry/2.0"),
+        (200, "OCI-Distribution-API-Version", "oci/1.1"),
+    ] {
+        let (v, c) = api_version(&with_header(answer(status, None, ""), header, version));
+        assert_eq!(v.as_deref(), Some(version));
+        assert!(c.is_supported(), "{header}");
+    }
     let (v, c) = api_version(&answer(200, None, ""));
     assert!(v.is_none());
     assert_eq!(c.state, CapabilityState::Unsupported);

@@ -49,18 +49,21 @@ impl RegistryClient {
                 );
                 self.inner.tokens.get(&key).map(bearer_header)
             }
-            Challenge::Basic { .. } => {
-                self.inner
-                    .config
-                    .credentials
-                    .basic_header()
-                    .map(|value| AuthHeader {
-                        kind: AuthKind::Basic,
-                        value,
-                    })
-            }
+            Challenge::Basic { .. } => self.basic_header(),
             Challenge::Other(_) => None,
         }
+    }
+
+    /// The Basic `Authorization` of the configured credentials, when there are any.
+    fn basic_header(&self) -> Option<AuthHeader> {
+        self.inner
+            .config
+            .credentials
+            .basic_header()
+            .map(|value| AuthHeader {
+                kind: AuthKind::Basic,
+                value,
+            })
     }
 
     /// Handles a 401: remembers the challenge and returns the Authorization to
@@ -123,15 +126,7 @@ impl RegistryClient {
                 if sent == AuthKind::Basic {
                     return Ok(None);
                 }
-                Ok(self
-                    .inner
-                    .config
-                    .credentials
-                    .basic_header()
-                    .map(|value| AuthHeader {
-                        kind: AuthKind::Basic,
-                        value,
-                    }))
+                Ok(self.basic_header())
             }
             Challenge::Other(_) => Ok(None),
         }
