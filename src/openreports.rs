@@ -111,7 +111,7 @@ pub struct Built {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict<'a> {
+enum ResultVerdict<'a> {
     Compliant {
         method: Option<&'a str>,
     },
@@ -131,7 +131,7 @@ enum Verdict<'a> {
 struct Use<'a> {
     reference: &'a str,
     pods: u32,
-    verdict: Verdict<'a>,
+    verdict: ResultVerdict<'a>,
 }
 
 /// Name of the reports of a policy: `refwarden-<policy>`, shortened with a hash to fit a
@@ -351,16 +351,16 @@ pub fn content_hash(report: &Report) -> String {
 /// Builds one policy's reports (pure; sorted and deterministic).
 pub fn build(input: &BuildInput<'_>) -> Built {
     let eval = input.evaluation;
-    let mut by_digest: HashMap<(&str, &str), Verdict<'_>> = HashMap::new();
-    let mut by_image: HashMap<&str, Verdict<'_>> = HashMap::new();
+    let mut by_digest: HashMap<(&str, &str), ResultVerdict<'_>> = HashMap::new();
+    let mut by_image: HashMap<&str, ResultVerdict<'_>> = HashMap::new();
     let compliant = eval.compliant.iter().map(|c| {
-        let v = Verdict::Compliant {
+        let v = ResultVerdict::Compliant {
             method: c.discovery_method.as_deref(),
         };
         (&c.image, &c.digest, &c.reference, v)
     });
     let violations = eval.violations.iter().map(|c| {
-        let v = Verdict::NonCompliant {
+        let v = ResultVerdict::NonCompliant {
             missing: &c.missing,
             method: c.discovery_method.as_deref(),
         };
@@ -373,7 +373,7 @@ pub fn build(input: &BuildInput<'_>) -> Built {
         }
     }
     for u in &eval.unknown {
-        let v = Verdict::Unknown {
+        let v = ResultVerdict::Unknown {
             reason: &u.reason,
             message: &u.message,
         };
@@ -387,7 +387,7 @@ pub fn build(input: &BuildInput<'_>) -> Built {
             }
         }
     }
-    const NOT_DISCOVERED: Verdict<'static> = Verdict::Unknown {
+    const NOT_DISCOVERED: ResultVerdict<'static> = ResultVerdict::Unknown {
         reason: "NotDiscovered",
         message: "referrers were not discovered for this image",
     };
@@ -405,7 +405,7 @@ pub fn build(input: &BuildInput<'_>) -> Built {
                 ImageSource::Digest { key, .. } => {
                     let image = key.repository_path();
                     let v = if !checked {
-                        Verdict::NotChecked
+                        ResultVerdict::NotChecked
                     } else {
                         by_digest
                             .get(&(image.as_str(), key.digest.as_str()))
@@ -417,7 +417,7 @@ pub fn build(input: &BuildInput<'_>) -> Built {
                 ImageSource::Tag(r) => {
                     let whole = r.whole();
                     let v = if !checked {
-                        Verdict::NotChecked
+                        ResultVerdict::NotChecked
                     } else {
                         by_image
                             .get(whole.as_str())
@@ -432,12 +432,12 @@ pub fn build(input: &BuildInput<'_>) -> Built {
                     message,
                 } => {
                     let v = if !checked {
-                        Verdict::NotChecked
+                        ResultVerdict::NotChecked
                     } else {
                         by_image
                             .get(image.as_str())
                             .copied()
-                            .unwrap_or(Verdict::Unknown {
+                            .unwrap_or(ResultVerdict::Unknown {
                                 reason: reason.as_str(),
                                 message,
                             })
@@ -508,13 +508,15 @@ pub fn build(input: &BuildInput<'_>) -> Built {
     }
 }
 
-fn status_of(req: &Requirement, v: &Verdict<'_>) -> ResultStatus {
+fn status_of(req: &Requirement, v: &ResultVerdict<'_>) -> ResultStatus {
     match v {
-        Verdict::Compliant { .. } => ResultStatus::Pass,
-        Verdict::NonCompliant { missing, .. } if missing.contains(&req.name) => ResultStatus::Fail,
-        Verdict::NonCompliant { .. } => ResultStatus::Pass,
-        Verdict::Unknown { .. } => ResultStatus::Error,
-        Verdict::NotChecked => ResultStatus::Skip,
+        ResultVerdict::Compliant { .. } => ResultStatus::Pass,
+        ResultVerdict::NonCompliant { missing, .. } if missing.contains(&req.name) => {
+            ResultStatus::Fail
+        }
+        ResultVerdict::NonCompliant { .. } => ResultStatus::Pass,
+        ResultVerdict::Unknown { .. } => ResultStatus::Error,
+        ResultVerdict::NotChecked => ResultStatus::Skip,
     }
 }
 
@@ -539,11 +541,11 @@ fn result_of(
         None => image.to_string(),
     };
     let message = match u.verdict {
-        Verdict::Compliant { method } | Verdict::NonCompliant { method, .. } => {
+        ResultVerdict::Compliant { method } | ResultVerdict::NonCompliant { method, .. } => {
             if let Some(m) = method {
                 props.insert("discoveryMethod".into(), m.to_string());
             }
-            if let Verdict::NonCompliant { missing, .. } = u.verdict {
+            if let ResultVerdict::NonCompliant { missing, .. } = u.verdict {
                 props.insert("missing".into(), missing.join(","));
             }
             if status == ResultStatus::Fail {
@@ -552,11 +554,11 @@ fn result_of(
                 format!("{at} carries a referrer meeting requirement {}", req.name)
             }
         }
-        Verdict::Unknown { reason, message } => {
+        ResultVerdict::Unknown { reason, message } => {
             props.insert("reason".into(), reason.to_string());
             format!("{at}: not evaluated ({reason}): {message}")
         }
-        Verdict::NotChecked => {
+        ResultVerdict::NotChecked => {
             props.insert("reason".into(), "NotSelectedByImages".into());
             format!(
                 "{at} is not checked by spec.images of ReferrerPolicy {}",

@@ -23,7 +23,7 @@ use crate::discovery::{AttachedTo, DiscoveryOutcome, DiscoveryRequest, Referrer}
 use crate::evidence;
 use crate::verify::Subject;
 use judge::{judge, role_of, wanted};
-use report::{Outcome, Requests, Role, VerifyReport, finish, render_table, serde_name};
+use report::{Requests, Role, VerifyOutcome, VerifyReport, finish, render_table, serde_name};
 use trust::policies;
 
 /// Exit code when nothing could be said (registry error, evidence unreadable).
@@ -240,14 +240,14 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
     let satisfied = |t: &TypeArg| {
         results
             .iter()
-            .any(|r| r.result == Outcome::Verified && wanted(std::slice::from_ref(t), r.role))
+            .any(|r| r.result == VerifyOutcome::Verified && wanted(std::slice::from_ref(t), r.role))
     };
     let result = if types.iter().all(satisfied) {
-        Outcome::Verified
-    } else if results.iter().any(|r| r.result == Outcome::Unknown) {
-        Outcome::Unknown
+        VerifyOutcome::Verified
+    } else if results.iter().any(|r| r.result == VerifyOutcome::Unknown) {
+        VerifyOutcome::Unknown
     } else {
-        Outcome::Unverified
+        VerifyOutcome::Unverified
     };
     let verify_report = VerifyReport {
         image: format!("{}/{}@{digest}", reference.registry, reference.repository),

@@ -116,7 +116,7 @@ pub struct DiscoveryStats {
     pub cached: u64,
 }
 
-struct Inner {
+struct DiscovererState {
     config: DiscovererConfig,
     outcomes: Cache<CacheKey, Arc<DiscoveryOutcome>>,
     manifests: Cache<(String, String, String), Arc<FetchedManifest>>,
@@ -137,7 +137,7 @@ struct Inner {
 /// Shared referrer discovery (cheap to clone; clones share caches).
 #[derive(Clone)]
 pub struct Discoverer {
-    inner: Arc<Inner>,
+    inner: Arc<DiscovererState>,
 }
 
 impl std::fmt::Debug for Discoverer {
@@ -175,7 +175,7 @@ impl Discoverer {
             .support_invalidation_closures()
             .build();
         Discoverer {
-            inner: Arc::new(Inner {
+            inner: Arc::new(DiscovererState {
                 config,
                 outcomes,
                 manifests,

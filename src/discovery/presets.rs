@@ -10,7 +10,7 @@ use crate::oci;
 
 /// A named preset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Preset {
+pub struct PresetDefinition {
     /// Name used in policies and on the command line.
     pub name: &'static str,
     /// Kinds that satisfy it (any of).
@@ -22,53 +22,53 @@ pub struct Preset {
 use ArtifactKind as K;
 
 /// Every preset, umbrella presets last.
-pub const PRESETS: &[Preset] = &[
-    Preset {
+pub const PRESETS: &[PresetDefinition] = &[
+    PresetDefinition {
         name: "cosign-signature",
         kinds: &[K::CosignSignature],
         description: "cosign signature: legacy .sig tag or OCI 1.1 application/vnd.dev.cosign.artifact.sig.v1+json",
     },
-    Preset {
+    PresetDefinition {
         name: "sigstore-bundle",
         kinds: &[K::SigstoreBundle],
         description: "Sigstore bundle (cosign v3 default): application/vnd.dev.sigstore.bundle*",
     },
-    Preset {
+    PresetDefinition {
         name: "notation-signature",
         kinds: &[K::NotationSignature],
         description: "Notary Project signature: application/vnd.cncf.notary.signature",
     },
-    Preset {
+    PresetDefinition {
         name: "spdx-sbom",
         kinds: &[K::SpdxSbom],
         description: "SPDX SBOM (application/spdx+json, text/spdx*, in-toto SPDX predicate)",
     },
-    Preset {
+    PresetDefinition {
         name: "cyclonedx-sbom",
         kinds: &[K::CyclonedxSbom],
         description: "CycloneDX SBOM (application/vnd.cyclonedx+json|+xml, in-toto CycloneDX predicate)",
     },
-    Preset {
+    PresetDefinition {
         name: "in-toto-attestation",
         kinds: &[K::InTotoAttestation, K::SlsaProvenance],
         description: "any in-toto attestation (DSSE envelope or statement), whatever its predicate (an SBOM or VEX predicate too, but not a plain SBOM document)",
     },
-    Preset {
+    PresetDefinition {
         name: "slsa-provenance",
         kinds: &[K::SlsaProvenance],
         description: "SLSA provenance (in-toto predicate https://slsa.dev/provenance/*)",
     },
-    Preset {
+    PresetDefinition {
         name: "openvex",
         kinds: &[K::Openvex],
         description: "OpenVEX document (application/vnd.openvex+json)",
     },
-    Preset {
+    PresetDefinition {
         name: "signature",
         kinds: &[K::CosignSignature, K::SigstoreBundle, K::NotationSignature],
         description: "any signature kind",
     },
-    Preset {
+    PresetDefinition {
         name: "sbom",
         kinds: &[K::SpdxSbom, K::CyclonedxSbom, K::SyftSbom],
         description: "any SBOM kind, including BuildKit's in-index SBOM attestation",
@@ -76,7 +76,7 @@ pub const PRESETS: &[Preset] = &[
 ];
 
 /// Finds a preset by name.
-pub fn preset(name: &str) -> Option<&'static Preset> {
+pub fn preset(name: &str) -> Option<&'static PresetDefinition> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
@@ -202,7 +202,7 @@ pub fn classify(
 }
 
 /// Whether a referrer of `kinds` satisfies `preset`.
-pub fn satisfies(preset: &Preset, kinds: &[ArtifactKind]) -> bool {
+pub fn satisfies(preset: &PresetDefinition, kinds: &[ArtifactKind]) -> bool {
     kinds.iter().any(|k| preset.kinds.contains(k))
 }
 
@@ -210,7 +210,7 @@ pub fn satisfies(preset: &Preset, kinds: &[ArtifactKind]) -> bool {
 /// referrer that is an in-toto statement (an attestation format, or an annotated predicate
 /// type other than cosign 3's signature predicate) whatever its predicate — an SBOM attached
 /// as a plain document is not an attestation.
-pub fn referrer_satisfies(preset: &Preset, r: &super::model::Referrer) -> bool {
+pub fn referrer_satisfies(preset: &PresetDefinition, r: &super::model::Referrer) -> bool {
     use super::model::Format as F;
     if satisfies(preset, &r.kinds) {
         return true;

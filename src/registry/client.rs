@@ -39,7 +39,7 @@ use retry::{is_retryable_status, retry_after};
 /// Response headers accepted per answer (hyper also bounds the header block to ~400 KiB).
 const MAX_RESPONSE_HEADERS: usize = 100;
 
-struct Inner {
+struct ClientState {
     http: reqwest::Client,
     config: RegistryClientConfig,
     registry: String,
@@ -51,7 +51,7 @@ struct Inner {
 /// A client for one registry (cheap to clone; clones share pool, tokens, limiter).
 #[derive(Clone)]
 pub struct RegistryClient {
-    inner: Arc<Inner>,
+    inner: Arc<ClientState>,
 }
 
 impl fmt::Debug for RegistryClient {
@@ -126,7 +126,7 @@ impl RegistryClient {
                 RegistryError::config("tls", format!("cannot build HTTP client: {}", chain(&e)))
             })?;
         Ok(RegistryClient {
-            inner: Arc::new(Inner {
+            inner: Arc::new(ClientState {
                 http,
                 config,
                 registry,

@@ -119,7 +119,7 @@ pub async fn get(
 }
 
 #[derive(serde::Deserialize)]
-struct Answer {
+struct HelperAnswer {
     #[serde(rename = "Username", default)]
     username: String,
     #[serde(rename = "Secret", default)]
@@ -128,7 +128,7 @@ struct Answer {
 
 /// Reads a helper's answer. Errors never quote it.
 fn parse_answer(out: &[u8]) -> Result<Option<Credentials>, String> {
-    let answer: Answer = serde_json::from_slice(out)
+    let answer: HelperAnswer = serde_json::from_slice(out)
         .map_err(|_| "answered something that is not the helper protocol's JSON".to_string())?;
     if answer.secret.is_empty() {
         return Ok(None);

@@ -55,16 +55,16 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-type Key = (String, Endpoint, Option<u16>);
+type CounterKey = (String, Endpoint, Option<u16>);
 
 /// Thread-safe request counters. `status: None` means a transport error.
 #[derive(Default, Debug)]
 pub struct RequestCounters {
-    counts: Mutex<BTreeMap<Key, u64>>,
+    counts: Mutex<BTreeMap<CounterKey, u64>>,
 }
 
 impl RequestCounters {
-    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<Key, u64>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<CounterKey, u64>> {
         self.counts.lock()
     }
 

@@ -11,7 +11,7 @@ use super::dsse::{Envelope, check_statement};
 use super::encoding::{b64_std, clip, pem_blocks, sha256};
 use super::keys::PublicKey;
 use super::rekor::{
-    Expected, TlogEntry, TlogVerified, Verifier, entry_from_cosign_bundle, verify_entry,
+    Expected, SignerKey, TlogEntry, TlogVerified, entry_from_cosign_bundle, verify_entry,
 };
 use super::{
     Outcome, Rejection, SignatureFormat, Signer, Subject, TrustPolicy, Unverified, Verified, fail,
@@ -44,7 +44,7 @@ impl Signed<'_> {
         }
     }
 
-    fn expected<'a>(&'a self, signature: &'a [u8], verifier: Verifier<'a>) -> Expected<'a> {
+    fn expected<'a>(&'a self, signature: &'a [u8], verifier: SignerKey<'a>) -> Expected<'a> {
         match *self {
             Signed::Message { digest, .. } | Signed::Prehashed { digest } => Expected::Hashed {
                 digest,
@@ -178,7 +178,7 @@ fn authenticate_key(
             ),
         );
     };
-    let expected = signed.expected(signature, Verifier::Key(key));
+    let expected = signed.expected(signature, SignerKey::Key(key));
     let tlog = if policy.trusted_root.is_some() || policy.keys_require_tlog {
         verify_entries(entries, policy, &expected, need_proof)?
     } else {
@@ -235,7 +235,7 @@ fn authenticate_keyless(
     }
     // A certificate of another instance is untrusted whatever its log says.
     super::fulcio::chain_to_root(cert, root, cert.not_before)?;
-    let expected = signed.expected(signature, Verifier::Cert(&cert.der));
+    let expected = signed.expected(signature, SignerKey::Cert(&cert.der));
     let tlog = verify_entries(entries, policy, &expected, need_proof)?;
     let signed_at = match tlog.and_then(|t| t.integrated_time) {
         Some(t) => t,

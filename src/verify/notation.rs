@@ -36,7 +36,7 @@ fn malformed(m: impl Into<String>) -> Unverified {
 }
 
 /// The signed attributes both envelope types carry, decoded.
-struct Signed {
+struct SignedAttributes {
     /// JWS `alg` / COSE algorithm, mapped to the scheme and the key type it needs.
     scheme: Scheme,
     needs: KeyAlgorithm,
@@ -122,7 +122,7 @@ pub(crate) fn verify_jws(
                 .ok_or_else(|| malformed(format!("JWS header.x5c[{i}] is not base64")))?,
         );
     }
-    let signed = Signed {
+    let signed = SignedAttributes {
         scheme,
         needs,
         alg_name,
@@ -241,7 +241,7 @@ pub(crate) fn verify_cose(
         .payload
         .clone()
         .ok_or_else(|| malformed("COSE_Sign1 with a detached payload"))?;
-    let signed = Signed {
+    let signed = SignedAttributes {
         scheme,
         needs,
         alg_name,
@@ -279,7 +279,7 @@ fn key_fits(needs: KeyAlgorithm, has: KeyAlgorithm) -> bool {
 
 /// The checks common to JWS and COSE once the envelope is decoded.
 fn finish(
-    s: Signed,
+    s: SignedAttributes,
     format: SignatureFormat,
     subject: &Subject,
     trust: Option<&NotationTrust>,

@@ -45,7 +45,7 @@ pub(crate) struct TlogVerified {
 
 /// The key that verified the signature, as the entry body must name it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Verifier<'a> {
+pub(crate) enum SignerKey<'a> {
     /// DER certificate.
     Cert(&'a [u8]),
     Key(&'a PublicKey),
@@ -58,13 +58,13 @@ pub(crate) enum Expected<'a> {
     Hashed {
         digest: [u8; 32],
         signature: &'a [u8],
-        verifier: Verifier<'a>,
+        verifier: SignerKey<'a>,
     },
     /// dsse / intoto: the DSSE payload (decoded), the raw signature.
     Dsse {
         payload: &'a [u8],
         signature: &'a [u8],
-        verifier: Verifier<'a>,
+        verifier: SignerKey<'a>,
     },
 }
 
@@ -389,7 +389,7 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 }
 
 /// Does the body's verifier (base64 PEM of a certificate or key) equal ours?
-fn verifier_matches(b64_pem: Option<&str>, verifier: Verifier<'_>) -> bool {
+fn verifier_matches(b64_pem: Option<&str>, verifier: SignerKey<'_>) -> bool {
     let Some(pem) = b64_pem
         .and_then(b64_std)
         .and_then(|p| String::from_utf8(p).ok())
@@ -397,10 +397,10 @@ fn verifier_matches(b64_pem: Option<&str>, verifier: Verifier<'_>) -> bool {
         return false;
     };
     match verifier {
-        Verifier::Cert(der) => pem_blocks(&pem, &["CERTIFICATE"])
+        SignerKey::Cert(der) => pem_blocks(&pem, &["CERTIFICATE"])
             .map(|b| b.len() == 1 && b[0] == der)
             .unwrap_or(false),
-        Verifier::Key(key) => PublicKey::from_pem(&pem)
+        SignerKey::Key(key) => PublicKey::from_pem(&pem)
             .map(|k| k == *key)
             .unwrap_or(false),
     }

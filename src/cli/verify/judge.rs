@@ -2,7 +2,7 @@
 //! it is wanted, and the verdict of each of its layers under the trust of its role.
 
 use super::TypeArg;
-use super::report::{LayerVerdict, Outcome, ReferrerResult, Role};
+use super::report::{LayerVerdict, ReferrerResult, Role, VerifyOutcome};
 use super::trust::Policies;
 use crate::discovery::{Format, Referrer};
 use crate::evidence::{self, EvidenceError};
@@ -56,7 +56,7 @@ pub(super) fn judge(
         tag: r.tag.clone(),
         repository: r.repository.clone(),
         role,
-        result: Outcome::Unverified,
+        result: VerifyOutcome::Unverified,
         verified: None,
         reason: None,
         message: None,
@@ -66,7 +66,7 @@ pub(super) fn judge(
     let ev = match read {
         Ok(ev) => ev,
         Err(EvidenceError::Unreadable { reason, message }) => {
-            out.result = Outcome::Unknown;
+            out.result = VerifyOutcome::Unknown;
             out.reason = Some(reason.to_string());
             out.message = Some(message);
             return out;
@@ -105,7 +105,7 @@ pub(super) fn judge(
         }
         match &verdict {
             Verdict::Verified(v) if out.verified.is_none() => {
-                out.result = Outcome::Verified;
+                out.result = VerifyOutcome::Verified;
                 out.verified = Some(v.clone());
                 out.reason = None;
                 out.message = None;

@@ -21,7 +21,7 @@ pub enum Role {
 /// `verified`, `unverified` or `unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum VerifyOutcome {
     Verified,
     Unverified,
     Unknown,
@@ -49,7 +49,7 @@ pub struct ReferrerResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
     pub role: Role,
-    pub result: Outcome,
+    pub result: VerifyOutcome,
     /// The first layer that verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
@@ -80,7 +80,7 @@ pub struct VerifyReport {
     pub image: String,
     pub digest: String,
     pub types: Vec<TypeArg>,
-    pub result: Outcome,
+    pub result: VerifyOutcome,
     pub referrers: Vec<ReferrerResult>,
     pub requests: Requests,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -91,10 +91,10 @@ pub struct VerifyReport {
 pub(super) fn finish(r: &VerifyReport) -> ExitCode {
     let kinds: Vec<&str> = r.types.iter().map(type_name).collect();
     let (what, code) = match r.result {
-        Outcome::Verified => return ExitCode::SUCCESS,
-        Outcome::Unverified if r.referrers.is_empty() => ("found", 1),
-        Outcome::Unverified => ("verified", 1),
-        Outcome::Unknown => (
+        VerifyOutcome::Verified => return ExitCode::SUCCESS,
+        VerifyOutcome::Unverified if r.referrers.is_empty() => ("found", 1),
+        VerifyOutcome::Unverified => ("verified", 1),
+        VerifyOutcome::Unknown => (
             "verified, and some evidence could not be read",
             EXIT_UNKNOWN,
         ),
@@ -193,14 +193,14 @@ pub fn render_table(r: &VerifyReport) -> String {
     let verified = r
         .referrers
         .iter()
-        .filter(|x| x.result == Outcome::Verified)
+        .filter(|x| x.result == VerifyOutcome::Verified)
         .count();
     out.push_str(&format!(
         "\n{}: {verified} of {} referrer(s) verified ({}); requests: resolve {}, discovery {}, verification {}\n",
         match r.result {
-            Outcome::Verified => "verified",
-            Outcome::Unverified => "not verified",
-            Outcome::Unknown => "unknown",
+            VerifyOutcome::Verified => "verified",
+            VerifyOutcome::Unverified => "not verified",
+            VerifyOutcome::Unknown => "unknown",
         },
         r.referrers.len(),
         r.types.iter().map(type_name).collect::<Vec<_>>().join(", "),
