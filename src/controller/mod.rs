@@ -10,7 +10,7 @@
 //! - [`index`]: per-object state (Event memory, compiled specs, last statuses
 //!   written), fed by the watches' applies, deletes and re-lists.
 //! - [`writer`]: the one writer of status, reports and Events, behind the leader gate.
-//! - [`reports`]: `--reports=openreports`: OpenReports `Report` / `ClusterReport` objects.
+//! - [`openreports`]: `--reports=openreports`: OpenReports `Report` / `ClusterReport` objects.
 //! - [`leader`]: Lease-based leader election; every replica watches, only the
 //!   leader writes status and Events.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
