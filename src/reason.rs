@@ -445,45 +445,41 @@ mod tests {
         assert_eq!(Reason::parse("Nope"), None);
     }
 
-    /// The rows of the README table under `heading`.
-    fn readme_rows(heading: &str) -> Vec<&'static str> {
+    /// The README table under `heading` lists exactly `(name, meaning)` of `reasons`, in order.
+    fn assert_readme_table(
+        heading: &str,
+        reasons: impl Iterator<Item = (&'static str, &'static str)>,
+    ) {
         let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
         let start = readme.find(heading).expect("README section");
         let section = &readme[start..];
         let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
-        section.lines().filter(|l| l.starts_with("| `")).collect()
+        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+        let want: Vec<String> = reasons
+            .map(|(name, meaning)| format!("| `{name}` | {meaning} |"))
+            .collect();
+        assert_eq!(
+            rows,
+            want,
+            "README.md's {heading:?} table is stale; expected:\n{}",
+            want.join("\n")
+        );
     }
 
     /// The README's table lists exactly these reasons with these meanings.
     #[test]
     fn the_readme_table_is_this_one() {
-        let rows = readme_rows("## Failure reasons");
-        let want: Vec<String> = Reason::ALL
-            .iter()
-            .map(|r| format!("| `{}` | {} |", r.as_str(), r.describe()))
-            .collect();
-        assert_eq!(
-            rows,
-            want,
-            "README.md's Failure reasons table is stale; expected:\n{}",
-            want.join("\n")
-        );
+        let rows = Reason::ALL.iter().map(|r| (r.as_str(), r.describe()));
+        assert_readme_table("## Failure reasons", rows);
     }
 
     /// The README's table of Unknown image reasons is this one.
     #[test]
     fn the_readme_unknown_table_is_this_one() {
-        let rows = readme_rows("## Why an image is Unknown");
-        let want: Vec<String> = UnknownReason::ALL
+        let rows = UnknownReason::ALL
             .iter()
-            .map(|r| format!("| `{}` | {} |", r.as_str(), r.describe()))
-            .collect();
-        assert_eq!(
-            rows,
-            want,
-            "README.md's Unknown reasons table is stale; expected:\n{}",
-            want.join("\n")
-        );
+            .map(|r| (r.as_str(), r.describe()));
+        assert_readme_table("## Why an image is Unknown", rows);
         for r in UnknownReason::ALL {
             assert_eq!(UnknownReason::parse(r.as_str()), Some(*r));
         }
