@@ -130,6 +130,19 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
     let key_file = write(dir.path(), "cosign.pub", key.public_pem().as_bytes());
     let other_file = write(dir.path(), "other.pub", other.public_pem().as_bytes());
     let host = proxy.host();
+    // `refwarden verify IMAGE --key cosign.pub -o json`, plain HTTP, no transparency log.
+    let verify_json = |image: &str| {
+        refwarden(&[
+            "verify",
+            image,
+            "--plain-http",
+            "--insecure-ignore-tlog",
+            "--key",
+            &key_file,
+            "-o",
+            "json",
+        ])
+    };
 
     let v1 = seeder.push_image("app", "v1").await?;
     let (sig, layers) = push_sig_tag(&seeder, "app", &v1.digest, &[(&v1.digest, &key)]).await?;
@@ -143,7 +156,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
 
     // (a) the right key.
     proxy.clear_log();
-    let run = refwarden(&[&base[..], &["--key", &key_file, "-o", "json"]].concat());
+    let run = verify_json(&image);
     assert_eq!(run.code, Some(0), "{run}");
     let v = run.json();
     assert_eq!(v["result"], "verified", "{v:#}");
@@ -200,16 +213,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
     let v2 = seeder.push_image("app", "v2").await?;
     push_sig_tag(&seeder, "app", &v2.digest, &[(&v1.digest, &key)]).await?;
     let image2 = format!("{host}/app:v2");
-    let run = refwarden(&[
-        "verify",
-        &image2,
-        "--plain-http",
-        "--insecure-ignore-tlog",
-        "--key",
-        &key_file,
-        "-o",
-        "json",
-    ]);
+    let run = verify_json(&image2);
     assert_eq!(run.code, Some(1), "{run}");
     let v = run.json();
     assert_eq!(v["referrers"][0]["reason"], "DigestMismatch", "{v:#}");
@@ -231,16 +235,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
     )
     .await?;
     let image3 = format!("{host}/app@{}", v3.digest);
-    let run = refwarden(&[
-        "verify",
-        &image3,
-        "--plain-http",
-        "--insecure-ignore-tlog",
-        "--key",
-        &key_file,
-        "-o",
-        "json",
-    ]);
+    let run = verify_json(&image3);
     assert_eq!(run.code, Some(0), "{run}");
     let v = run.json();
     let r = &v["referrers"][0];
@@ -266,16 +261,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
             Action::Respond(Synth::new(500)),
         ),
     ]);
-    let run = refwarden(&[
-        "verify",
-        &image3,
-        "--plain-http",
-        "--insecure-ignore-tlog",
-        "--key",
-        &key_file,
-        "-o",
-        "json",
-    ]);
+    let run = verify_json(&image3);
     assert_eq!(run.code, Some(3), "{run}");
     let v = run.json();
     assert_eq!(v["result"], "unknown", "{v:#}");
@@ -288,16 +274,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
             &format!("/blobs/{}", layers3[0]),
             Action::Respond(Synth::new(status)),
         )]);
-        let run = refwarden(&[
-            "verify",
-            &image3,
-            "--plain-http",
-            "--insecure-ignore-tlog",
-            "--key",
-            &key_file,
-            "-o",
-            "json",
-        ]);
+        let run = verify_json(&image3);
         assert_eq!(run.code, Some(3), "HTTP {status}: {run}");
         assert_eq!(run.json()["referrers"][0]["reason"], reason, "{run}");
     }
@@ -306,16 +283,7 @@ async fn key_signed_cosign_tags_on_distribution() -> TestResult {
         &format!("/blobs/{}", layers3[0]),
         Action::Respond(Synth::new(200).body(b"{}".to_vec())),
     )]);
-    let run = refwarden(&[
-        "verify",
-        &image3,
-        "--plain-http",
-        "--insecure-ignore-tlog",
-        "--key",
-        &key_file,
-        "-o",
-        "json",
-    ]);
+    let run = verify_json(&image3);
     assert_eq!(run.code, Some(3), "{run}");
     assert_eq!(
         run.json()["referrers"][0]["reason"],
