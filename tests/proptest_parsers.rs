@@ -2,10 +2,9 @@
 //! references (round-trip `parse(whole())`), `WWW-Authenticate`, `Link`,
 //! dockerconfigjson, ECR lifecycle policy JSON, OCI index/manifest JSON
 //! (classify / tag schema / verdict entry points). They never panic; parsed
-//! values round-trip where that applies. Regression inputs found by
-//! The `WWW-Authenticate` parser is also checked against `http-auth` (the parser
-//! oci-client uses) as an independent peer. Regression inputs found by
-//! `make fuzz` go in `regressions()` (and as files in `fuzz/regressions/`,
+//! values round-trip where that applies. The `WWW-Authenticate` parser is also
+//! checked against `http-auth` (the parser oci-client uses) as an independent
+//! peer. Regression inputs found by `make fuzz` go in `regressions()` (and as files in `fuzz/regressions/`,
 //! which `fuzz_inputs_replay()` runs like the fuzz targets do).
 
 use proptest::prelude::*;

@@ -82,8 +82,7 @@ pub fn probe_due(
         return Ok(());
     }
     let ready = crate::conditions::find(&prev.conditions, crate::conditions::READY);
-    if ready.is_none_or(|c| c.reason == Reason::InvalidSpec.as_str() || is_broken_reason(&c.reason))
-    {
+    if ready.is_none_or(|c| is_broken_reason(&c.reason)) {
         return Ok(());
     }
     // A registry that failed the last probe is tried again sooner.
@@ -104,11 +103,14 @@ pub fn probe_due(
 /// How soon a profile whose last probe failed (`Ready=False`) is probed again.
 pub const RETRY_UNREADY: Duration = Duration::from_secs(300);
 
+/// Whether a `Ready` reason says the profile cannot be used until its spec or the objects it
+/// names change (a probe would not help).
 fn is_broken_reason(reason: &str) -> bool {
     matches!(
         Reason::parse(reason),
         Some(
-            Reason::CredentialsNotFound
+            Reason::InvalidSpec
+                | Reason::CredentialsNotFound
                 | Reason::CredentialsInvalid
                 | Reason::CaBundleNotFound
                 | Reason::CaBundleInvalid

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -298,8 +299,8 @@ impl Context {
         &self,
         kind: &'static str,
         name: &str,
-        work: impl std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
-    ) -> Result<kube::runtime::controller::Action, Error> {
+        work: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
         let span = tracing::info_span!("reconcile", kind, name = %name);
         async {
             let _timer = self.metrics.measure(kind);
@@ -313,15 +314,10 @@ impl Context {
 
     /// A failed reconcile of `kind` `name` (the kinds' `error_policy`): logged, counted by its
     /// error's label, requeued after the object's jittered, capped backoff.
-    pub fn failed_reconcile(
-        &self,
-        kind: &'static str,
-        name: &str,
-        err: &Error,
-    ) -> kube::runtime::controller::Action {
+    pub fn failed_reconcile(&self, kind: &'static str, name: &str, err: &Error) -> Action {
         warn!(kind, name = %name, error = %err, "reconcile failed");
         self.metrics.failure(kind, err.metric_label());
-        kube::runtime::controller::Action::requeue(self.backoff.fail(&format!("{kind}/{name}")))
+        Action::requeue(self.backoff.fail(&format!("{kind}/{name}")))
     }
 
     /// Discovery saw these registries' referrers answers change: probe their profiles now.

@@ -188,7 +188,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let (profile_reader, profile_writer) = reflector::store::<RegistryProfile>();
     let settings = ReconcileSettings {
         instance: Some(opts.identity.clone()),
-        ..opts.settings.clone()
+        ..opts.settings
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

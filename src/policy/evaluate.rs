@@ -22,9 +22,7 @@ use crate::discovery::{DiscoveryMethod, DiscoveryOutcome, DiscoveryReport};
 pub use super::compile::{CompiledPolicy, InvalidSpec, compile, referrers_repository};
 use super::requirement::requirement_met;
 pub use super::requirement::{missing_requirements, referrer_satisfies, requirement_met_by};
-pub use super::select::{
-    ImageUse, NamespaceLabels, Selection, TagUse, UnknownUse, select, selects_pod,
-};
+pub use super::select::{NamespaceLabels, Selection, select, selects_pod};
 pub use super::status::{invalid_spec_status, reconciling_status, status};
 
 /// Condition type: every selected image carries its required referrers.

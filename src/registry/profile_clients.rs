@@ -70,7 +70,7 @@ impl RegistryProfileClients {
                 && s.hint == hint
                 && match (&s.client, &client) {
                     (Ok((_, m1)), Ok((_, m2))) => m1 == m2,
-                    (Err(a), Err(b)) => a.reason == b.reason && a.message == b.message,
+                    (Err(a), Err(b)) => a == b,
                     _ => false,
                 }
         });
